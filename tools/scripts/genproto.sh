@@ -8,6 +8,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 export PATH="$(go env GOPATH)/bin:$PATH"
 out="${1:-$root}"
+mkdir -p "$out"
 for f in proto/*.proto; do
   protoc -I proto \
     --experimental_allow_proto3_optional \
