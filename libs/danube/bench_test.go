@@ -1,0 +1,87 @@
+package danube
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
+)
+
+var payload1KiB = make([]byte, 1024)
+
+func reportRate(b *testing.B, n int, d time.Duration) {
+	if d > 0 {
+		b.ReportMetric(float64(n)/d.Seconds(), "msgs/s")
+	}
+}
+
+// BenchmarkProduce measures Send of 1 KiB messages, one at a time (Send
+// returns after the broker's reply).
+func BenchmarkProduce(b *testing.B) {
+	for _, tc := range []struct {
+		name       string
+		dispatch   DispatchStrategy
+		partitions int
+		parallel   bool
+	}{
+		{"NonReliable", NonReliable, 0, false},
+		{"Reliable", Reliable, 0, false},
+		{"Reliable-4partitions-parallel", Reliable, 4, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			br := fastBroker(b, devbroker.Config{})
+			c := newTestClient(b, br.URL())
+			p := mustProducer(b, c, ProducerOptions{Topic: "/default/bench", Name: "bench", Dispatch: tc.dispatch, Partitions: tc.partitions})
+			ctx := testCtx(b)
+			b.SetBytes(int64(len(payload1KiB)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			if tc.parallel {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := p.Send(ctx, ProducerMessage{Payload: payload1KiB}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			} else {
+				for range b.N {
+					if _, err := p.Send(ctx, ProducerMessage{Payload: payload1KiB}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			reportRate(b, b.N, time.Since(start))
+		})
+	}
+}
+
+// BenchmarkConsumeAck measures receiving and acking 1 KiB messages from a
+// reliable topic (broker window: 10 unacked messages, its default).
+func BenchmarkConsumeAck(b *testing.B) {
+	br := fastBroker(b, devbroker.Config{})
+	c := newTestClient(b, br.URL())
+	topic := fmt.Sprintf("/default/bench-consume-%d", b.N)
+	p := mustProducer(b, c, ProducerOptions{Topic: topic, Name: "bench", Dispatch: Reliable})
+	cons := mustConsumer(b, c, ConsumerOptions{Topic: topic, Name: "bench", Subscription: "bench", Type: Exclusive})
+	ctx := testCtx(b)
+	for range b.N {
+		if _, err := p.Send(ctx, ProducerMessage{Payload: payload1KiB}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(payload1KiB)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		m := <-cons.Messages()
+		if err := cons.Ack(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, b.N, time.Since(start))
+}

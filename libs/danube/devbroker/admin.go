@@ -1,0 +1,479 @@
+package devbroker
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	apb "github.com/danube-messaging/danube-connect-go/proto/adminpb"
+)
+
+// The admin port serves the subset of danube_admin that tests and local
+// users need: namespaces, topics (plain and partitioned), subscriptions and
+// their failure policy; plus the schema registry, as the real broker does.
+
+type namespaceAdmin struct {
+	apb.UnimplementedNamespaceAdminServer
+	c *core
+}
+
+type topicAdmin struct {
+	apb.UnimplementedTopicAdminServer
+	c *core
+}
+
+type brokerAdmin struct {
+	apb.UnimplementedBrokerAdminServer
+	c *core
+}
+
+func registerAdminAPI(s *grpc.Server, c *core) {
+	apb.RegisterNamespaceAdminServer(s, &namespaceAdmin{c: c})
+	apb.RegisterTopicAdminServer(s, &topicAdmin{c: c})
+	apb.RegisterBrokerAdminServer(s, &brokerAdmin{c: c})
+	registerSchemaAPI(s, c)
+}
+
+func (a *brokerAdmin) ListNamespaces(context.Context, *apb.Empty) (*apb.NamespaceListResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := &apb.NamespaceListResponse{}
+	for ns := range c.namespaces {
+		out.Namespaces = append(out.Namespaces, ns)
+	}
+	sort.Strings(out.Namespaces)
+	return out, nil
+}
+
+func (a *brokerAdmin) ListBrokers(context.Context, *apb.Empty) (*apb.BrokerListResponse, error) {
+	c := a.c
+	return &apb.BrokerListResponse{Brokers: []*apb.BrokerInfo{{
+		BrokerId: "1", BrokerAddr: c.url, BrokerRole: "Cluster_Leader", BrokerStatus: "active",
+	}}}, nil
+}
+
+func (a *brokerAdmin) GetLeaderBroker(context.Context, *apb.Empty) (*apb.BrokerResponse, error) {
+	return &apb.BrokerResponse{Leader: "1"}, nil
+}
+
+func validNamespace(ns string) bool {
+	if ns == "" {
+		return false
+	}
+	for _, r := range ns {
+		if !(r == '_' || r == '-' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *namespaceAdmin) CreateNamespace(_ context.Context, req *apb.NamespaceRequest) (*apb.NamespaceResponse, error) {
+	c := a.c
+	ns := req.GetName()
+	if !validNamespace(ns) {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid namespace name %q", ns)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.namespaces[ns]; ok {
+		return nil, status.Errorf(codes.AlreadyExists, "Namespace %s already exists.", ns)
+	}
+	c.namespaces[ns] = struct{}{}
+	c.saveMeta()
+	return &apb.NamespaceResponse{Success: true}, nil
+}
+
+func (a *namespaceAdmin) DeleteNamespace(_ context.Context, req *apb.NamespaceRequest) (*apb.NamespaceResponse, error) {
+	c := a.c
+	ns := req.GetName()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.namespaces[ns]; !ok {
+		return nil, status.Errorf(codes.NotFound, "Namespace %s does not exist", ns)
+	}
+	for _, t := range c.topics {
+		if t.ns == ns {
+			return nil, status.Errorf(codes.FailedPrecondition, "Namespace %s is not empty", ns)
+		}
+	}
+	delete(c.namespaces, ns)
+	c.saveMeta()
+	return &apb.NamespaceResponse{Success: true}, nil
+}
+
+func (c *core) namespaceTopics(ns string) ([]*topic, error) {
+	if _, ok := c.namespaces[ns]; !ok {
+		return nil, status.Errorf(codes.NotFound, "Namespace %s does not exist", ns)
+	}
+	var out []*topic
+	for _, t := range c.topics {
+		if t.ns == ns {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+func (a *namespaceAdmin) GetNamespaceTopics(_ context.Context, req *apb.NamespaceRequest) (*apb.TopicListResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts, err := c.namespaceTopics(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	out := &apb.TopicListResponse{Topics: []string{}}
+	for _, t := range ts {
+		out.Topics = append(out.Topics, t.name)
+	}
+	return out, nil
+}
+
+func (a *namespaceAdmin) GetNamespacePolicies(_ context.Context, req *apb.NamespaceRequest) (*apb.PolicyResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.namespaces[req.GetName()]; !ok {
+		return nil, status.Errorf(codes.NotFound, "Namespace %s does not exist", req.GetName())
+	}
+	return &apb.PolicyResponse{Policies: `{"max_producers_per_topic":0,"max_subscriptions_per_topic":0,"max_consumers_per_topic":0,"max_consumers_per_subscription":0,"max_publish_rate":0,"max_dispatch_rate":0,"max_subscription_dispatch_rate":0,"max_message_size":10485760}`}, nil
+}
+
+func delivery(t *topic) string {
+	if t.reliable {
+		return "Reliable"
+	}
+	return "NonReliable"
+}
+
+func (a *topicAdmin) ListNamespaceTopics(_ context.Context, req *apb.NamespaceRequest) (*apb.TopicInfoListResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts, err := c.namespaceTopics(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	out := &apb.TopicInfoListResponse{}
+	for _, t := range ts {
+		out.Topics = append(out.Topics, &apb.TopicInfo{Name: t.name, BrokerId: "1", Delivery: delivery(t)})
+	}
+	return out, nil
+}
+
+func (a *topicAdmin) ListBrokerTopics(context.Context, *apb.BrokerRequest) (*apb.TopicInfoListResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := &apb.TopicInfoListResponse{}
+	for _, t := range c.topics {
+		out.Topics = append(out.Topics, &apb.TopicInfo{Name: t.name, BrokerId: "1", Delivery: delivery(t)})
+	}
+	sort.Slice(out.Topics, func(i, j int) bool { return out.Topics[i].Name < out.Topics[j].Name })
+	return out, nil
+}
+
+func (c *core) adminCreateTopic(name string, subject *string, ds apb.DispatchStrategy) error {
+	if !validTopicName(name) {
+		return errBadTopic(name)
+	}
+	if ds != apb.DispatchStrategy_NonReliable && ds != apb.DispatchStrategy_Reliable {
+		return status.Error(codes.InvalidArgument, "Dispatch strategy is missing")
+	}
+	if subject != nil && c.schemas.Subject(*subject) == nil {
+		return status.Errorf(codes.FailedPrecondition, "Schema subject %s is not registered. Ensure schema is registered first.", *subject)
+	}
+	t, err := c.createTopic(name, ds == apb.DispatchStrategy_Reliable)
+	if err != nil {
+		return err
+	}
+	if subject != nil {
+		t.schemaSubject = *subject
+		c.saveMeta()
+	}
+	return nil
+}
+
+func (a *topicAdmin) CreateTopic(_ context.Context, req *apb.NewTopicRequest) (*apb.TopicResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.adminCreateTopic(req.GetName(), req.SchemaSubject, req.GetDispatchStrategy()); err != nil {
+		return nil, err
+	}
+	return &apb.TopicResponse{Success: true}, nil
+}
+
+func (a *topicAdmin) CreatePartitionedTopic(_ context.Context, req *apb.PartitionedTopicRequest) (*apb.TopicResponse, error) {
+	c := a.c
+	if req.GetPartitions() == 0 {
+		return nil, status.Error(codes.InvalidArgument, "partitions must be at least 1")
+	}
+	if !validTopicName(req.GetBaseName()) {
+		return nil, errBadTopic(req.GetBaseName())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.topics[req.GetBaseName()]; ok {
+		return nil, status.Errorf(codes.AlreadyExists, "The topic %s already exists", req.GetBaseName())
+	}
+	for i := uint32(0); i < req.GetPartitions(); i++ {
+		name := req.GetBaseName() + "-part-" + strconv.FormatUint(uint64(i), 10)
+		if err := c.adminCreateTopic(name, req.SchemaSubject, req.GetDispatchStrategy()); err != nil {
+			return nil, err
+		}
+	}
+	return &apb.TopicResponse{Success: true}, nil
+}
+
+func (a *topicAdmin) DeleteTopic(_ context.Context, req *apb.TopicRequest) (*apb.TopicResponse, error) {
+	c := a.c
+	name := req.GetName()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var victims []string
+	if _, ok := c.topics[name]; ok {
+		if strings.Contains(name, "-part-") {
+			return nil, status.Errorf(codes.FailedPrecondition, "Cannot delete a single partition %s; delete the partitioned topic", name)
+		}
+		victims = []string{name}
+	} else {
+		for other := range c.topics {
+			if strings.HasPrefix(other, name+"-part-") {
+				victims = append(victims, other)
+			}
+		}
+	}
+	if len(victims) == 0 {
+		return nil, status.Errorf(codes.NotFound, "Unable to find the topic: %s", name)
+	}
+	for _, v := range victims {
+		t := c.topics[v]
+		for _, p := range t.producers {
+			delete(c.producers, p.id)
+		}
+		for _, s := range t.subs {
+			for _, cons := range s.consumers {
+				cons.endSession(nil)
+				delete(c.consumers, cons.id)
+			}
+		}
+		if t.log != nil {
+			_ = t.log.Close()
+			t.log = nil
+		}
+		delete(c.topics, v)
+	}
+	c.saveMeta()
+	return &apb.TopicResponse{Success: true}, nil
+}
+
+func (a *topicAdmin) ListSubscriptions(_ context.Context, req *apb.TopicRequest) (*apb.SubscriptionListResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[req.GetName()]
+	if t == nil {
+		return nil, status.Errorf(codes.NotFound, "Unable to find the topic: %s", req.GetName())
+	}
+	out := &apb.SubscriptionListResponse{Subscriptions: []string{}}
+	for name := range t.subs {
+		out.Subscriptions = append(out.Subscriptions, name)
+	}
+	sort.Strings(out.Subscriptions)
+	return out, nil
+}
+
+func (a *topicAdmin) Unsubscribe(_ context.Context, req *apb.SubscriptionRequest) (*apb.SubscriptionResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, err := c.findSubscription(req.GetTopic(), req.GetSubscription())
+	if err == nil && s.anyActive() {
+		err = lookupError("Unable to unsubscribe as the subscription " + s.name + " has active consumers")
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "Unable to unsubscribe the subscription %s due to error: %v", req.GetSubscription(), err)
+	}
+	for _, cons := range s.consumers {
+		cons.endSession(nil)
+		delete(c.consumers, cons.id)
+	}
+	delete(s.topic.subs, s.name)
+	s.topic.trim()
+	c.saveMeta()
+	return &apb.SubscriptionResponse{Success: true}, nil
+}
+
+func (a *topicAdmin) UnloadTopic(context.Context, *apb.TopicRequest) (*apb.TopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "topic unload not available in standalone/edge mode")
+}
+
+func (a *topicAdmin) DescribeTopic(_ context.Context, req *apb.DescribeTopicRequest) (*apb.DescribeTopicResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[req.GetName()]
+	if t == nil {
+		return nil, status.Errorf(codes.NotFound, "Unable to find the topic: %s", req.GetName())
+	}
+	out := &apb.DescribeTopicResponse{Name: t.name, BrokerId: "1", Delivery: delivery(t), Subscriptions: []string{}}
+	for name := range t.subs {
+		out.Subscriptions = append(out.Subscriptions, name)
+	}
+	sort.Strings(out.Subscriptions)
+	if s := c.schemas.Subject(t.schemaSubject); s != nil {
+		subj, id, mode := s.Name, s.ID, s.Compat
+		out.SchemaSubject, out.SchemaId, out.CompatibilityMode = &subj, &id, &mode
+		if l := s.Latest(); l != nil {
+			v, typ := l.Version, l.Type
+			out.SchemaVersion, out.SchemaType = &v, &typ
+		}
+	}
+	return out, nil
+}
+
+// reliableTopic finds the topic a subscription setting applies to; like the
+// real broker, settings are stored per (topic, subscription) whether or not
+// the subscription exists yet, and apply when it is created.
+func (c *core) reliableTopic(name string) (*topic, error) {
+	t := c.topics[name]
+	if t == nil || !t.reliable {
+		return nil, status.Error(codes.FailedPrecondition, "subscription failure policy can only be configured for reliable topics")
+	}
+	return t, nil
+}
+
+func (a *topicAdmin) SetSubscriptionFailurePolicy(_ context.Context, req *apb.SetSubscriptionFailurePolicyRequest) (*apb.SubscriptionResponse, error) {
+	c := a.c
+	fp := req.GetFailurePolicy()
+	if fp == nil {
+		return nil, status.Error(codes.InvalidArgument, "failure_policy must be provided")
+	}
+	p := failurePolicy{
+		MaxRedeliveryCount: int(fp.GetMaxRedeliveryCount()),
+		AckTimeout:         time.Duration(fp.GetAckTimeoutMs()) * time.Millisecond,
+		BaseDelay:          time.Duration(fp.GetBaseRedeliveryDelayMs()) * time.Millisecond,
+		MaxDelay:           time.Duration(fp.GetMaxRedeliveryDelayMs()) * time.Millisecond,
+		DeadLetterTopic:    fp.GetDeadLetterTopic(),
+	}
+	switch fp.GetBackoffStrategy() {
+	case apb.SubscriptionBackoffStrategy_Fixed:
+		p.Fixed = true
+	case apb.SubscriptionBackoffStrategy_Exponential:
+	default:
+		return nil, status.Error(codes.InvalidArgument, "invalid backoff_strategy value")
+	}
+	switch fp.GetPoisonPolicy() {
+	case apb.SubscriptionPoisonPolicy_Block:
+		p.Poison = poisonBlock
+	case apb.SubscriptionPoisonPolicy_Drop:
+		p.Poison = poisonDrop
+	case apb.SubscriptionPoisonPolicy_DeadLetter:
+		p.Poison = poisonDeadLetter
+	default:
+		return nil, status.Error(codes.InvalidArgument, "invalid poison_policy value")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, err := c.reliableTopic(req.GetTopic())
+	if err != nil {
+		return nil, err
+	}
+	t.policies[req.GetSubscription()] = p
+	if s := t.subs[req.GetSubscription()]; s != nil {
+		s.policy = p
+		s.dispatch(time.Now())
+	}
+	c.saveMeta()
+	return &apb.SubscriptionResponse{Success: true}, nil
+}
+
+func (a *topicAdmin) GetSubscriptionFailurePolicy(_ context.Context, req *apb.GetSubscriptionFailurePolicyRequest) (*apb.GetSubscriptionFailurePolicyResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := &apb.GetSubscriptionFailurePolicyResponse{}
+	t := c.topics[req.GetTopic()]
+	if t == nil {
+		return out, nil
+	}
+	if s := t.subs[req.GetSubscription()]; s != nil {
+		out.SubscriptionType = int32(s.typ)
+	}
+	p, ok := t.policies[req.GetSubscription()]
+	if !ok {
+		return out, nil // never set: the subscription runs on the defaults
+	}
+	fp := &apb.SubscriptionFailurePolicy{
+		MaxRedeliveryCount:    uint32(p.MaxRedeliveryCount),
+		AckTimeoutMs:          uint64(p.AckTimeout / time.Millisecond),
+		BaseRedeliveryDelayMs: uint64(p.BaseDelay / time.Millisecond),
+		MaxRedeliveryDelayMs:  uint64(p.MaxDelay / time.Millisecond),
+		BackoffStrategy:       apb.SubscriptionBackoffStrategy_Exponential,
+	}
+	if p.Fixed {
+		fp.BackoffStrategy = apb.SubscriptionBackoffStrategy_Fixed
+	}
+	if p.DeadLetterTopic != "" {
+		d := p.DeadLetterTopic
+		fp.DeadLetterTopic = &d
+	}
+	switch p.Poison {
+	case poisonDrop:
+		fp.PoisonPolicy = apb.SubscriptionPoisonPolicy_Drop
+	case poisonDeadLetter:
+		fp.PoisonPolicy = apb.SubscriptionPoisonPolicy_DeadLetter
+	default:
+		fp.PoisonPolicy = apb.SubscriptionPoisonPolicy_Block
+	}
+	out.FailurePolicy = fp
+	return out, nil
+}
+
+func (a *topicAdmin) SetSubscriptionDispatchConfig(_ context.Context, req *apb.SetSubscriptionDispatchConfigRequest) (*apb.SubscriptionResponse, error) {
+	c := a.c
+	cfg := req.GetDispatchConfig()
+	if cfg == nil {
+		return nil, status.Error(codes.InvalidArgument, "dispatch_config is required")
+	}
+	n := cfg.GetMaxUnackedMessages()
+	if n < 1 || n > 10000 {
+		return nil, status.Error(codes.InvalidArgument, "max_unacked_messages must be between 1 and 10000")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[req.GetTopic()]
+	if t == nil {
+		return nil, status.Errorf(codes.Internal, "Failed to set dispatch config: topic %s not found", req.GetTopic())
+	}
+	t.dispatchCfg[req.GetSubscription()] = int(n)
+	if s := t.subs[req.GetSubscription()]; s != nil && s.window != nil {
+		s.maxUnacked = int(n)
+		s.dispatch(time.Now())
+	}
+	c.saveMeta()
+	return &apb.SubscriptionResponse{Success: true}, nil
+}
+
+func (a *topicAdmin) GetSubscriptionDispatchConfig(_ context.Context, req *apb.GetSubscriptionDispatchConfigRequest) (*apb.GetSubscriptionDispatchConfigResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := &apb.GetSubscriptionDispatchConfigResponse{}
+	if t := c.topics[req.GetTopic()]; t != nil {
+		if n, ok := t.dispatchCfg[req.GetSubscription()]; ok {
+			out.DispatchConfig = &apb.SubscriptionDispatchConfig{MaxUnackedMessages: uint32(n)}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,527 @@
+package devbroker
+
+import (
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/danube-messaging/danube-connect-go/proto/danubepb"
+)
+
+// poisonPolicy is what happens to a reliable message whose retry budget is spent.
+type poisonPolicy int
+
+const (
+	poisonBlock poisonPolicy = iota
+	poisonDrop
+	poisonDeadLetter
+)
+
+// failurePolicy is a reliable subscription's SubscriptionFailurePolicy.
+type failurePolicy struct {
+	MaxRedeliveryCount int           `json:"max_redelivery_count"`
+	AckTimeout         time.Duration `json:"ack_timeout"`
+	BaseDelay          time.Duration `json:"base_delay"`
+	MaxDelay           time.Duration `json:"max_delay"`
+	Fixed              bool          `json:"fixed_backoff,omitempty"`
+	DeadLetterTopic    string        `json:"dead_letter_topic,omitempty"`
+	Poison             poisonPolicy  `json:"poison"`
+}
+
+func (p failurePolicy) delay(attempt int, requested time.Duration) time.Duration {
+	d := p.BaseDelay
+	if !p.Fixed {
+		for i := 1; i < attempt && d < p.MaxDelay; i++ {
+			d *= 2
+		}
+	}
+	if requested > d {
+		d = requested
+	}
+	if d > p.MaxDelay {
+		d = p.MaxDelay
+	}
+	return d
+}
+
+type entryState int
+
+const (
+	stateReady    entryState = iota // waiting to be (re)delivered once due
+	stateInflight                   // delivered, awaiting ack until due
+	stateBlocked                    // poison policy Block: stays forever
+	stateDone                       // acked, dropped or dead-lettered
+)
+
+// entry is one offset inside a reliable subscription's dispatch window.
+type entry struct {
+	off      uint64
+	msg      *pb.StreamMessage
+	key      string
+	state    entryState
+	consumer *consumer
+	attempt  int
+	due      time.Time
+	reason   string // last failure reason, for x-failure-reason
+}
+
+type subscription struct {
+	core  *core
+	name  string
+	typ   pb.ConsumerRequest_SubscriptionType
+	topic *topic
+
+	consumers []*consumer
+	rr        int
+	ring      []ringPoint
+
+	idleSince time.Time // non-reliable: first failed dispatch without a healthy consumer
+
+	// Reliable: offsets below ackFloor are settled; [ackFloor, next) is the window.
+	ackFloor   uint64
+	next       uint64
+	window     map[uint64]*entry
+	policy     failurePolicy
+	maxUnacked int
+	dirty      bool
+}
+
+func (s *subscription) addConsumer(c *consumer) {
+	s.consumers = append(s.consumers, c)
+	s.rebuildRing()
+}
+
+// pick chooses the consumer for a message by subscription type; nil when no
+// eligible consumer is active.
+func (s *subscription) pick(key string) *consumer {
+	switch s.typ {
+	case pb.ConsumerRequest_Shared:
+		n := len(s.consumers)
+		for i := 0; i < n; i++ {
+			c := s.consumers[(s.rr+i)%n]
+			if c.active {
+				s.rr = (s.rr + i + 1) % n
+				return c
+			}
+		}
+		return nil
+	case pb.ConsumerRequest_KeyShared:
+		return s.ringLookup(key, true)
+	default: // Exclusive, Failover: the first attached consumer is the active one.
+		if len(s.consumers) > 0 && s.consumers[0].active {
+			return s.consumers[0]
+		}
+		return nil
+	}
+}
+
+func (s *subscription) anyActive() bool {
+	for _, c := range s.consumers {
+		if c.active {
+			return true
+		}
+	}
+	return false
+}
+
+// routingKey is danube-core's effective_routing_key.
+func routingKey(m *pb.StreamMessage) string {
+	if m.RoutingKey != nil {
+		return *m.RoutingKey
+	}
+	return m.GetProducerName()
+}
+
+// dispatchNonReliable delivers at most once: a full consumer channel or no
+// healthy consumer drops the message.
+func (s *subscription) dispatchNonReliable(m *pb.StreamMessage, now time.Time) {
+	c := s.pick(routingKey(m))
+	if c == nil {
+		if s.idleSince.IsZero() && (s.typ != pb.ConsumerRequest_KeyShared || !s.anyActive()) {
+			s.idleSince = now
+		}
+		return
+	}
+	s.idleSince = time.Time{}
+	limit := consumerChanCap
+	if c.sess != nil {
+		limit = streamPipeline
+	}
+	if len(c.queue) >= limit {
+		return
+	}
+	c.enqueue(m)
+}
+
+// dispatch moves a reliable subscription forward: admits new offsets into the
+// window and (re)delivers due entries.
+func (s *subscription) dispatch(now time.Time) {
+	if s.window == nil {
+		return
+	}
+	t := s.topic
+	blocked := false
+	for _, e := range s.window {
+		if e.state == stateBlocked {
+			blocked = true
+			break
+		}
+	}
+	keyShared := s.typ == pb.ConsumerRequest_KeyShared
+	// KeyShared admits while it has consumers at all: a message whose owner is
+	// inactive waits for it (or for its eviction) instead of moving elsewhere.
+	canAdmit := s.anyActive() && !blocked
+	if keyShared {
+		canAdmit = len(s.consumers) > 0
+	}
+	if canAdmit {
+		// Capacity counts unsettled entries only: an out-of-order ack frees a
+		// slot even though the cursor cannot move past the gap yet.
+		unsettled := 0
+		for _, e := range s.window {
+			if e.state != stateDone {
+				unsettled++
+			}
+		}
+		for s.next < t.next() && unsettled < s.maxUnacked {
+			m := t.at(s.next)
+			if m == nil {
+				break
+			}
+			s.window[s.next] = &entry{off: s.next, msg: m, key: routingKey(m)}
+			s.next++
+			unsettled++
+		}
+	}
+	if len(s.window) == 0 {
+		return
+	}
+	offs := make([]uint64, 0, len(s.window))
+	for off := range s.window {
+		offs = append(offs, off)
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+	var locked map[string]bool
+	if keyShared {
+		locked = map[string]bool{}
+	}
+	for _, off := range offs {
+		e := s.window[off]
+		if keyShared && e.state != stateDone {
+			if locked[e.key] {
+				continue
+			}
+			locked[e.key] = true
+		}
+		if e.state != stateReady || now.Before(e.due) {
+			continue
+		}
+		var c *consumer
+		if keyShared {
+			if len(s.consumers) == 0 {
+				break
+			}
+			owner := s.ringLookup(e.key, false)
+			if owner == nil {
+				// No consumer's filters accept the key: skipped for this subscription.
+				e.state = stateDone
+				continue
+			}
+			if !owner.active {
+				continue
+			}
+			c = owner
+		} else if c = s.pick(e.key); c == nil {
+			break
+		}
+		e.state = stateInflight
+		e.consumer = c
+		e.attempt++
+		e.due = now.Add(s.policy.AckTimeout)
+		c.enqueue(e.msg)
+	}
+	s.settle()
+}
+
+// settle advances the cursor over contiguously settled offsets.
+func (s *subscription) settle() {
+	moved := false
+	for {
+		e, ok := s.window[s.ackFloor]
+		if !ok || e.state != stateDone {
+			break
+		}
+		delete(s.window, s.ackFloor)
+		s.ackFloor++
+		moved = true
+	}
+	if moved {
+		s.dirty = true
+		s.topic.trim()
+	}
+}
+
+// tick expires ack deadlines and fires due retries.
+func (s *subscription) tick(now time.Time) {
+	if s.window == nil {
+		return
+	}
+	for _, e := range s.window {
+		switch {
+		case e.state == stateInflight && !now.Before(e.due):
+			s.fail(e, now, 0, "ack timeout")
+		case e.state == stateBlocked && s.policy.Poison == poisonDeadLetter:
+			// A dead-letter publish that failed earlier is retried every tick.
+			if s.deadLetter(e) {
+				e.state = stateDone
+			}
+		}
+	}
+	if s.typ == pb.ConsumerRequest_KeyShared {
+		s.evictInactive()
+	}
+	s.settle()
+	s.dispatch(now)
+}
+
+// keySharedEvictionTicks is how many consecutive heartbeats a reliable
+// KeyShared consumer may stay inactive before it leaves the hash ring (3 s at
+// the real broker's 500 ms heartbeat).
+const keySharedEvictionTicks = 6
+
+// evictInactive removes reliable KeyShared consumers that stayed inactive for
+// keySharedEvictionTicks heartbeats, so their keys move to the others. Their
+// in-flight messages are redelivered (the real broker settles them as
+// skipped, losing them; the development broker keeps at-least-once).
+func (s *subscription) evictInactive() {
+	kept := s.consumers[:0]
+	evicted := false
+	for _, c := range s.consumers {
+		if c.active {
+			c.inactiveTicks = 0
+			kept = append(kept, c)
+			continue
+		}
+		c.inactiveTicks++
+		if c.inactiveTicks < keySharedEvictionTicks {
+			kept = append(kept, c)
+			continue
+		}
+		evicted = true
+		c.endSession(nil)
+		delete(s.core.consumers, c.id)
+		for _, e := range s.window {
+			if e.consumer == c && e.state == stateInflight {
+				e.state, e.consumer, e.due = stateReady, nil, time.Time{}
+			}
+		}
+		s.core.log.Debug("evicted inactive key-shared consumer", "topic", s.topic.name, "subscription", s.name, "consumer", c.name)
+	}
+	for i := len(kept); i < len(s.consumers); i++ {
+		s.consumers[i] = nil
+	}
+	s.consumers = kept
+	if evicted {
+		s.rebuildRing()
+	}
+}
+
+// fail handles an ack timeout or a nack: schedule a retry or apply the poison policy.
+func (s *subscription) fail(e *entry, now time.Time, requested time.Duration, reason string) {
+	e.consumer = nil
+	e.reason = reason
+	if e.attempt > s.policy.MaxRedeliveryCount {
+		e.state = stateBlocked
+		switch s.policy.Poison {
+		case poisonDrop:
+			e.state = stateDone
+		case poisonDeadLetter:
+			if s.deadLetter(e) {
+				e.state = stateDone
+			}
+		}
+		return
+	}
+	e.state = stateReady
+	e.due = now.Add(s.policy.delay(e.attempt, requested))
+}
+
+// deadLetter republishes a poison message to the policy's dead-letter topic
+// as the real broker's poison handler does: a copy of the message with
+// msg_id {producer_id 0, the dead-letter topic, the original broker_addr} and
+// the x-original-* attributes. Like upstream it publishes only to an existing
+// topic; it reports whether the message left the subscription.
+func (s *subscription) deadLetter(e *entry) bool {
+	c := s.core
+	name := s.policy.DeadLetterTopic
+	dlt := c.topics[name]
+	if dlt == nil {
+		c.log.Warn("dead-letter topic not found; message stays blocked until it exists",
+			"topic", s.topic.name, "subscription", s.name, "dead_letter_topic", name, "offset", e.off)
+		return false
+	}
+	m := proto.Clone(e.msg).(*pb.StreamMessage)
+	m.MsgId = &pb.MsgID{TopicName: name, BrokerAddr: e.msg.GetMsgId().GetBrokerAddr()}
+	m.SubscriptionName = ""
+	attrs := make(map[string]string, len(e.msg.GetAttributes())+8)
+	for k, v := range e.msg.GetAttributes() {
+		attrs[k] = v
+	}
+	attrs["x-original-topic"] = e.msg.GetMsgId().GetTopicName()
+	attrs["x-original-subscription"] = s.name
+	attrs["x-original-topic-offset"] = strconv.FormatUint(e.msg.GetMsgId().GetTopicOffset(), 10)
+	attrs["x-original-producer-id"] = strconv.FormatUint(e.msg.GetMsgId().GetProducerId(), 10)
+	attrs["x-original-broker-addr"] = e.msg.GetMsgId().GetBrokerAddr()
+	attrs["x-poison-policy"] = "dead_letter"
+	attrs["x-delivery-attempt"] = strconv.Itoa(e.attempt)
+	if e.reason != "" {
+		attrs["x-failure-reason"] = e.reason
+	}
+	m.Attributes = attrs
+	if err := c.publish(dlt, m); err != nil {
+		c.log.Warn("dead-letter publish failed", "dead_letter_topic", name, "err", err)
+		return false
+	}
+	return true
+}
+
+// ack settles an in-flight offset; late or duplicate acks are ignored.
+func (s *subscription) ack(off uint64, now time.Time) {
+	if s.window == nil {
+		return
+	}
+	e, ok := s.window[off]
+	if !ok || e.state != stateInflight {
+		return
+	}
+	e.state = stateDone
+	e.consumer = nil
+	s.settle()
+	s.dispatch(now)
+}
+
+func (s *subscription) nack(off uint64, now time.Time, delay time.Duration, reason string) {
+	if s.window == nil {
+		return
+	}
+	e, ok := s.window[off]
+	if !ok || e.state != stateInflight {
+		return
+	}
+	s.fail(e, now, delay, reason)
+	s.dispatch(now)
+}
+
+// release makes a consumer's in-flight messages immediately eligible for
+// redelivery (disconnect or same-name takeover).
+func (s *subscription) release(c *consumer, now time.Time) {
+	if s.window == nil {
+		return
+	}
+	c.queue = nil
+	for _, e := range s.window {
+		if e.consumer == c && e.state == stateInflight {
+			e.state = stateReady
+			e.consumer = nil
+			e.due = time.Time{}
+		}
+	}
+	s.dispatch(now)
+}
+
+// ---- KeyShared consistent hashing ----
+
+const vnodesPerConsumer = 100
+
+type ringPoint struct {
+	hash uint32
+	c    *consumer
+}
+
+// keyHash is FNV-1a-64 folded to 32 bits, then the murmur3 finalizer.
+func keyHash(s string) uint32 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	v := h.Sum64()
+	x := uint32(v>>32) ^ uint32(v)
+	x ^= x >> 16
+	x *= 0x85ebca6b
+	x ^= x >> 13
+	x *= 0xc2b2ae35
+	x ^= x >> 16
+	return x
+}
+
+func (s *subscription) rebuildRing() {
+	if s.typ != pb.ConsumerRequest_KeyShared {
+		return
+	}
+	s.ring = s.ring[:0]
+	for _, c := range s.consumers {
+		for i := 0; i < vnodesPerConsumer; i++ {
+			s.ring = append(s.ring, ringPoint{hash: keyHash(c.name + "#" + strconv.Itoa(i)), c: c})
+		}
+	}
+	sort.Slice(s.ring, func(i, j int) bool { return s.ring[i].hash < s.ring[j].hash })
+}
+
+// ringLookup walks the ring clockwise from the key's hash to the first
+// consumer whose key filters accept the key; with activeOnly it skips
+// inactive consumers (non-reliable), otherwise the owner is returned even when
+// inactive so the key keeps its consumer across a reconnect (reliable).
+func (s *subscription) ringLookup(key string, activeOnly bool) *consumer {
+	n := len(s.ring)
+	if n == 0 {
+		return nil
+	}
+	h := keyHash(key)
+	start := sort.Search(n, func(i int) bool { return s.ring[i].hash >= h })
+	for i := 0; i < n; i++ {
+		c := s.ring[(start+i)%n].c
+		if (c.active || !activeOnly) && matchesFilters(c.filters, key) {
+			return c
+		}
+	}
+	return nil
+}
+
+func matchesFilters(filters []string, key string) bool {
+	if len(filters) == 0 {
+		return true
+	}
+	for _, f := range filters {
+		if globMatch(f, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch matches '*' (any run) and '?' (one character); everything else is literal.
+func globMatch(pattern, s string) bool {
+	p, str := []rune(pattern), []rune(s)
+	pi, si, star, mark := 0, 0, -1, 0
+	for si < len(str) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == str[si]):
+			pi++
+			si++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}

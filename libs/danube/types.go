@@ -1,0 +1,67 @@
+package danube
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DispatchStrategy selects how the broker stores and delivers a topic's
+// messages. It is fixed by the topic's first producer.
+type DispatchStrategy int
+
+const (
+	// NonReliable delivers at most once, straight from memory.
+	NonReliable DispatchStrategy = iota
+	// Reliable persists every message and redelivers until acked.
+	Reliable
+)
+
+// String returns the broker's name for the strategy.
+func (d DispatchStrategy) String() string {
+	switch d {
+	case NonReliable:
+		return "NonReliable"
+	case Reliable:
+		return "Reliable"
+	}
+	return fmt.Sprintf("DispatchStrategy(%d)", int(d))
+}
+
+// SubscriptionType selects how a subscription spreads messages over its
+// consumers. The first subscriber fixes it; later values are ignored by the
+// broker.
+type SubscriptionType int
+
+const (
+	// Exclusive allows a single consumer name per subscription.
+	Exclusive SubscriptionType = iota
+	// Shared round-robins messages over all consumers.
+	Shared
+	// Failover behaves like Exclusive but tolerates standby consumers.
+	Failover
+	// KeyShared routes each routing key to one consumer, honouring key filters.
+	KeyShared
+)
+
+var subscriptionTypeNames = [...]string{"Exclusive", "Shared", "Failover", "KeyShared"}
+
+// String returns the broker's name for the type.
+func (t SubscriptionType) String() string {
+	if t >= 0 && int(t) < len(subscriptionTypeNames) {
+		return subscriptionTypeNames[t]
+	}
+	return fmt.Sprintf("SubscriptionType(%d)", int(t))
+}
+
+// ParseSubscriptionType parses a type name case-insensitively ("shared",
+// "KeyShared", "key_shared" and "key-shared" are all accepted), so that
+// connector configuration can name it in plain text.
+func ParseSubscriptionType(s string) (SubscriptionType, error) {
+	norm := strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(strings.TrimSpace(s)))
+	for i, n := range subscriptionTypeNames {
+		if strings.ToLower(n) == norm {
+			return SubscriptionType(i), nil
+		}
+	}
+	return 0, fmt.Errorf("danube: unknown subscription type %q (want Exclusive, Shared, Failover or KeyShared)", s)
+}

@@ -1,0 +1,135 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
+)
+
+// These benchmarks measure the runtime's own cost per message (batching, records, spans, metrics,
+// retry bookkeeping, watermark) with a no-op connector and no network: the Danube consumer and
+// producer are replaced by no-op ackers/publishers. End-to-end numbers through the development
+// broker are in bench_test.go.
+
+type nopAcker struct{}
+
+func (nopAcker) Ack(context.Context, *danube.Message) error { return nil }
+func (nopAcker) Nack(context.Context, *danube.Message, time.Duration, string) error {
+	return nil
+}
+
+type nopSink struct{ Base }
+
+func (nopSink) Process(context.Context, *SinkRecord) error { return nil }
+
+func benchEnv(b *testing.B) *env {
+	srv, err := telemetry.NewServer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Shutdown(context.Background()) })
+	m, err := telemetry.NewMetrics(srv.MeterProvider(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &env{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: m, danube: &telemetry.Flag{}}
+}
+
+func BenchmarkSinkOverhead(b *testing.B) {
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			cfg := &SinkConfig{BatchSize: size, BatchTimeout: config.Millis(time.Second)}
+			r := &sinkRunner{cfg: cfg, conn: nopSink{}, env: benchEnv(b), policy: cfg.Retry(), tracer: telemetry.Tracer()}
+			const pool = 4000 // a multiple of every batch size: offsets stay aligned when they wrap
+			msgs := make([]*danube.Message, pool)
+			for i := range msgs {
+				msgs[i] = &danube.Message{Topic: "/default/bench", Offset: uint64(i), Payload: make([]byte, 100),
+					Attributes: map[string]string{"a": "b"}}
+			}
+			in := make(chan delivery, 1024)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			b.ReportAllocs()
+			b.ResetTimer()
+			go func() { done <- r.loop(ctx, context.Background(), in) }()
+			for i := range b.N {
+				in <- delivery{nopAcker{}, msgs[i%pool]}
+			}
+			for len(in) > 0 {
+				time.Sleep(time.Microsecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Send(context.Context, danube.ProducerMessage) (uint64, error) { return 0, nil }
+func (nopPublisher) Close() error                                                 { return nil }
+
+// nopSource returns batches of 100 records (one position per batch, like one LSN per
+// transaction) until total were returned, then blocks. The final record's position is -1, so the
+// benchmark knows when everything was committed.
+type nopSource struct {
+	Base
+	left  int
+	batch []SourceRecord
+	all   chan struct{}
+}
+
+func (s *nopSource) Poll(ctx context.Context) ([]SourceRecord, error) {
+	if s.left <= 0 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	k := min(s.left, len(s.batch))
+	s.left -= k
+	if s.left > 0 {
+		return s.batch[:k], nil
+	}
+	out := append([]SourceRecord(nil), s.batch[:k]...)
+	out[k-1].Position = -1
+	return out, nil
+}
+
+func (s *nopSource) Commit(_ context.Context, ps []any) error {
+	if ps[len(ps)-1] == -1 {
+		close(s.all)
+	}
+	return nil
+}
+
+func BenchmarkSourceOverhead(b *testing.B) {
+	batch := make([]SourceRecord, 100)
+	for i := range batch {
+		batch[i] = SourceRecord{Payload: make([]byte, 100), Key: "k", Attributes: map[string]string{"a": "b"}}
+	}
+	batch[99].Position = 0
+	src := &nopSource{left: b.N, batch: batch, all: make(chan struct{})}
+	cfg := &SourceConfig{MaxInFlight: 1000, Topic: "/default/bench"}
+	r := &sourceRunner{cfg: cfg, conn: src, env: benchEnv(b), policy: cfg.Retry(),
+		tracer: telemetry.Tracer(), slots: make(chan struct{}, cfg.MaxInFlight), work: context.Background(),
+		senders: map[string]*sender{}, commitWake: make(chan struct{}, 1)}
+	r.addSender(cfg.Topic, nopPublisher{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() { done <- r.run(ctx) }()
+	<-src.all
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}

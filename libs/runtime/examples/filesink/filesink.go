@@ -1,0 +1,75 @@
+// Package filesink is the minimal example sink: it appends every JSON message to a JSON-lines file.
+// Payloads that are not JSON objects are invalid data (they go to DLQ_TOPIC).
+package filesink
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+)
+
+// Config is the runtime's sink settings plus this connector's own.
+type Config struct {
+	runtime.SinkConfig
+	Path string `env:"OUTPUT_PATH,required" desc:"JSON-lines file the messages are appended to"`
+}
+
+// Sink appends records to a file.
+type Sink struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// New returns a sink for cfg.
+func New(cfg *Config) (runtime.SinkConnector, error) { return &Sink{path: cfg.Path}, nil }
+
+// Initialize opens the file.
+func (s *Sink) Initialize(context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.f, err = os.OpenFile(s.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	return runtime.Fatal(err) // nil stays nil
+}
+
+// Process validates and appends one record; it returns once the line is written.
+func (s *Sink) Process(_ context.Context, r *runtime.SinkRecord) error {
+	var obj map[string]any
+	if err := r.PayloadJSON(&obj); err != nil {
+		return err // already classified as invalid data
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.f.Write(append(r.Payload(), '\n')); err != nil {
+		return runtime.Retryable(fmt.Errorf("append to %s: %w", s.path, err))
+	}
+	return nil
+}
+
+// HealthCheck reports whether the file is open.
+func (s *Sink) HealthCheck(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return fmt.Errorf("%s not open", s.path)
+	}
+	return nil
+}
+
+// Shutdown syncs and closes the file.
+func (s *Sink) Shutdown(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Sync()
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	s.f = nil
+	return err
+}

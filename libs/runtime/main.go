@@ -1,0 +1,139 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
+)
+
+// Exit codes of MainSink and MainSource.
+const (
+	ExitOK     = 0 // stopped by SIGTERM/SIGINT after a clean drain, or --help / --print-config
+	ExitFatal  = 1 // fatal connector error, RETRY_EXHAUSTED=stop, Danube unusable: let the orchestrator restart
+	ExitConfig = 2 // invalid configuration or arguments: a restart will not help
+)
+
+// MainSink is a sink service's whole main: it parses the environment into a new C (a struct that
+// embeds SinkConfig), answers --help and --print-config, sets up logging, metrics, health and
+// tracing, calls newConnector, runs it until SIGTERM or SIGINT and exits with ExitOK, ExitFatal or
+// ExitConfig.
+func MainSink[C any, PC interface {
+	*C
+	Sink() *SinkConfig
+}](newConnector func(cfg PC) (SinkConnector, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	cfg := PC(new(C))
+	code := Main(ctx, os.Args[1:], nil, os.Stdout, os.Stderr, cfg, &cfg.Sink().Common,
+		func(ctx context.Context, opts ...Option) error {
+			conn, err := newConnector(cfg)
+			if err != nil {
+				return fmt.Errorf("runtime: create connector: %w", err)
+			}
+			return RunSink(ctx, cfg.Sink(), conn, opts...)
+		})
+	stop()
+	os.Exit(code)
+}
+
+// MainSource is MainSink for sources (C embeds SourceConfig).
+func MainSource[C any, PC interface {
+	*C
+	Source() *SourceConfig
+}](newConnector func(cfg PC) (SourceConnector, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	cfg := PC(new(C))
+	code := Main(ctx, os.Args[1:], nil, os.Stdout, os.Stderr, cfg, &cfg.Source().Common,
+		func(ctx context.Context, opts ...Option) error {
+			conn, err := newConnector(cfg)
+			if err != nil {
+				return fmt.Errorf("runtime: create connector: %w", err)
+			}
+			return RunSource(ctx, cfg.Source(), conn, opts...)
+		})
+	stop()
+	os.Exit(code)
+}
+
+// Main is the testable core of MainSink and MainSource, and the entry point of a process that runs
+// several connectors (run starts them all with the same options: one logger, one metrics and
+// health server). cfg is a pointer to the full config struct and common its embedded Common;
+// environ nil means os.Environ(). It returns the exit code.
+func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer, cfg any, common *Common,
+	run func(ctx context.Context, opts ...Option) error) int {
+	printConfig := false
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			fmt.Fprintln(stdout, "Configuration (environment variables):")
+			if err := config.Usage(stdout, cfg); err != nil {
+				fmt.Fprintln(stderr, err)
+				return ExitConfig
+			}
+			return ExitOK
+		case "--print-config", "-print-config":
+			printConfig = true
+		default:
+			fmt.Fprintf(stderr, "unknown argument %q (want --help or --print-config; configuration is read from the environment)\n", a)
+			return ExitConfig
+		}
+	}
+	if run == nil {
+		fmt.Fprintln(stderr, "runtime: Main needs a run function, got nil")
+		return ExitConfig
+	}
+	if err := config.Load(cfg, environ); err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitConfig
+	}
+	if printConfig {
+		if err := config.Print(stdout, cfg); err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitConfig
+		}
+		return ExitOK
+	}
+
+	log := telemetry.NewLogger(stderr, common.LogLevel, common.LogFormat)
+	shutdownTracing, err := telemetry.SetupTracing(ctx, common.ConnectorName)
+	if err != nil {
+		log.Error("tracing setup failed", "err", err)
+		return ExitFatal
+	}
+	srv, err := telemetry.NewServer()
+	if err != nil {
+		log.Error("metrics setup failed", "err", err)
+		return ExitFatal
+	}
+	if common.MetricsAddr != "" {
+		addr, err := srv.Start(common.MetricsAddr)
+		if err != nil {
+			log.Error("metrics server failed", "err", err)
+			return ExitConfig
+		}
+		log.Info("serving /metrics, /healthz, /readyz", "addr", addr.String())
+	}
+	log.Info("starting", "config", config.LogValue(cfg))
+	runErr := run(ctx, WithLogger(log), WithTelemetry(srv))
+
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("metrics server shutdown", "err", err)
+	}
+	if err := shutdownTracing(sctx); err != nil {
+		log.Warn("tracing shutdown", "err", err)
+	}
+	if runErr != nil {
+		log.Error("stopped on error", "err", runErr)
+		return ExitFatal
+	}
+	log.Info("stopped")
+	return ExitOK
+}

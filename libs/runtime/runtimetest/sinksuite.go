@@ -1,0 +1,249 @@
+package runtimetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+)
+
+// SinkSuite is the conformance suite for a sink. The connector writes to its real external system;
+// the suite drives Danube and reads the external system back through Written.
+type SinkSuite struct {
+	// New returns a connector for cfg writing to the shared external system. It is called again
+	// after a crash or stop: the new instance must see what earlier ones wrote.
+	New func(t *testing.T, cfg *runtime.SinkConfig) runtime.SinkConnector
+	// Written returns the payloads the external system holds (any order, duplicates included).
+	Written func(t *testing.T) []string
+	// Reset empties the external system between cases.
+	Reset func(t *testing.T)
+	// Valid returns the i-th valid payload (distinct for distinct i).
+	Valid func(i int) []byte
+	// Invalid is a payload the connector rejects as invalid data; nil skips the dead-letter case.
+	Invalid []byte
+}
+
+// ErrSimulatedCrash is what the suite's crash wrapper fails with.
+var ErrSimulatedCrash = errors.New("runtimetest: simulated crash")
+
+// Run runs every case as a subtest.
+func (s SinkSuite) Run(t *testing.T) {
+	t.Run("AtLeastOnceThroughCrashAndRestart", s.crash)
+	t.Run("NoAckBeforeWrite", s.noAckBeforeWrite)
+	t.Run("AtLeastOnceThroughBrokerRestart", s.brokerRestart)
+	if s.Invalid != nil {
+		t.Run("InvalidDataToDeadLetterTopic", s.deadLetter)
+	}
+	t.Run("GracefulDrainOnStop", s.drain)
+}
+
+func (s SinkSuite) setup(t *testing.T, name string) (*runtime.SinkConfig, string, *devbroker.Broker) {
+	s.Reset(t)
+	b := StartBroker(t)
+	topic := "/default/" + name
+	CreateTopic(t, b, topic)
+	return SinkConfig(b, name, topic), topic, b
+}
+
+func (s SinkSuite) payloads(from, to int) []danube.ProducerMessage {
+	var out []danube.ProducerMessage
+	for i := from; i < to; i++ {
+		out = append(out, danube.ProducerMessage{Payload: s.Valid(i), Attributes: map[string]string{"i": fmt.Sprint(i)}})
+	}
+	return out
+}
+
+func (s SinkSuite) want(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, string(s.Valid(i)))
+	}
+	return out
+}
+
+// waitWritten waits until the external system holds every payload of want (at least once).
+func (s SinkSuite) waitWritten(t *testing.T, want []string, r *Running) []string {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for {
+		got := s.Written(t)
+		if containsAll(got, want) {
+			return got
+		}
+		if r != nil && r.Done() {
+			t.Fatalf("sink stopped (%v) with %q written, want all of %q", r.err, got, want)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: written %q, want all of %q", got, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func containsAll(got, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// crashAfter passes records through until n were written, then fails fatally without writing.
+type crashAfter struct {
+	runtime.SinkConnector
+	n atomic.Int64
+}
+
+func (c *crashAfter) Process(ctx context.Context, r *runtime.SinkRecord) error {
+	if c.n.Add(-1) < 0 {
+		return runtime.Fatal(ErrSimulatedCrash)
+	}
+	return c.SinkConnector.Process(ctx, r)
+}
+
+type crashAfterBatch struct {
+	*crashAfter
+	batch runtime.BatchSinkConnector
+}
+
+func (c *crashAfterBatch) ProcessBatch(ctx context.Context, rs []*runtime.SinkRecord) error {
+	if c.n.Add(-int64(len(rs))) < 0 {
+		return runtime.Fatal(ErrSimulatedCrash)
+	}
+	return c.batch.ProcessBatch(ctx, rs)
+}
+
+func crashing(conn runtime.SinkConnector, n int) runtime.SinkConnector {
+	c := &crashAfter{SinkConnector: conn}
+	c.n.Store(int64(n))
+	if b, ok := conn.(runtime.BatchSinkConnector); ok {
+		return &crashAfterBatch{crashAfter: c, batch: b}
+	}
+	return c
+}
+
+// crash: the first instance dies (fatal, exit non-zero) after 3 of 10 records; a restarted instance
+// writes the rest. Nothing is lost; duplicates are allowed.
+func (s SinkSuite) crash(t *testing.T) {
+	cfg, topic, br := s.setup(t, "sink-crash")
+	r := StartSink(t, cfg, crashing(s.New(t, cfg), 3))
+	Produce(t, br, topic, s.payloads(0, 10)...)
+	err := r.Wait()
+	if !errors.Is(err, ErrSimulatedCrash) || !errors.Is(err, runtime.ErrFatal) {
+		t.Fatalf("first run ended with %v, want the simulated fatal error", err)
+	}
+	r2 := StartSink(t, cfg, s.New(t, cfg))
+	s.waitWritten(t, s.want(0, 10), r2)
+	if err := r2.Stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}
+
+// noAckBeforeWrite: a record whose write fails is not acked, so it comes back after a restart.
+func (s SinkSuite) noAckBeforeWrite(t *testing.T) {
+	cfg, topic, br := s.setup(t, "sink-noack")
+	r := StartSink(t, cfg, crashing(s.New(t, cfg), 0))
+	Produce(t, br, topic, s.payloads(0, 1)...)
+	if err := r.Wait(); !errors.Is(err, ErrSimulatedCrash) {
+		t.Fatalf("run ended with %v", err)
+	}
+	if got := s.Written(t); len(got) != 0 {
+		t.Fatalf("written %q before any successful write", got)
+	}
+	r2 := StartSink(t, cfg, s.New(t, cfg))
+	s.waitWritten(t, s.want(0, 1), r2)
+	if err := r2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// brokerRestart: the broker restarts between two halves; the sink reconnects and loses nothing.
+func (s SinkSuite) brokerRestart(t *testing.T) {
+	cfg, topic, br := s.setup(t, "sink-brokerrestart")
+	r := StartSink(t, cfg, s.New(t, cfg))
+	Produce(t, br, topic, s.payloads(0, 5)...)
+	s.waitWritten(t, s.want(0, 5), r)
+	if err := br.Restart(); err != nil {
+		t.Fatalf("broker restart: %v", err)
+	}
+	Produce(t, br, topic, s.payloads(5, 10)...)
+	s.waitWritten(t, s.want(0, 10), r)
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadLetter: an invalid record goes to DLQ_TOPIC with its attributes plus the reason and is acked;
+// the records around it are written.
+func (s SinkSuite) deadLetter(t *testing.T) {
+	cfg, topic, br := s.setup(t, "sink-dlq")
+	cfg.DLQTopic = "/default/sink-dlq-dead"
+	r := StartSink(t, cfg, s.New(t, cfg))
+	dlq := Collect(t, br, cfg.DLQTopic, "dlq-reader")
+	msgs := s.payloads(0, 1)
+	msgs = append(msgs, danube.ProducerMessage{Payload: s.Invalid, Key: "k1", Attributes: map[string]string{"origin": "runtimetest"}})
+	msgs = append(msgs, s.payloads(1, 2)...)
+	Produce(t, br, topic, msgs...)
+	s.waitWritten(t, s.want(0, 2), r)
+	got := dlq.WaitFor(t, "one dead-lettered message", func(ms []*danube.Message) bool { return len(ms) >= 1 })
+	m := got[0]
+	if string(m.Payload) != string(s.Invalid) || m.Key != "k1" || m.Attributes["origin"] != "runtimetest" ||
+		m.Attributes[runtime.AttrOriginalTopic] != topic || m.Attributes[runtime.AttrOriginalSubscription] != cfg.SubscriptionName ||
+		m.Attributes[runtime.AttrOriginalOffset] != "1" || m.Attributes[runtime.AttrFailureReason] == "" ||
+		m.Attributes[runtime.AttrConnector] != cfg.ConnectorName {
+		t.Fatalf("dead letter %q key %q attributes %v", m.Payload, m.Key, m.Attributes)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Acked: a restarted sink does not see it again (the sentinel arrives alone).
+	dlqBefore := len(dlq.Messages())
+	r2 := StartSink(t, cfg, s.New(t, cfg))
+	Produce(t, br, topic, s.payloads(2, 3)...)
+	s.waitWritten(t, s.want(0, 3), r2)
+	if err := r2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dlq.Messages()); n != dlqBefore {
+		t.Fatalf("dead-lettered again after restart: %d messages", n)
+	}
+}
+
+// drain: records waiting in a partial batch are written and acked on stop (SIGTERM), so a
+// restarted sink does not get them again.
+func (s SinkSuite) drain(t *testing.T) {
+	cfg, topic, br := s.setup(t, "sink-drain")
+	cfg.BatchSize = 8
+	cfg.BatchTimeout = config.Millis(time.Hour) // only the drain can flush
+	r := StartSink(t, cfg, s.New(t, cfg))
+	Produce(t, br, topic, s.payloads(0, 5)...)
+	r.WaitMetric(t, `connector_records_received_total{connector="sink-drain"}`, 5) // taken into the batch
+	if w := s.Written(t); len(w) != 0 {
+		t.Fatalf("written %q before the batch was full or drained", w)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatalf("graceful stop returned %v", err)
+	}
+	if w := s.Written(t); !containsAll(w, s.want(0, 5)) || len(w) != 5 {
+		t.Fatalf("after drain written %q, want %q", w, s.want(0, 5))
+	}
+	cfg.BatchSize = 1
+	r2 := StartSink(t, cfg, s.New(t, cfg))
+	Produce(t, br, topic, s.payloads(5, 6)...)
+	w := s.waitWritten(t, s.want(0, 6), r2)
+	if err := r2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(w) != 6 {
+		t.Fatalf("written %q: drained records were redelivered (not acked)", w)
+	}
+}

@@ -1,0 +1,245 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
+)
+
+// scripted is an in-memory sink whose i-th call for a payload returns script[payload][i] (nil
+// after the script ends), recording successful writes and batch boundaries.
+type scripted struct {
+	runtime.Base
+	mu      sync.Mutex
+	script  map[string][]error
+	calls   map[string]int
+	written []string
+	batches []string // "first-last" offsets per ProcessBatch call
+	done    chan string
+}
+
+func newScripted(script map[string][]error) *scripted {
+	return &scripted{script: script, calls: map[string]int{}, done: make(chan string, 100)}
+}
+
+func (s *scripted) Process(_ context.Context, r *runtime.SinkRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := string(r.Payload())
+	n := s.calls[p]
+	s.calls[p]++
+	if n < len(s.script[p]) && s.script[p][n] != nil {
+		return s.script[p][n]
+	}
+	s.written = append(s.written, p)
+	s.done <- p
+	return nil
+}
+
+func (s *scripted) wait(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		<-s.done
+	}
+}
+
+func (s *scripted) snapshot() ([]string, map[string]int, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	calls := map[string]int{}
+	for k, v := range s.calls {
+		calls[k] = v
+	}
+	return slices.Clone(s.written), calls, slices.Clone(s.batches)
+}
+
+// batched adds ProcessBatch with per-record results from the same script; with whole set it
+// writes all or nothing, like a bulk INSERT.
+type batched struct {
+	*scripted
+	whole bool
+}
+
+func (b batched) ProcessBatch(ctx context.Context, rs []*runtime.SinkRecord) error {
+	b.mu.Lock()
+	b.batches = append(b.batches, fmt.Sprintf("%d-%d", rs[0].Message.Offset, rs[len(rs)-1].Message.Offset))
+	if b.whole {
+		defer b.mu.Unlock()
+		for _, r := range rs {
+			p := string(r.Payload())
+			n := b.calls[p]
+			b.calls[p]++
+			if n < len(b.script[p]) && b.script[p][n] != nil {
+				return b.script[p][n]
+			}
+		}
+		for _, r := range rs {
+			b.written = append(b.written, string(r.Payload()))
+			b.done <- string(r.Payload())
+		}
+		return nil
+	}
+	b.mu.Unlock()
+	errs := make([]error, len(rs))
+	failed := false
+	for i, r := range rs {
+		errs[i] = b.Process(ctx, r)
+		failed = failed || errs[i] != nil
+	}
+	if failed {
+		return &runtime.BatchError{Errs: errs}
+	}
+	return nil
+}
+
+func setupSink(t *testing.T, name string) (*runtime.SinkConfig, func(...string)) {
+	b := runtimetest.StartBroker(t)
+	topic := "/default/" + name
+	runtimetest.CreateTopic(t, b, topic)
+	cfg := runtimetest.SinkConfig(b, name, topic)
+	return cfg, func(ps ...string) { runtimetest.Produce(t, b, topic, runtimetest.Payloads(ps...)...) }
+}
+
+func TestSinkRetriesThenAcks(t *testing.T) {
+	cfg, produce := setupSink(t, "retry")
+	transient := runtime.Retryable(errors.New("503"))
+	s := newScripted(map[string][]error{"a": {transient, transient}})
+	r := runtimetest.StartSink(t, cfg, s)
+	produce("a", "b")
+	s.wait(t, 2)
+	r.WaitMetric(t, `connector_records_processed_total{connector="retry"}`, 2)
+	written, calls, _ := s.snapshot()
+	if !slices.Equal(written, []string{"a", "b"}) || calls["a"] != 3 || calls["b"] != 1 {
+		t.Fatalf("written %q calls %v", written, calls)
+	}
+	if got := r.Metric(t, `connector_records_retried_total{connector="retry"}`); got != 2 {
+		t.Fatalf("retried = %v", got)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSinkRetryExhaustedNacksForRedelivery(t *testing.T) {
+	cfg, produce := setupSink(t, "nack")
+	cfg.MaxRetries = 1
+	transient := runtime.Retryable(errors.New("503"))
+	// Two attempts fail (first delivery exhausted, nacked), the redelivery succeeds.
+	s := newScripted(map[string][]error{"a": {transient, transient}})
+	r := runtimetest.StartSink(t, cfg, s)
+	produce("a")
+	s.wait(t, 1)
+	_, calls, _ := s.snapshot()
+	if calls["a"] != 3 {
+		t.Fatalf("calls %v, want 3 (2 before the nack, 1 after redelivery)", calls)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSinkRetryExhaustedStopExitsWithError(t *testing.T) {
+	cfg, produce := setupSink(t, "stop")
+	cfg.MaxRetries = 1
+	cfg.RetryExhausted = runtime.StopOnExhausted
+	s := newScripted(map[string][]error{"a": {errors.New("db down"), errors.New("db down")}})
+	r := runtimetest.StartSink(t, cfg, s)
+	produce("a")
+	err := r.Wait()
+	want := "runtime: retries exhausted on /default/stop offset 0 (RETRY_EXHAUSTED=stop): db down"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+func TestSinkInvalidWithoutDLQFollowsExhaustedPolicy(t *testing.T) {
+	cfg, produce := setupSink(t, "nodlq")
+	cfg.RetryExhausted = runtime.StopOnExhausted
+	s := newScripted(map[string][]error{"bad": {runtime.InvalidData(errors.New("not a row"))}})
+	r := runtimetest.StartSink(t, cfg, s)
+	produce("bad")
+	if err := r.Wait(); err == nil || !strings.Contains(err.Error(), "not a row") || !errors.Is(err, runtime.ErrInvalidData) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSinkBatchPartialFailure(t *testing.T) {
+	cfg, produce := setupSink(t, "partial")
+	cfg.BatchSize = 4
+	cfg.DLQTopic = "/default/partial-dlq"
+	s := newScripted(map[string][]error{
+		"b": {runtime.InvalidData(errors.New("bad row"))},
+		"c": {runtime.Retryable(errors.New("busy"))},
+	})
+	r := runtimetest.StartSink(t, cfg, batched{scripted: s})
+	produce("a", "b", "c", "d")
+	s.wait(t, 3)
+	r.WaitMetric(t, `connector_records_dead_lettered_total{connector="partial"}`, 1)
+	written, calls, batches := s.snapshot()
+	// a and d written in the first call, c alone in the retry; b dead-lettered, never retried.
+	if !slices.Equal(written, []string{"a", "d", "c"}) || calls["b"] != 1 || !slices.Equal(batches, []string{"0-3", "2-2"}) {
+		t.Fatalf("written %q calls %v batches %q", written, calls, batches)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Batches align to offsets: after a crash in batch 3-5 the restarted sink forms exactly 3-5 again
+// (what makes ClickHouse insert deduplication work).
+func TestSinkBatchBoundariesSurviveRestart(t *testing.T) {
+	cfg, produce := setupSink(t, "aligned")
+	cfg.BatchSize = 3
+	crash := runtime.Fatal(errors.New("crash"))
+	s := newScripted(map[string][]error{"m4": {crash}})
+	r := runtimetest.StartSink(t, cfg, batched{s, true})
+	produce("m0", "m1", "m2", "m3", "m4", "m5", "m6")
+	if err := r.Wait(); !errors.Is(err, runtime.ErrFatal) {
+		t.Fatalf("first run: %v", err)
+	}
+	_, _, first := s.snapshot()
+	if !slices.Equal(first, []string{"0-2", "3-5"}) {
+		t.Fatalf("first run batches %q", first)
+	}
+	s2 := newScripted(nil)
+	r2 := runtimetest.StartSink(t, cfg, batched{s2, true})
+	s2.wait(t, 4) // m3..m6
+	written, _, batches := s2.snapshot()
+	if err := r2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(batches, []string{"3-5", "6-6"}) || !slices.Equal(written, []string{"m3", "m4", "m5", "m6"}) {
+		t.Fatalf("after restart batches %q written %q", batches, written)
+	}
+}
+
+func TestSinkSeveralTopics(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/t1")
+	runtimetest.CreateTopic(t, b, "/default/t2")
+	cfg := runtimetest.SinkConfig(b, "multi", "/default/t1")
+	cfg.Topics = append(cfg.Topics, "/default/t2")
+	s := newScripted(nil)
+	r := runtimetest.StartSink(t, cfg, s)
+	runtimetest.Produce(t, b, "/default/t1", runtimetest.Payloads("one")...)
+	runtimetest.Produce(t, b, "/default/t2", runtimetest.Payloads("two")...)
+	s.wait(t, 2)
+	written, _, _ := s.snapshot()
+	slices.Sort(written)
+	if !slices.Equal(written, []string{"one", "two"}) {
+		t.Fatalf("written %q", written)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = danube.Reliable

@@ -1,0 +1,211 @@
+// Package sinkhttp is the HTTP/webhook sink connector: it plugs the webhook delivery engine into
+// the connector runtime, which consumes the Danube topic, batches, retries, dead-letters and acks.
+//
+// Each runtime batch (BATCH_SIZE records, BATCH_TIMEOUT_MS) is delivered with up to MAX_IN_FLIGHT
+// concurrent requests, keeping the order of records that share a routing key. A record is acked
+// only after the endpoint answered 2xx; network errors, timeouts, 5xx, 408 and 429 are retried by
+// the runtime's RETRY_* policy (a Retry-After is honoured); other answers are rejections that go to
+// DLQ_TOPIC with the status and the start of the response body.
+package sinkhttp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+	"github.com/danube-messaging/danube-connect-go/services/sink-http/webhook"
+)
+
+// Config is the runtime's sink settings (DANUBE_*, SUBSCRIPTION_*, RETRY_*, BATCH_*, DLQ_TOPIC, ...)
+// plus the endpoint's. The variable names of the design's docker-compose example are kept.
+type Config struct {
+	runtime.SinkConfig
+
+	TargetURL  string        `env:"TARGET_URL,required" desc:"endpoint that receives the messages (http:// or https://)"`
+	HTTPMethod string        `env:"HTTP_METHOD" envDefault:"POST" desc:"POST, PUT or PATCH; the payload is the body"`
+	Timeout    config.Millis `env:"TIMEOUT_MS" envDefault:"5000" desc:"max wait for a 2xx answer per attempt; longer counts as a retryable failure"`
+
+	ContentType       string        `env:"CONTENT_TYPE" envDefault:"application/octet-stream" desc:"Content-Type when the message has no content-type attribute"`
+	AttributePrefix   string        `env:"ATTRIBUTE_HEADER_PREFIX" envDefault:"X-Danube-Attr-" desc:"message attributes are sent as headers named prefix+attribute; - sends none"`
+	IdempotencyHeader string        `env:"IDEMPOTENCY_HEADER" envDefault:"Idempotency-Key" desc:"header with the message's idempotency key (same on every redelivery)"`
+	Headers           config.Secret `env:"HTTP_HEADERS" desc:"static headers for every request, comma-separated Name:value pairs (redacted in logs)"`
+
+	WebhookSecret config.Secret `env:"WEBHOOK_SECRET" desc:"sign requests the Standard Webhooks way; whsec_<base64> is decoded, anything else used as raw bytes"`
+	BearerToken   config.Secret `env:"AUTH_BEARER_TOKEN" desc:"send Authorization: Bearer <token>"`
+	BasicUser     string        `env:"AUTH_BASIC_USER" desc:"basic auth user (with AUTH_BASIC_PASSWORD)"`
+	BasicPassword config.Secret `env:"AUTH_BASIC_PASSWORD" desc:"basic auth password"`
+
+	MaxInFlight int       `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"concurrent requests per batch; records with the same routing key stay in order, records without a key are not ordered when above 1"`
+	BatchMode   BatchMode `env:"BATCH_MODE" envDefault:"single" desc:"single: one request per message; array: one request per batch with a JSON array body (up to BATCH_SIZE messages)"`
+	RateLimit   float64   `env:"RATE_LIMIT_RPS" envDefault:"0" desc:"max requests per second (0 = unlimited)"`
+
+	BreakerFailures int           `env:"BREAKER_FAILURES" envDefault:"5" desc:"consecutive retryable failures that open the circuit breaker (0 = no breaker)"`
+	BreakerOpen     config.Millis `env:"BREAKER_OPEN_MS" envDefault:"10000" desc:"how long the open breaker refuses requests before one probe is let through"`
+	MaxRetryAfter   config.Millis `env:"MAX_RETRY_AFTER_MS" envDefault:"300000" desc:"cap on an endpoint's Retry-After"`
+	RetryStatuses   []int         `env:"RETRY_STATUSES" envSeparator:"," desc:"client-error statuses to retry instead of dead-lettering, e.g. 401,403 while credentials rotate"`
+
+	TLSCAFile     string `env:"TLS_CA_FILE" desc:"PEM CA bundle trusted for the endpoint, in addition to the system roots"`
+	TLSCertFile   string `env:"TLS_CERT_FILE" desc:"client certificate for mTLS (with TLS_KEY_FILE)"`
+	TLSKeyFile    string `env:"TLS_KEY_FILE" desc:"client key for mTLS (with TLS_CERT_FILE)"`
+	TLSSkipVerify bool   `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false" desc:"DANGEROUS: accept any server certificate (testing only; logged as a warning)"`
+}
+
+// BatchMode is BATCH_MODE: how a runtime batch becomes requests.
+type BatchMode int
+
+const (
+	// Single sends one request per message: the payload is the body.
+	Single BatchMode = iota
+	// Array sends a batch as one request whose body is a JSON array of the messages.
+	Array
+)
+
+// String returns the BATCH_MODE spelling.
+func (m BatchMode) String() string {
+	if m == Array {
+		return "array"
+	}
+	return "single"
+}
+
+// UnmarshalText parses "single" or "array".
+func (m *BatchMode) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "single":
+		*m = Single
+	case "array":
+		*m = Array
+	default:
+		return errors.New(`want "single" or "array"`)
+	}
+	return nil
+}
+
+// Validate implements config.Validator: it checks what the types cannot, by building the engine's
+// configuration and reporting its complaints under the variable names.
+func (c *Config) Validate() error {
+	var errs []error
+	if u, err := url.Parse(c.TargetURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, config.Invalid("TARGET_URL", c.TargetURL, "want an absolute http:// or https:// URL"))
+	}
+	switch strings.ToUpper(c.HTTPMethod) {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		errs = append(errs, config.Invalid("HTTP_METHOD", c.HTTPMethod, "want POST, PUT or PATCH (the payload is the body)"))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, config.Invalid("MAX_IN_FLIGHT", c.MaxInFlight, "must be at least 1"))
+	}
+	if c.RateLimit < 0 {
+		errs = append(errs, config.Invalid("RATE_LIMIT_RPS", c.RateLimit, "must not be negative"))
+	}
+	if c.BreakerFailures < 0 {
+		errs = append(errs, config.Invalid("BREAKER_FAILURES", c.BreakerFailures, "must not be negative"))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, config.Invalid("TIMEOUT_MS", c.Timeout, "must be positive"))
+	}
+	if _, err := parseHeaders(c.Headers.Reveal()); err != nil {
+		errs = append(errs, config.Invalid("HTTP_HEADERS", "[REDACTED]", err.Error()))
+	}
+	if c.BearerToken.IsSet() && (c.BasicUser != "" || c.BasicPassword.IsSet()) {
+		errs = append(errs, config.Invalid("AUTH_BEARER_TOKEN", "[REDACTED]", "set together with AUTH_BASIC_USER/AUTH_BASIC_PASSWORD; use one"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, config.Invalid("TLS_CERT_FILE", c.TLSCertFile, "TLS_CERT_FILE and TLS_KEY_FILE go together"))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	// The rest (header names, TLS files, the secret's form) is checked by building the engine.
+	wc, _ := c.webhookConfig()
+	wc.Logger = slog.New(slog.DiscardHandler) // the warnings belong to the running connector, not to validation
+	s, err := webhook.New(wc)
+	if err != nil {
+		return config.Invalid(engineVar(err), engineValue(c, err), strings.TrimPrefix(err.Error(), "webhook: "))
+	}
+	return s.Close()
+}
+
+// engineVar maps an engine configuration error to the variable that caused it.
+func engineVar(err error) string {
+	msg := err.Error()
+	for _, p := range []struct{ field, env string }{
+		{"URL ", "TARGET_URL"}, {"Method ", "HTTP_METHOD"}, {"IdempotencyHeader ", "IDEMPOTENCY_HEADER"},
+		{"AttributePrefix ", "ATTRIBUTE_HEADER_PREFIX"}, {"CAFile ", "TLS_CA_FILE"}, {"CertFile ", "TLS_CERT_FILE"},
+		{"signing secret", "WEBHOOK_SECRET"}, {"RetryStatuses", "RETRY_STATUSES"}, {"Headers:", "HTTP_HEADERS"},
+	} {
+		if strings.HasPrefix(msg, "webhook: "+p.field) {
+			return p.env
+		}
+	}
+	return "TARGET_URL"
+}
+
+func engineValue(c *Config, err error) string {
+	switch engineVar(err) {
+	case "TARGET_URL":
+		return c.TargetURL
+	case "HTTP_METHOD":
+		return c.HTTPMethod
+	case "IDEMPOTENCY_HEADER":
+		return c.IdempotencyHeader
+	case "ATTRIBUTE_HEADER_PREFIX":
+		return c.AttributePrefix
+	case "TLS_CA_FILE":
+		return c.TLSCAFile
+	case "TLS_CERT_FILE":
+		return c.TLSCertFile
+	case "RETRY_STATUSES":
+		return fmt.Sprint(c.RetryStatuses)
+	}
+	return "[REDACTED]"
+}
+
+// parseHeaders reads "Name:value,Name2:value2".
+func parseHeaders(s string) (map[string]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("want comma-separated Name:value pairs; %q has no name or no ':'", strings.TrimSpace(k))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// webhookConfig translates the environment settings into the engine's.
+func (c *Config) webhookConfig() (webhook.Config, error) {
+	headers, err := parseHeaders(c.Headers.Reveal())
+	if err != nil {
+		return webhook.Config{}, err
+	}
+	wc := webhook.Config{
+		URL: c.TargetURL, Method: c.HTTPMethod, Timeout: c.Timeout.D(),
+		ContentType: c.ContentType, AttributePrefix: c.AttributePrefix, IdempotencyHeader: c.IdempotencyHeader,
+		Headers: headers, BearerToken: c.BearerToken.Reveal(), BasicUser: c.BasicUser, BasicPassword: c.BasicPassword.Reveal(),
+		Secret: c.WebhookSecret.Reveal(), MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit,
+		MaxRetryAfter: c.MaxRetryAfter.D(), RetryStatuses: c.RetryStatuses, BreakerFailures: c.BreakerFailures, BreakerOpen: c.BreakerOpen.D(),
+		CAFile: c.TLSCAFile, CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile, InsecureSkipVerify: c.TLSSkipVerify,
+	}
+	if c.BreakerFailures == 0 {
+		wc.BreakerFailures = -1
+	}
+	if c.BatchMode == Array {
+		wc.BatchSize = max(c.BatchSize, 2) // the whole runtime batch (per lane) in one array
+	}
+	return wc, nil
+}

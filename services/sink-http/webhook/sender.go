@@ -1,0 +1,428 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/time/rate"
+)
+
+// UserAgent is sent with every request so receivers can tell the connector's traffic apart.
+const UserAgent = "danube-sink-http/0.1"
+
+// Sender delivers messages to one endpoint. It is safe for concurrent use, but Deliver keeps the
+// routing-key order only within one call and between calls made one after another.
+type Sender struct {
+	cfg        Config
+	log        *slog.Logger
+	client     *http.Client
+	idemHeader string
+	auth       string
+	static     http.Header
+	signer     *Signer
+	limiter    *rate.Limiter
+	breaker    *gobreaker.CircuitBreaker[struct{}]
+	openedAt   atomic.Int64 // unix nanos of the breaker's last transition to open
+}
+
+// New checks cfg and prepares the sender; it does no I/O besides reading the TLS files.
+func New(cfg Config) (*Sender, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sender{cfg: c, log: c.Logger, idemHeader: http.CanonicalHeaderKey(c.IdempotencyHeader)}
+	rt := c.Transport
+	if rt == nil {
+		t, err := newTransport(&c)
+		if err != nil {
+			return nil, err
+		}
+		rt = t
+		if c.InsecureSkipVerify {
+			s.log.Warn("TLS certificate verification of the webhook endpoint is DISABLED: anyone on the network path can impersonate it; use only for testing", "url", c.URL)
+		}
+	}
+	s.client = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
+	if c.Secret != "" {
+		if s.signer, err = NewSigner(c.Secret); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case c.BearerToken != "":
+		s.auth = "Bearer " + c.BearerToken
+	case c.BasicUser != "" || c.BasicPassword != "":
+		s.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.BasicUser+":"+c.BasicPassword))
+	}
+	s.static = make(http.Header, len(c.Headers)+1)
+	for k, v := range c.Headers {
+		s.static[http.CanonicalHeaderKey(k)] = []string{v}
+	}
+	if s.static.Get("User-Agent") == "" {
+		s.static["User-Agent"] = []string{UserAgent}
+	}
+	if c.RateLimit > 0 {
+		burst := int(c.RateLimit)
+		if burst < 1 {
+			burst = 1
+		}
+		s.limiter = rate.NewLimiter(rate.Limit(c.RateLimit), burst)
+	}
+	if c.BreakerFailures > 0 {
+		s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        c.URL,
+			MaxRequests: 1,
+			Timeout:     c.BreakerOpen,
+			ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= uint32(c.BreakerFailures) },
+			// A rejection (4xx) proves the endpoint is alive; only retryable failures count.
+			IsSuccessful: func(err error) bool { return err == nil || !IsRetryable(err) },
+			IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
+			OnStateChange: func(_ string, from, to gobreaker.State) {
+				if to == gobreaker.StateOpen {
+					s.openedAt.Store(time.Now().UnixNano())
+				}
+				s.log.Warn("webhook circuit breaker changed state", "url", c.URL, "from", from.String(), "to", to.String())
+				if c.Hooks.OnBreaker != nil {
+					c.Hooks.OnBreaker(from.String(), to.String())
+				}
+			},
+		})
+	}
+	return s, nil
+}
+
+// checkRedirect follows only 307 and 308, which keep the method and body; a 301/302/303 would turn
+// the delivery into a GET without the payload, so it is reported as a rejection instead.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return http.ErrUseLastResponse
+	}
+	if r := req.Response; r != nil && r.StatusCode != http.StatusTemporaryRedirect && r.StatusCode != http.StatusPermanentRedirect {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// BreakerState reports the circuit breaker's state ("closed", "open", "half-open"; "disabled"), for
+// readiness checks and logs.
+func (s *Sender) BreakerState() string {
+	if s.breaker == nil {
+		return "disabled"
+	}
+	return s.breaker.State().String()
+}
+
+// Close releases idle connections.
+func (s *Sender) Close() error {
+	s.client.CloseIdleConnections()
+	return nil
+}
+
+// Deliver sends msgs and returns one result per message, in the same order: nil when the endpoint
+// answered 2xx, else an *Error (see the package doc). Up to MaxInFlight requests run at once;
+// messages with the same routing key are sent one after another in slice order, and once one of
+// them fails retryably the later ones are not sent (ErrOrderBlocked). With MaxInFlight 1 the whole
+// slice is sent in order and a retryable failure blocks every later message. With Config.Retry set,
+// retryable failures are retried inside Deliver before they are reported. When ctx ends, messages
+// not yet delivered report a retryable error wrapping ctx.Err().
+func (s *Sender) Deliver(ctx context.Context, msgs []Message) []error {
+	errs := make([]error, len(msgs))
+	if len(msgs) == 0 {
+		return errs
+	}
+	if s.cfg.MaxInFlight == 1 {
+		all := make([]int, len(msgs))
+		for i := range all {
+			all[i] = i
+		}
+		s.runLane(ctx, msgs, all, errs, true)
+		return errs
+	}
+	if s.cfg.BatchSize > 1 {
+		s.deliverLanes(ctx, msgs, errs)
+	} else {
+		s.deliverByKey(ctx, msgs, errs)
+	}
+	return errs
+}
+
+// deliverByKey runs MaxInFlight workers that each take the next key with messages left and send
+// that key's oldest message: a key is never in flight twice, so its order holds, and no worker
+// idles while any key has work (better balance than fixed lanes when keys are few or skewed).
+// Messages without a key are independent of each other.
+func (s *Sender) deliverByKey(ctx context.Context, msgs []Message, errs []error) {
+	queues := make([][]int, 0, len(msgs))
+	byKey := make(map[string]int)
+	for i := range msgs {
+		k := msgs[i].Key
+		if k == "" {
+			queues = append(queues, []int{i})
+			continue
+		}
+		q, ok := byKey[k]
+		if !ok {
+			q = len(queues)
+			byKey[k] = q
+			queues = append(queues, nil)
+		}
+		queues[q] = append(queues[q], i)
+	}
+	ready := make(chan int, len(queues)) // each queue is in the channel at most once
+	for q := range queues {
+		ready <- q
+	}
+	var left atomic.Int64
+	left.Store(int64(len(queues)))
+	var wg sync.WaitGroup
+	for range min(s.cfg.MaxInFlight, len(queues)) {
+		wg.Go(func() {
+			for q := range ready {
+				idx := queues[q]
+				i := idx[0]
+				if err := ctx.Err(); err != nil {
+					errs[i] = &Error{Err: err, retry: true}
+				} else {
+					errs[i] = s.send(ctx, msgs, idx[:1])
+				}
+				queues[q] = idx[1:]
+				if errs[i] != nil && IsRetryable(errs[i]) {
+					for _, j := range idx[1:] { // keep the key's order: do not send past a failure
+						errs[j] = &Error{Err: ErrOrderBlocked, retry: true}
+						if ctx.Err() != nil {
+							errs[j] = &Error{Err: ctx.Err(), retry: true}
+						}
+					}
+					queues[q] = nil
+				}
+				if len(queues[q]) > 0 {
+					ready <- q
+				} else if left.Add(-1) == 0 {
+					close(ready)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// deliverLanes splits msgs over MaxInFlight lanes by key hash (messages without a key spread
+// evenly), so each lane can pack several keys into one batch request while keeping key order.
+func (s *Sender) deliverLanes(ctx context.Context, msgs []Message, errs []error) {
+	n := min(s.cfg.MaxInFlight, len(msgs))
+	lanes := make([][]int, n)
+	spread := 0
+	for i := range msgs {
+		l := spread % n
+		if k := msgs[i].Key; k != "" {
+			h := fnv.New32a()
+			h.Write([]byte(k))
+			l = int(h.Sum32() % uint32(n))
+		} else {
+			spread++
+		}
+		lanes[l] = append(lanes[l], i)
+	}
+	var wg sync.WaitGroup
+	for _, idx := range lanes {
+		if len(idx) > 0 {
+			wg.Go(func() { s.runLane(ctx, msgs, idx, errs, false) })
+		}
+	}
+	wg.Wait()
+}
+
+// runLane sends the messages idx (in order) one request at a time, BatchSize messages per request.
+// After a retryable failure, later messages with the same key are not sent; with strict, no later
+// message is sent at all (the sequential mode keeps the whole topic order).
+func (s *Sender) runLane(ctx context.Context, msgs []Message, idx []int, errs []error, strict bool) {
+	var failed map[string]bool
+	blocked := false
+	batch := make([]int, 0, s.cfg.BatchSize)
+	for pos := 0; pos < len(idx); {
+		if err := ctx.Err(); err != nil {
+			for _, i := range idx[pos:] {
+				errs[i] = &Error{Err: err, retry: true}
+			}
+			return
+		}
+		batch = batch[:0]
+		for pos < len(idx) && len(batch) < s.cfg.BatchSize {
+			i := idx[pos]
+			pos++
+			if k := msgs[i].Key; blocked || (k != "" && failed[k]) {
+				errs[i] = &Error{Err: ErrOrderBlocked, retry: true}
+				continue
+			}
+			batch = append(batch, i)
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		err := s.send(ctx, msgs, batch)
+		for _, i := range batch {
+			errs[i] = err
+			if err != nil && IsRetryable(err) && strict {
+				blocked = true
+			}
+			if err != nil && IsRetryable(err) && msgs[i].Key != "" {
+				if failed == nil {
+					failed = map[string]bool{}
+				}
+				failed[msgs[i].Key] = true
+			}
+		}
+	}
+}
+
+// send delivers one request's worth of messages, retrying by policy. It returns nil or an *Error.
+func (s *Sender) send(ctx context.Context, msgs []Message, batch []int) error {
+	var (
+		body []byte
+		hdr  http.Header
+		id   string
+	)
+	if len(batch) == 1 && s.cfg.BatchSize == 1 {
+		m := &msgs[batch[0]]
+		id = m.IdempotencyKey()
+		body, hdr = m.Payload, s.singleHeaders(m, id)
+	} else {
+		ms := make([]*Message, len(batch))
+		ids := make([]string, len(batch))
+		for j, i := range batch {
+			ms[j], ids[j] = &msgs[i], msgs[i].IdempotencyKey()
+		}
+		id = batchID(ids)
+		hdr = s.batchHeaders(ms, id)
+		var err error
+		if body, err = batchBody(ms, ids); err != nil {
+			return &Error{Err: fmt.Errorf("encoding the batch body: %w", err)}
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		e := s.attempt(ctx, body, hdr, id, len(batch))
+		if e == nil {
+			return nil
+		}
+		e.Attempts = attempt
+		if !e.retry || ctx.Err() != nil || !s.cfg.Retry.Allows(attempt) {
+			return e
+		}
+		wait := s.cfg.Retry.Delay(attempt, e)
+		if s.cfg.Hooks.OnRetry != nil {
+			s.cfg.Hooks.OnRetry(RetryEvent{Messages: len(batch), Attempt: attempt, Wait: wait, Err: e})
+		}
+		s.log.Debug("webhook delivery failed; retrying", "id", id, "attempt", attempt, "wait", wait, "err", e)
+		if retry.Sleep(ctx, wait) != nil {
+			return e
+		}
+	}
+}
+
+// attempt makes one request through the rate limiter and the circuit breaker.
+func (s *Sender) attempt(ctx context.Context, body []byte, hdr http.Header, id string, n int) *Error {
+	if s.limiter != nil {
+		if err := s.limiter.Wait(ctx); err != nil {
+			return &Error{Err: fmt.Errorf("rate limiter: %w", err), retry: true}
+		}
+	}
+	start := time.Now()
+	var e *Error
+	if s.breaker == nil {
+		e = s.do(ctx, body, hdr, id)
+	} else {
+		_, err := s.breaker.Execute(func() (struct{}, error) {
+			if e = s.do(ctx, body, hdr, id); e != nil {
+				return struct{}{}, e
+			}
+			return struct{}{}, nil
+		})
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			e = &Error{Err: ErrBreakerOpen, retry: true, After: s.breakerRemaining()}
+		}
+	}
+	if s.cfg.Hooks.OnAttempt != nil {
+		ev := AttemptEvent{Messages: n, Duration: time.Since(start)}
+		if e != nil {
+			ev.Status, ev.Err = e.Status, e
+		}
+		s.cfg.Hooks.OnAttempt(ev)
+	}
+	return e
+}
+
+// breakerRemaining estimates how long the breaker stays open, so retries wait for the probe
+// instead of spinning on refusals.
+func (s *Sender) breakerRemaining() time.Duration {
+	d := time.Until(time.Unix(0, s.openedAt.Load()).Add(s.cfg.BreakerOpen))
+	if d <= 0 {
+		return time.Millisecond
+	}
+	return d
+}
+
+// do makes one HTTP request and classifies its outcome.
+func (s *Sender) do(ctx context.Context, body []byte, hdr http.Header, id string) *Error {
+	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, s.cfg.Method, s.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return &Error{Err: fmt.Errorf("building the request: %w", err)}
+	}
+	h := hdr.Clone()
+	for k, v := range s.static {
+		if _, set := h[k]; !set {
+			h[k] = v
+		}
+	}
+	if s.auth != "" {
+		h["Authorization"] = []string{s.auth}
+	}
+	if s.signer != nil {
+		s.signer.apply(h, id, time.Now(), body)
+	}
+	req.Header = h
+	resp, err := s.client.Do(req)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return &Error{Err: ctx.Err(), retry: true}
+		case errors.Is(err, context.DeadlineExceeded):
+			return &Error{Err: fmt.Errorf("%s %s: no response within %s", s.cfg.Method, s.cfg.URL, s.cfg.Timeout), retry: true}
+		}
+		return &Error{Err: err, retry: true}
+	}
+	defer func() {
+		// Drain a little so the connection can be reused, then close.
+		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, int64(s.cfg.BodyExcerpt)))
+	e := &Error{Status: resp.StatusCode, Body: strings.ToValidUTF8(string(excerpt), "\uFFFD"),
+		retry: retryableStatus(resp.StatusCode) || slices.Contains(s.cfg.RetryStatuses, resp.StatusCode)}
+	if e.retry {
+		e.After = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now(), s.cfg.MaxRetryAfter)
+	}
+	return e
+}
+
+func validName(s string) bool  { return httpguts.ValidHeaderFieldName(s) }
+func validValue(s string) bool { return httpguts.ValidHeaderFieldValue(s) }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a bytes.Buffer safe for the quickstart's concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestQuickstartDeliversEveryEventAndShowsRetries(t *testing.T) {
+	var out syncBuffer
+	if err := run(context.Background(), []string{"-events", "12", "-rate", "500", "-flaky", "4"}, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	if !strings.Contains(s, "Stopped: produced 12, delivered 12, retried 3.") {
+		t.Fatalf("output:\n%s", s)
+	}
+	if n := strings.Count(s, "503 ✗"); n != 3 {
+		t.Errorf("%d simulated outages shown, want 3:\n%s", n, s)
+	}
+	if !strings.Contains(s, `200 ✓ {"amount":13,"customer":"customer-3","id":4,"type":"order.created"}  key=customer-3 offset=3`) {
+		t.Errorf("retried event 4 not shown as delivered:\n%s", s)
+	}
+}
+
+func TestQuickstartStopsCleanlyOnInterrupt(t *testing.T) {
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-rate", "200"}, &out) }()
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(out.String(), "200 ✓") {
+		select {
+		case <-deadline:
+			t.Fatalf("nothing delivered:\n%s", out.String())
+		case <-time.After(10 * time.Millisecond): // polling the output of a running program
+		}
+	}
+	cancel() // Ctrl-C
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "\nStopped: produced ") {
+		t.Fatalf("no summary:\n%s", out.String())
+	}
+}
