@@ -1,5 +1,5 @@
 // Package harness hands integration tests a ready endpoint of a real external
-// system — PostgreSQL, ClickHouse, Kafka, MQTT — with one call, on machines
+// system — PostgreSQL, ClickHouse, Kafka, MQTT, Danube — with one call, on machines
 // with Docker and on machines without it.
 //
 // Each function picks its server in this order:
@@ -62,9 +62,9 @@ const (
 	// logs (Mosquitto's retained $SYS/broker/version expires after 60 s).
 	EnvMQTTServer = "IT_MQTT_SERVER"
 
-	// The development Danube broker (service URL, IT_DANUBE_URL) joins this
-	// list once libs/danube/devbroker exists: add a Danube(t) function in
-	// danube.go following the pattern of mqtt.go.
+	// EnvDanubeURL is a Danube service URL (http://host:6650 or https://...)
+	// of a real broker or a standalone development broker.
+	EnvDanubeURL = "IT_DANUBE_URL"
 )
 
 // dialTimeout bounds the reachability check of endpoints given by address.

@@ -46,7 +46,9 @@ func BenchmarkSinkOverhead(b *testing.B) {
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			cfg := &SinkConfig{BatchSize: size, BatchTimeout: config.Millis(time.Second)}
-			r := &sinkRunner{cfg: cfg, conn: nopSink{}, env: benchEnv(b), policy: cfg.Retry(), tracer: telemetry.Tracer()}
+			e := benchEnv(b)
+			r := &sinkRunner{cfg: cfg, conn: nopSink{}, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(0)}
+			r.settle = newSettler(context.Background(), e)
 			const pool = 4000 // a multiple of every batch size: offsets stay aligned when they wrap
 			msgs := make([]*danube.Message, pool)
 			for i := range msgs {
@@ -69,6 +71,7 @@ func BenchmarkSinkOverhead(b *testing.B) {
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
+			r.settle.close()
 		})
 	}
 }
@@ -120,7 +123,7 @@ func BenchmarkSourceOverhead(b *testing.B) {
 	cfg := &SourceConfig{MaxInFlight: 1000, Topic: "/default/bench"}
 	r := &sourceRunner{cfg: cfg, conn: src, env: benchEnv(b), policy: cfg.Retry(),
 		tracer: telemetry.Tracer(), slots: make(chan struct{}, cfg.MaxInFlight), work: context.Background(),
-		senders: map[string]*sender{}, commitWake: make(chan struct{}, 1)}
+		senders: map[string]*sender{}, commitWake: make(chan struct{}, 1), busy: newLiveness(0)}
 	r.addSender(cfg.Topic, nopPublisher{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

@@ -31,6 +31,7 @@ type Common struct {
 	LogLevel        slog.Level          `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 	LogFormat       telemetry.LogFormat `env:"LOG_FORMAT" envDefault:"json" desc:"json or text"`
 	MetricsAddr     string              `env:"METRICS_ADDR" envDefault:":9090" desc:"listen address of /metrics, /healthz, /readyz; empty disables"`
+	LivenessTimeout config.Millis       `env:"LIVENESS_TIMEOUT_MS" envDefault:"300000" desc:"/healthz fails while one connector call (process, batch, commit) runs longer than this (0 = never)"`
 }
 
 // Validate implements config.Validator.
@@ -80,24 +81,32 @@ const (
 	NackOnExhausted RetryExhausted = iota
 	// StopOnExhausted stops the connector without acking, exiting non-zero.
 	StopOnExhausted
+	// DeadLetterOnExhausted publishes the record to DLQ_TOPIC with the last error as the reason,
+	// then acks it (if the publish fails, the record is nacked instead).
+	DeadLetterOnExhausted
 )
 
 func (r RetryExhausted) String() string {
-	if r == StopOnExhausted {
+	switch r {
+	case StopOnExhausted:
 		return "stop"
+	case DeadLetterOnExhausted:
+		return "dlq"
 	}
 	return "nack"
 }
 
-// UnmarshalText parses "nack" or "stop".
+// UnmarshalText parses "nack", "stop" or "dlq".
 func (r *RetryExhausted) UnmarshalText(b []byte) error {
 	switch strings.ToLower(strings.TrimSpace(string(b))) {
 	case "nack":
 		*r = NackOnExhausted
 	case "stop":
 		*r = StopOnExhausted
+	case "dlq":
+		*r = DeadLetterOnExhausted
 	default:
-		return errors.New(`want "nack" or "stop"`)
+		return errors.New(`want "nack", "stop" or "dlq"`)
 	}
 	return nil
 }
@@ -111,8 +120,8 @@ type SinkConfig struct {
 	KeyFilters       []string       `env:"KEY_FILTERS" envSeparator:"," desc:"KeyShared only: comma-separated globs (* and ?) of routing keys this instance takes"`
 	BatchSize        int            `env:"BATCH_SIZE" envDefault:"1" desc:"records per batch; boundaries align to offsets (the broker's max_unacked_messages must be at least this)"`
 	BatchTimeout     config.Millis  `env:"BATCH_TIMEOUT_MS" envDefault:"1000" desc:"flush a partial batch this long after its first record"`
-	DLQTopic         string         `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records; empty = invalid records are handled as RETRY_EXHAUSTED"`
-	RetryExhausted   RetryExhausted `env:"RETRY_EXHAUSTED" envDefault:"nack" desc:"when retries run out: nack (redeliver later) or stop (exit non-zero)"`
+	DLQTopic         string         `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records (and exhausted ones with RETRY_EXHAUSTED=dlq); empty = invalid records are handled as RETRY_EXHAUSTED"`
+	RetryExhausted   RetryExhausted `env:"RETRY_EXHAUSTED" envDefault:"nack" desc:"when retries run out: nack (redeliver after NACK_DELAY_MS), stop (exit non-zero, unacked) or dlq (publish to DLQ_TOPIC with the reason, then ack)"`
 	NackDelay        config.Millis  `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
 }
 
@@ -134,6 +143,9 @@ func (c *SinkConfig) Validate() error {
 		if err := checkTopic(c.DLQTopic); err != nil {
 			errs = append(errs, config.Invalid("DLQ_TOPIC", c.DLQTopic, err.Error()))
 		}
+	}
+	if c.RetryExhausted == DeadLetterOnExhausted && c.DLQTopic == "" {
+		errs = append(errs, &config.FieldError{Var: "DLQ_TOPIC", Reason: "required when RETRY_EXHAUSTED=dlq"})
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,7 @@
 // batching, retries, the dead-letter topic, ordered commits, metrics, health, tracing, signals and
 // exit codes. A connector's main is one line:
 //
-//	func main() { runtime.MainSink(&Config{}, New) }
+//	func main() { runtime.MainSink(New) } // New: func(*Config, *slog.Logger) (runtime.SinkConnector, error)
 package runtime
 
 import (

@@ -110,6 +110,20 @@ func TestMainReportsAllConfigErrors(t *testing.T) {
 	}
 }
 
+func TestMainDeadLetterPolicyNeedsTopic(t *testing.T) {
+	code, _, errOut := runMain(t, nil, append([]string{"RETRY_EXHAUSTED=dlq", "LIVENESS_TIMEOUT_MS=-1"}, validEnv...))
+	want := `invalid configuration (2 problems):
+  LIVENESS_TIMEOUT_MS="-1": want a non-negative integer number of milliseconds
+  DLQ_TOPIC: required when RETRY_EXHAUSTED=dlq
+`
+	if code != runtime.ExitConfig || errOut != want {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	if code, _, errOut = runMain(t, []string{"--print-config"}, append([]string{"RETRY_EXHAUSTED=dlq", "DLQ_TOPIC=/default/dead"}, validEnv...)); code != runtime.ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
 // The real process: SIGTERM drains and exits 0; a fatal error exits 1.
 func TestMainProcessExitCodes(t *testing.T) {
 	b := runtimetest.StartBroker(t)
@@ -142,6 +156,8 @@ func TestMainProcessExitCodes(t *testing.T) {
 
 	cmd, stderr := start()
 	waitLog(stderr, cmd, "sink started")
+	// The connector logs through the runtime's logger (LOG_FORMAT=text, tagged with its name).
+	waitLog(stderr, cmd, `level=INFO msg="appending messages" connector=proc path=`+out+"\n")
 	waitLog(stderr, cmd, "serving /metrics")
 	runtimetest.Produce(t, b, "/default/proc", runtimetest.Payloads(`{"a":1}`, `{"a":2}`)...)
 	// Wait until both messages sit in the pending batch (size 100, an hour: only the drain flushes it).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
@@ -16,14 +15,69 @@ type Option func(*options)
 
 type options struct {
 	client    *danube.Client
+	conn      *Connection
 	logger    *slog.Logger
 	telemetry *telemetry.Server
 }
 
-// WithClient makes the runner use c instead of building its own from the config. The runner does
-// not close it. Readiness then reflects only subscribe and send outcomes, not the client's
-// reconnect events (those go to the hooks c was built with).
-func WithClient(c *danube.Client) Option { return func(o *options) { o.client = c } }
+// WithClient makes the runner use c instead of building its own from the config, so several
+// connectors in one process can share one client. The runner does not close it. conn is the
+// Connection whose Hooks c was built with: the runner's Danube readiness then follows c's
+// reconnect, send and ack events exactly as with a client it builds itself. With a nil conn the
+// readiness only sees the runner's own subscribe and publish outcomes.
+func WithClient(c *danube.Client, conn *Connection) Option {
+	return func(o *options) { o.client, o.conn = c, conn }
+}
+
+// Connection is a Danube client's connection state as its events report it; readiness (/readyz)
+// follows it. The zero value is "starting" (not ready) until the first event or the runner's first
+// successful subscribe or producer.
+type Connection struct{ flag telemetry.Flag }
+
+// Hooks returns client hooks that keep c up to date and then call next's (for metrics or
+// tracing). Pass them to danube.WithHooks when building a client shared through WithClient.
+func (c *Connection) Hooks(next danube.Hooks) danube.Hooks {
+	return danube.Hooks{
+		OnReconnect: func(ev danube.ReconnectEvent) {
+			if ev.Err != nil {
+				c.flag.Set(fmt.Errorf("%s %s: %w", ev.Kind, ev.Topic, ev.Err))
+			} else {
+				c.flag.Set(nil)
+			}
+			if next.OnReconnect != nil {
+				next.OnReconnect(ev)
+			}
+		},
+		OnSend: func(ev danube.SendEvent) {
+			if ev.Err != nil {
+				c.flag.Set(fmt.Errorf("send to %s: %w", ev.Topic, ev.Err))
+			} else {
+				c.flag.Set(nil)
+			}
+			if next.OnSend != nil {
+				next.OnSend(ev)
+			}
+		},
+		OnAck: func(ev danube.AckEvent) {
+			if ev.Err == nil {
+				c.flag.Set(nil)
+			}
+			if next.OnAck != nil {
+				next.OnAck(ev)
+			}
+		},
+		OnRetry: func(ev danube.RetryEvent) {
+			c.flag.Set(fmt.Errorf("%s %s: retrying: %w", ev.Op, ev.Topic, ev.Err))
+			if next.OnRetry != nil {
+				next.OnRetry(ev)
+			}
+		},
+		OnReceive: next.OnReceive,
+	}
+}
+
+// Check reports nil while connected; it is a telemetry.Check.
+func (c *Connection) Check(ctx context.Context) error { return c.flag.Check(ctx) }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -38,10 +92,17 @@ type env struct {
 	ownsConn bool
 	log      *slog.Logger
 	metrics  *telemetry.Metrics
-	danube   *telemetry.Flag
+	danube   *telemetry.Flag // the Connection's flag: shared by the runners of one client
 	cleanup  []func()
 	name     string
 	server   *telemetry.Server
+}
+
+// live registers a liveness check of this runner.
+func (e *env) live(c telemetry.Check) {
+	if e.server != nil {
+		e.cleanup = append(e.cleanup, e.server.AddLiveness(e.name+"/loop", c))
+	}
 }
 
 // watch registers the connector's own health check, once Initialize returned (so a connector need
@@ -57,9 +118,13 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	e := &env{log: o.logger, danube: &telemetry.Flag{}}
+	conn := o.conn
+	if conn == nil {
+		conn = &Connection{}
+	}
+	e := &env{log: o.logger, danube: &conn.flag}
 	if e.log == nil {
-		e.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.log = e.log.With("connector", c.ConnectorName, "kind", kind)
 	if o.telemetry != nil {
@@ -75,30 +140,7 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 		e.client = o.client
 		return e, nil
 	}
-	copts := append(c.ClientOptions(), danube.WithLogger(e.log), danube.WithBackoff(c.Retry()), danube.WithHooks(danube.Hooks{
-		OnReconnect: func(ev danube.ReconnectEvent) {
-			if ev.Err != nil {
-				e.danube.Set(fmt.Errorf("%s %s: %w", ev.Kind, ev.Topic, ev.Err))
-			} else {
-				e.danube.Set(nil)
-			}
-		},
-		OnSend: func(ev danube.SendEvent) {
-			if ev.Err != nil {
-				e.danube.Set(fmt.Errorf("send to %s: %w", ev.Topic, ev.Err))
-			} else {
-				e.danube.Set(nil)
-			}
-		},
-		OnAck: func(ev danube.AckEvent) {
-			if ev.Err == nil {
-				e.danube.Set(nil)
-			}
-		},
-		OnRetry: func(ev danube.RetryEvent) {
-			e.danube.Set(fmt.Errorf("%s %s: retrying: %w", ev.Op, ev.Topic, ev.Err))
-		},
-	}))
+	copts := append(c.ClientOptions(), danube.WithLogger(e.log), danube.WithBackoff(c.Retry()), danube.WithHooks(conn.Hooks(danube.Hooks{})))
 	cl, err := danube.NewClient(c.DanubeServiceURL, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("DANUBE_SERVICE_URL=%q: %w", c.DanubeServiceURL, err)

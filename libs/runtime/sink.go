@@ -53,6 +53,8 @@ type sinkRunner struct {
 	policy  retry.Policy
 	dlq     *danube.Producer
 	tracer  trace.Tracer
+	settle  *settler
+	busy    *liveness
 }
 
 // RunSink runs conn until ctx ends (graceful: stop intake, flush batches, ack, within
@@ -71,8 +73,9 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 		return err
 	}
 	defer func() { err = errors.Join(err, e.close()) }()
-	r := &sinkRunner{cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer()}
+	r := &sinkRunner{cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(cfg.LivenessTimeout.D())}
 	r.batcher, _ = conn.(BatchSinkConnector)
+	e.live(r.busy.Check)
 
 	// work outlives ctx by the shutdown timeout so that batches in progress can finish and be acked.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -95,9 +98,12 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	}()
 
 	if cfg.DLQTopic != "" {
-		r.dlq, err = e.client.NewProducer(work, danube.ProducerOptions{Topic: cfg.DLQTopic, Name: cfg.ConnectorName + "-dlq", Dispatch: danube.Reliable})
+		r.dlq, err = r.dlqProducer(ctx)
 		if err != nil {
-			return fmt.Errorf("runtime: DLQ_TOPIC=%q: create producer: %w", cfg.DLQTopic, err)
+			if stopped(err) && ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 		defer r.dlq.Close()
 	}
@@ -105,7 +111,8 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	subType, _ := danube.ParseSubscriptionType(cfg.SubscriptionType) // validated by config
 	intake, stopIntake := context.WithCancel(ctx)
 	defer stopIntake()
-	merged := make(chan delivery)
+	// Buffered so that the consumers fill the next batch while the loop processes this one.
+	merged := make(chan delivery, cfg.BatchSize)
 	var wg sync.WaitGroup
 	var consumers []*danube.Consumer
 	defer func() {
@@ -115,6 +122,10 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 			c.Close()
 		}
 	}()
+	// Registered after the consumers' cleanup, so it runs before it: every pending ack and nack is
+	// sent (within the shutdown timeout) while the consumers are still open.
+	r.settle = newSettler(work, e)
+	defer r.settle.close()
 	for _, topic := range cfg.Topics {
 		c, err := r.subscribe(intake, topic, subType)
 		if err != nil {
@@ -147,6 +158,24 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	e.danube.Set(nil)
 	e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType.String(), "batch_size", cfg.BatchSize)
 	return r.loop(ctx, work, merged)
+}
+
+// dlqProducer creates the dead-letter producer, retrying like subscribe: the broker may still be
+// starting, and a sink without its DLQ must not start.
+func (r *sinkRunner) dlqProducer(ctx context.Context) (*danube.Producer, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := r.env.client.NewProducer(ctx, danube.ProducerOptions{Topic: r.cfg.DLQTopic, Name: r.cfg.ConnectorName + "-dlq", Dispatch: danube.Reliable})
+		if err == nil {
+			return p, nil
+		}
+		err = fmt.Errorf("runtime: DLQ_TOPIC=%q: create producer: %w", r.cfg.DLQTopic, err)
+		r.env.danube.Set(err)
+		d := r.policy.Next(attempt)
+		r.env.log.Warn("create dead-letter producer failed; retrying", "topic", r.cfg.DLQTopic, "attempt", attempt, "wait", d, "err", err)
+		if serr := retry.Sleep(ctx, d); serr != nil {
+			return nil, errors.Join(err, serr)
+		}
+	}
 }
 
 // subscribe retries until the topic exists and the subscription is granted, or ctx ends: a sink may
@@ -204,16 +233,20 @@ func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
 	}
 }
 
-// handle processes one batch to completion: every record ends acked (written or dead-lettered),
-// nacked, or — on a fatal error or stop policy — left unacked while the error is returned.
+// handle processes one batch to completion: every record ends written (its ack queued),
+// dead-lettered, nacked, or — on a fatal error or stop policy — left unacked while the error is
+// returned. Acks are sent by the settler, so the next batch starts while they are in flight.
 func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) error {
 	start := time.Now()
 	n := len(bt.Items)
 	recs := make([]*SinkRecord, n)
+	slab := make([]SinkRecord, n) // one allocation for the batch's records
 	spans := make([]trace.Span, n)
+	name := "process " + bt.Partition // every record of a batch shares its partition
 	for i, d := range bt.Items {
-		rc := &SinkRecord{Message: d.msg, Partition: d.msg.Topic}
-		rc.ctx, spans[i] = r.tracer.Start(telemetry.Extract(ctx, d.msg.Attributes), "process "+d.msg.Topic, consumerSpan)
+		rc := &slab[i]
+		rc.Message, rc.Partition = d.msg, d.msg.Topic
+		rc.ctx, spans[i] = r.tracer.Start(telemetry.Extract(ctx, d.msg.Attributes), name, consumerSpan)
 		recs[i] = rc
 	}
 	defer func() {
@@ -234,7 +267,7 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 		for j, i := range pending {
 			err := errs[j]
 			if err == nil {
-				r.ack(ctx, bt.Items[i])
+				r.settle.ack(bt.Items[i])
 				continue
 			}
 			spans[i].RecordError(err)
@@ -262,7 +295,7 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 		}
 		if !r.policy.Allows(attempt) || ctx.Err() != nil {
 			for _, i := range again {
-				if err := r.exhausted(ctx, bt.Items[i], last); err != nil {
+				if err := r.exhausted(ctx, bt.Items[i], fmt.Errorf("retries exhausted after %d attempts: %w", attempt, last)); err != nil {
 					return err
 				}
 			}
@@ -281,6 +314,8 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 
 // process runs the connector on recs[pending...] and returns one result per pending record.
 func (r *sinkRunner) process(ctx context.Context, recs []*SinkRecord, pending []int) []error {
+	done := r.busy.enter()
+	defer done()
 	errs := make([]error, len(pending))
 	if r.batcher == nil {
 		for j, i := range pending {
@@ -318,27 +353,23 @@ func (r *sinkRunner) process(ctx context.Context, recs []*SinkRecord, pending []
 	return errs
 }
 
-func (r *sinkRunner) ack(ctx context.Context, d delivery) {
-	if err := d.cons.Ack(ctx, d.msg); err != nil {
-		// Written but not acked: Danube redelivers it (at-least-once).
-		r.env.log.Warn("ack failed; the message will be redelivered", "topic", d.msg.Topic, "offset", d.msg.Offset, "err", err)
-	}
-	r.env.metrics.Processed(1)
-}
-
 // exhausted applies RETRY_EXHAUSTED to a record that cannot be written now.
 func (r *sinkRunner) exhausted(ctx context.Context, d delivery, cause error) error {
-	if r.cfg.RetryExhausted == StopOnExhausted {
-		return fmt.Errorf("runtime: retries exhausted on %s offset %d (RETRY_EXHAUSTED=stop): %w", d.msg.Topic, d.msg.Offset, cause)
+	switch r.cfg.RetryExhausted {
+	case StopOnExhausted:
+		return fmt.Errorf("runtime: %s offset %d (RETRY_EXHAUSTED=stop): %w", d.msg.Topic, d.msg.Offset, cause)
+	case DeadLetterOnExhausted:
+		if r.dlq != nil {
+			r.deadLetter(ctx, d, cause)
+			return nil
+		}
 	}
-	if err := d.cons.Nack(ctx, d.msg, r.cfg.NackDelay.D(), cause.Error()); err != nil {
-		r.env.log.Warn("nack failed; the broker redelivers after its ack timeout", "topic", d.msg.Topic, "offset", d.msg.Offset, "err", err)
-	}
-	r.env.metrics.Dropped(1)
+	r.settle.nack(d, r.cfg.NackDelay.D(), cause.Error())
 	return nil
 }
 
-// deadLetter publishes the original message with its attributes plus the failure reason, then acks.
+// deadLetter publishes the original message with its attributes plus the failure reason, then
+// queues its ack. If the publish fails the record is nacked: never a silent drop.
 func (r *sinkRunner) deadLetter(ctx context.Context, d delivery, cause error) {
 	attrs := maps.Clone(d.msg.Attributes)
 	if attrs == nil {
@@ -351,13 +382,10 @@ func (r *sinkRunner) deadLetter(ctx context.Context, d delivery, cause error) {
 	attrs[AttrConnector] = r.cfg.ConnectorName
 	if _, err := r.dlq.Send(ctx, danube.ProducerMessage{Payload: d.msg.Payload, Key: d.msg.Key, Attributes: attrs}); err != nil {
 		r.env.log.Error("dead-letter publish failed; nacking", "topic", d.msg.Topic, "offset", d.msg.Offset, "err", err)
-		_ = r.exhausted(ctx, d, cause)
+		r.settle.nack(d, r.cfg.NackDelay.D(), cause.Error())
 		return
 	}
 	r.env.metrics.Published(1)
 	r.env.log.Warn("record dead-lettered", "topic", d.msg.Topic, "offset", d.msg.Offset, "dlq", r.cfg.DLQTopic, "reason", cause)
-	if err := d.cons.Ack(ctx, d.msg); err != nil {
-		r.env.log.Warn("ack after dead-letter failed; it may be dead-lettered twice", "topic", d.msg.Topic, "offset", d.msg.Offset, "err", err)
-	}
-	r.env.metrics.DeadLettered(1)
+	r.settle.deadLettered(d)
 }

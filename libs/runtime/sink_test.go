@@ -8,9 +8,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 )
 
@@ -154,7 +158,7 @@ func TestSinkRetryExhaustedStopExitsWithError(t *testing.T) {
 	r := runtimetest.StartSink(t, cfg, s)
 	produce("a")
 	err := r.Wait()
-	want := "runtime: retries exhausted on /default/stop offset 0 (RETRY_EXHAUSTED=stop): db down"
+	want := "runtime: /default/stop offset 0 (RETRY_EXHAUSTED=stop): retries exhausted after 2 attempts: db down"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
@@ -243,3 +247,170 @@ func TestSinkSeveralTopics(t *testing.T) {
 }
 
 var _ = danube.Reliable
+
+// RETRY_EXHAUSTED=dlq: a record whose retries ran out goes to DLQ_TOPIC with the last error as the
+// reason and is acked; the sink keeps running and writes what follows.
+func TestSinkRetryExhaustedDeadLetters(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/exhaust")
+	cfg := runtimetest.SinkConfig(b, "exhaust", "/default/exhaust")
+	cfg.MaxRetries = 1
+	cfg.RetryExhausted = runtime.DeadLetterOnExhausted
+	cfg.DLQTopic = "/default/exhaust-dlq"
+	s := newScripted(map[string][]error{"a": {errors.New("endpoint down"), errors.New("endpoint still down")}})
+	r := runtimetest.StartSink(t, cfg, s) // creates the DLQ topic
+	dlq := runtimetest.Collect(t, b, cfg.DLQTopic, "dlq-reader")
+	runtimetest.Produce(t, b, "/default/exhaust", runtimetest.Payloads("a", "b")...)
+	s.wait(t, 1)
+	got := dlq.WaitFor(t, "the exhausted record", func(ms []*danube.Message) bool { return len(ms) >= 1 })
+	want := "retries exhausted after 2 attempts: endpoint still down"
+	if string(got[0].Payload) != "a" || got[0].Attributes[runtime.AttrFailureReason] != want {
+		t.Fatalf("dead letter %q reason %q, want %q", got[0].Payload, got[0].Attributes[runtime.AttrFailureReason], want)
+	}
+	r.WaitMetric(t, `connector_records_dead_lettered_total{connector="exhaust"}`, 1)
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if written, calls, _ := s.snapshot(); !slices.Equal(written, []string{"b"}) || calls["a"] != 2 {
+		t.Fatalf("written %q, calls %v", written, calls)
+	}
+	// Acked: a restarted sink does not get it again.
+	s2 := newScripted(nil)
+	r2 := runtimetest.StartSink(t, cfg, s2)
+	runtimetest.Produce(t, b, "/default/exhaust", runtimetest.Payloads("c")...)
+	s2.wait(t, 1)
+	if err := r2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if written, _, _ := s2.snapshot(); !slices.Equal(written, []string{"c"}) {
+		t.Fatalf("after restart written %q, want only c", written)
+	}
+}
+
+// With a shared client (WithClient) the Danube readiness follows the client's reconnect events,
+// as it does for a client the runner builds itself.
+func TestSinkSharedClientReadinessFollowsReconnects(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/shared")
+	cfg := runtimetest.SinkConfig(b, "shared", "/default/shared")
+	var conn runtime.Connection
+	client := runtimetest.Client(t, b, danube.WithHooks(conn.Hooks(danube.Hooks{})))
+	s := newScripted(nil)
+	r := runtimetest.StartSink(t, cfg, s, runtime.WithClient(client, &conn))
+	// The restarted broker refuses the resubscription for a while.
+	b.FailNext("/danube.ConsumerService/Subscribe", 1000, codes.Unavailable)
+	if err := b.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(runtimetest.Timeout)
+	for {
+		err := r.Telemetry.Ready(context.Background())
+		if err != nil && strings.HasPrefix(err.Error(), "shared/danube: ") && strings.Contains(err.Error(), "Unavailable") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness never reported the failing resubscription: %v", err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.FailNext("/danube.ConsumerService/Subscribe", 0, codes.OK)
+	r.WaitReady(t)
+	runtimetest.Produce(t, b, "/default/shared", runtimetest.Payloads("after")...)
+	s.wait(t, 1)
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The dead-letter producer is created with the same retries as the subscription: a broker that
+// refuses it for a while delays the start instead of failing it.
+func TestSinkRetriesDeadLetterProducer(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/dlqretry")
+	cfg := runtimetest.SinkConfig(b, "dlqretry", "/default/dlqretry")
+	cfg.DLQTopic = "/default/dlqretry-dlq"
+	b.FailNext("/danube.ProducerService/CreateProducer", 2, codes.Internal)
+	s := newScripted(map[string][]error{"bad": {runtime.InvalidData(errors.New("not a row"))}})
+	r := runtimetest.StartSink(t, cfg, s) // fails the test if the sink stops before ready
+	dlq := runtimetest.Collect(t, b, cfg.DLQTopic, "dlq-reader")
+	runtimetest.Produce(t, b, "/default/dlqretry", runtimetest.Payloads("bad")...)
+	got := dlq.WaitFor(t, "the invalid record", func(ms []*danube.Message) bool { return len(ms) >= 1 })
+	if string(got[0].Payload) != "bad" || got[0].Attributes[runtime.AttrFailureReason] != "not a row" {
+		t.Fatalf("dead letter %q attributes %v", got[0].Payload, got[0].Attributes)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stuck blocks in Process until released.
+type stuck struct {
+	runtime.Base
+	in, release chan struct{}
+}
+
+func (s *stuck) Process(ctx context.Context, _ *runtime.SinkRecord) error {
+	s.in <- struct{}{}
+	<-s.release
+	return nil
+}
+
+// /healthz fails while a connector call runs longer than LIVENESS_TIMEOUT_MS, and passes again
+// when it returns; an idle sink is live.
+func TestSinkLivenessCatchesAStuckConnector(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/stuck")
+	cfg := runtimetest.SinkConfig(b, "stuck", "/default/stuck")
+	cfg.LivenessTimeout = config.Millis(time.Millisecond)
+	s := &stuck{in: make(chan struct{}, 1), release: make(chan struct{})}
+	r := runtimetest.StartSink(t, cfg, s)
+	if err := r.Telemetry.Live(context.Background()); err != nil {
+		t.Fatalf("idle sink not live: %v", err)
+	}
+	runtimetest.Produce(t, b, "/default/stuck", runtimetest.Payloads("x")...)
+	<-s.in
+	deadline := time.Now().Add(runtimetest.Timeout)
+	for {
+		err := r.Telemetry.Live(context.Background())
+		if err != nil && strings.HasPrefix(err.Error(), "stuck/loop: a connector call has been running for ") &&
+			strings.HasSuffix(err.Error(), " (LIVENESS_TIMEOUT_MS=1)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("liveness never failed: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(s.release)
+	r.WaitMetric(t, `connector_records_processed_total{connector="stuck"}`, 1)
+	if err := r.Telemetry.Live(context.Background()); err != nil {
+		t.Fatalf("live after the call returned: %v", err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Zero options work: no telemetry server (nil metrics), no logger, the runner's own client.
+func TestSinkRunsWithoutOptions(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/bare")
+	cfg := runtimetest.SinkConfig(b, "bare", "/default/bare")
+	// Create the subscription first: a new one starts at the tail.
+	pre, err := runtimetest.Client(t, b).Subscribe(context.Background(), danube.ConsumerOptions{
+		Topic: "/default/bare", Name: cfg.ConnectorName, Subscription: cfg.SubscriptionName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.Close()
+	s := newScripted(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runtime.RunSink(ctx, cfg, s) }()
+	runtimetest.Produce(t, b, "/default/bare", runtimetest.Payloads("one", "two")...)
+	s.wait(t, 2)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,15 +1,19 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/watermark"
@@ -30,6 +34,7 @@ type sourceRunner struct {
 	tracer trace.Tracer
 	marks  watermark.Tracker[any]
 	slots  chan struct{} // MAX_IN_FLIGHT tokens
+	busy   *liveness     // Commit calls (a Poll may block legitimately: it waits for data)
 
 	work       context.Context // outlives the intake by SHUTDOWN_TIMEOUT_MS
 	mu         sync.Mutex
@@ -81,8 +86,9 @@ func RunSource(ctx context.Context, cfg *SourceConfig, conn SourceConnector, opt
 	r := &sourceRunner{
 		cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(),
 		slots: make(chan struct{}, max(cfg.MaxInFlight, 1)), work: work, senders: map[string]*sender{},
-		commitWake: make(chan struct{}, 1),
+		commitWake: make(chan struct{}, 1), busy: newLiveness(cfg.LivenessTimeout.D()),
 	}
+	e.live(r.busy.Check)
 	if err := conn.Initialize(work); err != nil {
 		return fmt.Errorf("runtime: initialize connector %q: %w", cfg.ConnectorName, err)
 	}
@@ -251,12 +257,15 @@ func (r *sourceRunner) addSender(topic string, prod publisher) *sender {
 
 // send publishes s's queue in order. A failed send is retried (the client reconnects underneath)
 // until it succeeds or the shutdown timeout ends the work context: nothing is skipped, so order
-// and the watermark stay intact.
+// and the watermark stay intact. A record Danube will never accept (see permanent) stops the
+// source with a fatal error naming the topic, the record and the broker's answer, instead of
+// blocking the topic forever; the records queued behind it on this topic are not published.
 func (r *sourceRunner) send(s *sender) {
 	var done []any
+	var rejected error
 	for out := range s.queue {
-		if r.work.Err() != nil {
-			r.finish(out, r.work.Err())
+		if r.work.Err() != nil || rejected != nil {
+			r.finish(out, cmp.Or(rejected, r.work.Err()))
 			continue
 		}
 		start := time.Now()
@@ -268,6 +277,13 @@ func (r *sourceRunner) send(s *sender) {
 		var err error
 		for attempt := 1; ; attempt++ {
 			if _, err = s.prod.Send(ctx, msg); err == nil || r.work.Err() != nil {
+				break
+			}
+			if permanent(err) {
+				rejected = Fatal(fmt.Errorf("runtime: Danube rejected record %d (position %v, %d bytes) for topic %q; it cannot be published: %w",
+					out.seq, out.rec.Position, len(out.rec.Payload), s.topic, err))
+				r.env.metrics.Failed(1, ClassFatal.String())
+				r.stopIntake(rejected)
 				break
 			}
 			r.env.metrics.Retried(1)
@@ -284,7 +300,7 @@ func (r *sourceRunner) send(s *sender) {
 		span.End()
 		r.env.metrics.Batch(1, time.Since(start).Seconds())
 		if err != nil {
-			r.finish(out, err)
+			r.finish(out, cmp.Or(rejected, err))
 			continue
 		}
 		r.env.metrics.Published(1)
@@ -298,6 +314,28 @@ func (r *sourceRunner) send(s *sender) {
 		}
 		<-r.slots
 	}
+}
+
+// permanent reports whether Danube (or gRPC) rejected a publish in a way no retry can fix: a
+// malformed or oversized message, a schema or permission refusal (the client has already
+// recreated the producer once for a moved topic), bad credentials. Outages, timeouts, a busy
+// broker and unknown failures are retried.
+func permanent(err error) bool {
+	if errors.Is(err, danube.ErrClosed) {
+		return false
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	switch st.Code() {
+	case grpccodes.InvalidArgument, grpccodes.FailedPrecondition, grpccodes.OutOfRange, grpccodes.Unimplemented,
+		grpccodes.Unauthenticated, grpccodes.PermissionDenied, grpccodes.AlreadyExists:
+		return true
+	case grpccodes.ResourceExhausted: // a busy broker, unless the message exceeds gRPC's size limit
+		return strings.Contains(st.Message(), "larger than max")
+	}
+	return false
 }
 
 // finish gives up on a record at shutdown: it stays uncommitted (the watermark stops before it).
@@ -340,7 +378,9 @@ func (r *sourceRunner) committer() {
 			if len(ps) == 0 {
 				break
 			}
+			leave := r.busy.enter()
 			err := r.conn.Commit(r.work, ps)
+			leave()
 			if err == nil {
 				failures = 0
 				continue

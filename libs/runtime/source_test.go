@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
@@ -36,7 +39,7 @@ func appendLines(t *testing.T, path string, lines ...string) int64 {
 }
 
 func newFileSource(cfg *runtime.SourceConfig, dir string) runtime.SourceConnector {
-	c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp")})
+	c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp")}, slog.New(slog.DiscardHandler))
 	return c
 }
 
@@ -165,7 +168,7 @@ func TestSourceNotReadyWhileWaitingForLeadership(t *testing.T) {
 	dir := t.TempDir()
 	mk := func(name string) (*runtime.SourceConfig, runtime.SourceConnector) {
 		cfg := runtimetest.SourceConfig(b, name, "/default/ha")
-		c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp"), Lock: filepath.Join(dir, "lock")})
+		c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp"), Lock: filepath.Join(dir, "lock")}, slog.New(slog.DiscardHandler))
 		return cfg, c
 	}
 	cfg1, c1 := mk("replica-1")
@@ -204,7 +207,7 @@ func TestSharedTelemetryServer(t *testing.T) {
 	dir := t.TempDir()
 	srcCfg := runtimetest.SourceConfig(b, "import", "/default/bridge")
 	sinkCfg := runtimetest.SinkConfig(b, "export", "/default/bridge")
-	sink, _ := filesink.New(&filesink.Config{SinkConfig: *sinkCfg, Path: filepath.Join(dir, "out")})
+	sink, _ := filesink.New(&filesink.Config{SinkConfig: *sinkCfg, Path: filepath.Join(dir, "out")}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 2)
 	probe := &runtimetest.Running{Telemetry: srv}
@@ -230,5 +233,29 @@ func TestSharedTelemetryServer(t *testing.T) {
 	}
 	if err := srv.Ready(context.Background()); err == nil || err.Error() != "starting: no readiness checks registered yet" {
 		t.Fatalf("after both stopped: %v", err)
+	}
+}
+
+// A publish Danube will never accept stops the source at once with the topic, the record and the
+// broker's answer, instead of retrying until the shutdown timeout; nothing after it is committed.
+func TestSourcePermanentRejectionIsFatal(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/rejects")
+	cfg := runtimetest.SourceConfig(b, "rejecting", "/default/rejects")
+	s := &streaming{in: make(chan runtime.SourceRecord, 2)}
+	r := runtimetest.StartSource(t, cfg, s, true)
+	b.FailNext("/danube.ProducerService/SendMessage", 1, codes.InvalidArgument)
+	s.in <- runtime.NewSourceRecord("", []byte("too big")).WithPosition(41)
+	err := r.Wait()
+	want := `runtime: Danube rejected record 0 (position 41, 7 bytes) for topic "/default/rejects"; it cannot be published: ` +
+		`danube: send to topic "/default/rejects" (producer "rejecting"): rpc error: code = InvalidArgument desc = ` +
+		`injected fault: /danube.ProducerService/SendMessage fails with InvalidArgument (0 more)`
+	if err == nil || err.Error() != want || !errors.Is(err, runtime.ErrFatal) {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.commits) != 0 || len(s.acked) != 0 {
+		t.Fatalf("commits %v, acked %v after a rejected record", s.commits, s.acked)
 	}
 }

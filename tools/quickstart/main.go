@@ -113,7 +113,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	client, err := danube.NewClient(broker.URL())
+	var dconn runtime.Connection // the sink's readiness follows this shared client's events
+	client, err := danube.NewClient(broker.URL(), danube.WithHooks(dconn.Hooks(danube.Hooks{})))
 	if err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer stopSink()
 	sinkDone := make(chan error, 1)
 	go func() {
-		sinkDone <- runtime.RunSink(sinkCtx, &cfg.SinkConfig, conn, runtime.WithClient(client), runtime.WithLogger(logger), runtime.WithTelemetry(tel))
+		sinkDone <- runtime.RunSink(sinkCtx, &cfg.SinkConfig, conn, runtime.WithClient(client, &dconn), runtime.WithLogger(logger), runtime.WithTelemetry(tel))
 	}()
 
 	fmt.Fprintf(out, "Danube quickstart: broker %s → sink-http → receiver http://%s/hook\n", broker.URL(), recv.Addr())

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -56,6 +57,10 @@ type core struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// ticksPaused holds redelivery and dead-letter retries: tests set it to
+	// make a multi-call setup atomic with respect to the retry tick.
+	ticksPaused atomic.Bool
 }
 
 type topic struct {
@@ -208,6 +213,9 @@ func (c *core) loop() {
 		case <-c.stop:
 			return
 		case now := <-retry.C:
+			if c.ticksPaused.Load() {
+				continue
+			}
 			c.mu.Lock()
 			for _, t := range c.topics {
 				if !t.reliable {

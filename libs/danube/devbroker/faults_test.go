@@ -119,9 +119,7 @@ func TestRestartForgetsInMemoryState(t *testing.T) {
 	pid := e.producer("/default/r", "p", nonReliable)
 	cid := e.subscribe("/default/r", "s", "c", pb.ConsumerRequest_Shared)
 	s := e.receive(cid)
-	if err := e.b.Restart(); err != nil {
-		t.Fatal(err)
-	}
+	e = restart(t, e)
 	if e.b.Addr() != addr || e.b.AdminAddr() != admin {
 		t.Fatalf("restart moved ports: %s %s -> %s %s", addr, admin, e.b.Addr(), e.b.AdminAddr())
 	}

@@ -61,6 +61,17 @@ func startEnv(t *testing.T, cfg Config) *env {
 	return dialEnv(t, b)
 }
 
+// restart restarts e's broker and returns an env on a fresh connection: the
+// old one may still pick the dead transport for its next call (Unavailable
+// "error reading from server: EOF"), which a real client would retry.
+func restart(t *testing.T, e *env) *env {
+	t.Helper()
+	if err := e.b.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	return dialEnv(t, e.b)
+}
+
 func dialEnv(t *testing.T, b *Broker) *env {
 	t.Helper()
 	conn, err := grpc.NewClient(b.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -25,9 +25,7 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		e.ack(s.next(t), "sub")
 	}
-	if err := e.b.Restart(); err != nil {
-		t.Fatal(err)
-	}
+	e = restart(t, e)
 	// Lookup finds the persisted topic; the subscription resumes after the cursor.
 	if _, err := e.disc.TopicLookup(ctx(t), &pb.TopicLookupRequest{Topic: topic}); err != nil {
 		t.Fatalf("lookup after restart: %v", err)
@@ -111,9 +109,7 @@ func TestDataDirKeepsMetadata(t *testing.T) {
 	e.producer("/orders/rel", "p", reliable)
 	e.subscribe("/orders/rel", "sub", "c", pb.ConsumerRequest_Shared)
 	setPolicy(t, e, "/orders/rel", "sub", apb.SubscriptionPoisonPolicy_Drop, nil)
-	if err := e.b.Restart(); err != nil {
-		t.Fatal(err)
-	}
+	e = restart(t, e)
 	for _, topic := range []string{"/orders/plain", "/orders/rel"} {
 		if _, err := e.disc.TopicLookup(ctx(t), &pb.TopicLookupRequest{Topic: topic}); err != nil {
 			t.Fatalf("lookup %s after restart: %v", topic, err)

@@ -213,8 +213,13 @@ func TestDeadLetterWaitsForTopic(t *testing.T) {
 	}
 	e.send(topic, pid, 2, "after", nil)
 	s.quiet(t) // no dead-letter topic yet: the message blocks the subscription
+	// Create the dead-letter topic and subscribe to it between two ticks: a
+	// dead letter published before the subscription exists would be
+	// discarded, as on the real broker.
+	e.b.core.ticksPaused.Store(true)
 	e.producer(dlt, "dlq-admin", nonReliable)
 	d := e.receive(e.subscribe(dlt, "dlq-sub", "d", pb.ConsumerRequest_Exclusive))
+	e.b.core.ticksPaused.Store(false)
 	m := d.next(t) // retried on the next tick
 	if _, ok := m.GetAttributes()["x-failure-reason"]; ok || m.GetAttributes()["x-delivery-attempt"] != "3" {
 		t.Fatalf("attributes %v", m.GetAttributes())

@@ -72,10 +72,10 @@ func TestLoadReportsEveryProblemWithNameAndValue(t *testing.T) {
 	}
 	want := []string{
 		`DANUBE_SERVICE_URL: required, but not set`,
-		`BATCH_SIZE="ten": invalid syntax`,
+		`BATCH_SIZE="ten": want an integer (invalid syntax)`,
 		`BATCH_TIMEOUT_MS="-5": want a non-negative integer number of milliseconds`,
 		`TARGET_URL: required, but empty`,
-		`PG_PORT="x": invalid syntax`,
+		`PG_PORT="x": want an integer (invalid syntax)`,
 	}
 	got := map[string]bool{}
 	for _, p := range ce.Problems {

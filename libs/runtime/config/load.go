@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/caarlos0/env/v10"
@@ -45,7 +46,11 @@ type Error struct{ Problems []error }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "invalid configuration (%d problems):", len(e.Problems))
+	noun := "problems"
+	if len(e.Problems) == 1 {
+		noun = "problem"
+	}
+	fmt.Fprintf(&b, "invalid configuration (%d %s):", len(e.Problems), noun)
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.Error())
@@ -149,10 +154,33 @@ func describe(err error, byName map[string][]field, vars map[string]string) erro
 			if f.Secret {
 				v = redacted
 			}
-			return &FieldError{Var: f.Key, Value: v, Reason: errReason(parse.Err)}
+			return &FieldError{Var: f.Key, Value: v, Reason: parseReason(f.value.Type(), parse.Err)}
 		}
 	}
 	return err
+}
+
+// parseReason says what a value of type t looks like when strconv rejected it ("invalid syntax"
+// alone does not tell the operator what to type).
+func parseReason(t reflect.Type, err error) string {
+	var num *strconv.NumError
+	if !errors.As(err, &num) {
+		return errReason(err)
+	}
+	if t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "want an integer (" + errReason(err) + ")"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "want a non-negative integer (" + errReason(err) + ")"
+	case reflect.Float32, reflect.Float64:
+		return "want a number (" + errReason(err) + ")"
+	case reflect.Bool:
+		return "want true or false"
+	}
+	return errReason(err)
 }
 
 // errReason trims the strconv noise ("strconv.ParseInt: parsing \"x\": invalid syntax").

@@ -50,7 +50,7 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 }
 
 func (m *Metrics) add(c metric.Int64Counter, n int64, extra ...attribute.KeyValue) {
-	if m == nil || n == 0 {
+	if n == 0 {
 		return
 	}
 	if len(extra) == 0 {
@@ -60,25 +60,53 @@ func (m *Metrics) add(c metric.Int64Counter, n int64, extra ...attribute.KeyValu
 	c.Add(context.Background(), n, m.set, metric.WithAttributes(extra...))
 }
 
+// Every method checks m for nil itself: the instrument fields cannot even be read through a nil
+// pointer, so the check cannot live in add alone.
+
 // Received counts records taken in.
-func (m *Metrics) Received(n int) { m.add(m.received, int64(n)); m.InFlight(n) }
+func (m *Metrics) Received(n int) {
+	if m != nil {
+		m.add(m.received, int64(n))
+		m.InFlight(n)
+	}
+}
 
 // Processed counts records completed.
-func (m *Metrics) Processed(n int) { m.add(m.processed, int64(n)); m.InFlight(-n) }
+func (m *Metrics) Processed(n int) {
+	if m != nil {
+		m.add(m.processed, int64(n))
+		m.InFlight(-n)
+	}
+}
 
 // Failed counts failed attempts of class ("retryable", "invalid_data", "fatal").
 func (m *Metrics) Failed(n int, class string) {
-	m.add(m.failed, int64(n), attribute.String("class", class))
+	if m != nil {
+		m.add(m.failed, int64(n), attribute.String("class", class))
+	}
 }
 
 // Retried counts retries.
-func (m *Metrics) Retried(n int) { m.add(m.retried, int64(n)) }
+func (m *Metrics) Retried(n int) {
+	if m != nil {
+		m.add(m.retried, int64(n))
+	}
+}
 
 // DeadLettered counts records sent to the DLQ (they also complete).
-func (m *Metrics) DeadLettered(n int) { m.add(m.deadLettered, int64(n)); m.InFlight(-n) }
+func (m *Metrics) DeadLettered(n int) {
+	if m != nil {
+		m.add(m.deadLettered, int64(n))
+		m.InFlight(-n)
+	}
+}
 
 // Published counts messages sent to Danube.
-func (m *Metrics) Published(n int) { m.add(m.published, int64(n)) }
+func (m *Metrics) Published(n int) {
+	if m != nil {
+		m.add(m.published, int64(n))
+	}
+}
 
 // Dropped leaves the in-flight count without counting the record as processed (nacked, or
 // abandoned at shutdown for redelivery).

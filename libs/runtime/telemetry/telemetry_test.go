@@ -159,3 +159,18 @@ func TestSetupTracingNoopWithoutEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A nil *Metrics records nothing and never panics, so runners need no telemetry server.
+func TestNilMetricsRecordNothing(t *testing.T) {
+	var m *telemetry.Metrics
+	m.Received(1)
+	m.Processed(1)
+	m.Failed(1, "fatal")
+	m.Retried(1)
+	m.DeadLettered(1)
+	m.Published(1)
+	m.Dropped(1)
+	m.InFlight(1)
+	m.Batch(1, 0.5)
+	m.Lag(3)
+}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
@@ -119,52 +120,44 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, config.Invalid("TLS_CERT_FILE", c.TLSCertFile, "TLS_CERT_FILE and TLS_KEY_FILE go together"))
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	// The rest (header names, TLS files, the secret's form) is checked by building the engine.
-	wc, _ := c.webhookConfig()
-	wc.Logger = slog.New(slog.DiscardHandler) // the warnings belong to the running connector, not to validation
-	s, err := webhook.New(wc)
-	if err != nil {
-		return config.Invalid(engineVar(err), engineValue(c, err), strings.TrimPrefix(err.Error(), "webhook: "))
-	}
-	return s.Close()
+	return errors.Join(append(errs, c.engineProblems()...)...)
 }
 
-// engineVar maps an engine configuration error to the variable that caused it.
-func engineVar(err error) string {
-	msg := err.Error()
-	for _, p := range []struct{ field, env string }{
-		{"URL ", "TARGET_URL"}, {"Method ", "HTTP_METHOD"}, {"IdempotencyHeader ", "IDEMPOTENCY_HEADER"},
-		{"AttributePrefix ", "ATTRIBUTE_HEADER_PREFIX"}, {"CAFile ", "TLS_CA_FILE"}, {"CertFile ", "TLS_CERT_FILE"},
-		{"signing secret", "WEBHOOK_SECRET"}, {"RetryStatuses", "RETRY_STATUSES"}, {"Headers:", "HTTP_HEADERS"},
-	} {
-		if strings.HasPrefix(msg, "webhook: "+p.field) {
-			return p.env
+// engineProblems lets the engine check what only it knows (header names, TLS files, the secret's
+// form, statuses), one variable at a time on an otherwise valid configuration, so that every
+// problem is reported at once and none hides behind another or behind a value that failed to
+// parse.
+func (c *Config) engineProblems() []error {
+	headers, herr := parseHeaders(c.Headers.Reveal())
+	checks := []struct {
+		name, value string
+		skip        bool
+		set         func(*webhook.Config)
+	}{
+		{"IDEMPOTENCY_HEADER", c.IdempotencyHeader, false, func(w *webhook.Config) { w.IdempotencyHeader = c.IdempotencyHeader }},
+		{"ATTRIBUTE_HEADER_PREFIX", c.AttributePrefix, false, func(w *webhook.Config) { w.AttributePrefix = c.AttributePrefix }},
+		{"HTTP_HEADERS", "[REDACTED]", herr != nil, func(w *webhook.Config) { w.Headers = headers }},
+		{"WEBHOOK_SECRET", "[REDACTED]", !c.WebhookSecret.IsSet(), func(w *webhook.Config) { w.Secret = c.WebhookSecret.Reveal() }},
+		{"RETRY_STATUSES", fmt.Sprint(c.RetryStatuses), false, func(w *webhook.Config) { w.RetryStatuses = c.RetryStatuses }},
+		{"TLS_CA_FILE", c.TLSCAFile, c.TLSCAFile == "", func(w *webhook.Config) { w.CAFile = c.TLSCAFile }},
+		{"TLS_CERT_FILE", c.TLSCertFile, c.TLSCertFile == "" || c.TLSKeyFile == "", func(w *webhook.Config) { w.CertFile, w.KeyFile = c.TLSCertFile, c.TLSKeyFile }},
+	}
+	var errs []error
+	for _, chk := range checks {
+		if chk.skip {
+			continue
 		}
+		wc := webhook.Config{URL: "http://127.0.0.1/", Method: http.MethodPost, Timeout: time.Second, MaxInFlight: 1,
+			Logger: slog.New(slog.DiscardHandler)} // the warnings belong to the running connector, not to validation
+		chk.set(&wc)
+		s, err := webhook.New(wc)
+		if err != nil {
+			errs = append(errs, config.Invalid(chk.name, chk.value, strings.TrimPrefix(err.Error(), "webhook: ")))
+			continue
+		}
+		_ = s.Close()
 	}
-	return "TARGET_URL"
-}
-
-func engineValue(c *Config, err error) string {
-	switch engineVar(err) {
-	case "TARGET_URL":
-		return c.TargetURL
-	case "HTTP_METHOD":
-		return c.HTTPMethod
-	case "IDEMPOTENCY_HEADER":
-		return c.IdempotencyHeader
-	case "ATTRIBUTE_HEADER_PREFIX":
-		return c.AttributePrefix
-	case "TLS_CA_FILE":
-		return c.TLSCAFile
-	case "TLS_CERT_FILE":
-		return c.TLSCertFile
-	case "RETRY_STATUSES":
-		return fmt.Sprint(c.RetryStatuses)
-	}
-	return "[REDACTED]"
+	return errs
 }
 
 // parseHeaders reads "Name:value,Name2:value2".

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
@@ -29,7 +28,8 @@ type options struct {
 // WithHooks observes every HTTP attempt, retry wait and breaker change (metrics, progress displays).
 func WithHooks(h webhook.Hooks) Option { return func(o *options) { o.hooks = h } }
 
-// WithLogger sets the logger for the engine's warnings (disabled TLS verification, breaker state).
+// WithLogger sets the logger for the engine's warnings (disabled TLS verification, breaker
+// state); default: slog.Default() tagged with the connector's name.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // New builds the connector for cfg (already loaded and validated by config.Load).
@@ -44,9 +44,8 @@ func New(cfg *Config, opts ...Option) (*Connector, error) {
 	}
 	wc.Hooks, wc.Logger = o.hooks, o.logger
 	if wc.Logger == nil {
-		wc.Logger = slog.Default()
+		wc.Logger = slog.Default().With("connector", cfg.ConnectorName)
 	}
-	wc.Logger = wc.Logger.With("connector", cfg.ConnectorName)
 	s, err := webhook.New(wc)
 	if err != nil {
 		return nil, err
@@ -54,9 +53,10 @@ func New(cfg *Config, opts ...Option) (*Connector, error) {
 	return &Connector{sender: s}, nil
 }
 
-// NewConnector is New in the shape runtime.MainSink wants; it logs in the configured LOG_FORMAT.
-func NewConnector(cfg *Config) (runtime.SinkConnector, error) {
-	return New(cfg, WithLogger(telemetry.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)))
+// NewConnector is New in the shape runtime.MainSink wants: it logs with the runtime's logger
+// (LOG_LEVEL, LOG_FORMAT), so the engine's warnings look like every other line.
+func NewConnector(cfg *Config, log *slog.Logger) (runtime.SinkConnector, error) {
+	return New(cfg, WithLogger(log))
 }
 
 // Process delivers one record.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -188,7 +189,7 @@ func TestSinkDeliversThroughDanube(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- runtime.RunSink(runCtx, &cfg.SinkConfig, conn, runtime.WithClient(client), runtime.WithTelemetry(tel))
+		runErr <- runtime.RunSink(runCtx, &cfg.SinkConfig, conn, runtime.WithClient(client, nil), runtime.WithTelemetry(tel))
 	}()
 
 	keys := []string{"a", "b", "c"}
@@ -318,5 +319,48 @@ func TestConfigProblemsNameTheVariable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "\n  "+c.want) {
 			t.Errorf("env %v:\n got %v\nwant a problem %q", c.env, err, c.want)
 		}
+	}
+}
+
+// A value that fails to parse must not hide the other problems: parse errors, runtime validation,
+// this connector's validation and the engine's checks are reported together, each with its
+// variable and value.
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	var cfg Config
+	err := config.Load(&cfg, []string{"DANUBE_SERVICE_URL=tcp://b", "DANUBE_TOPIC=/default/t", "SUBSCRIPTION_NAME=s", "CONNECTOR_NAME=c",
+		"TIMEOUT_MS=soon", "MAX_IN_FLIGHT=many", "BATCH_SIZE=0", "HTTP_METHOD=GET", "TARGET_URL=ftp://x",
+		"IDEMPOTENCY_HEADER=bad header", "WEBHOOK_SECRET=whsec_!", "RETRY_EXHAUSTED=dlq"})
+	want := `invalid configuration (9 problems):
+  TIMEOUT_MS="soon": want a non-negative integer number of milliseconds
+  MAX_IN_FLIGHT="many": want an integer (invalid syntax)
+  DANUBE_SERVICE_URL="tcp://b": want http://host:port or https://host:port
+  BATCH_SIZE="0": must be at least 1
+  DLQ_TOPIC: required when RETRY_EXHAUSTED=dlq
+  TARGET_URL="ftp://x": want an absolute http:// or https:// URL
+  HTTP_METHOD="GET": want POST, PUT or PATCH (the payload is the body)
+  IDEMPOTENCY_HEADER="bad header": IdempotencyHeader "bad header" is not a valid header name
+  WEBHOOK_SECRET="[REDACTED]": signing secret whsec_...: the part after "whsec_" is not valid base64: illegal base64 data at input byte 0`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+// NewConnector logs with the logger the runtime hands it (LOG_LEVEL, LOG_FORMAT), not its own.
+func TestNewConnectorUsesTheRuntimeLogger(t *testing.T) {
+	var cfg Config
+	if err := config.Load(&cfg, []string{"DANUBE_SERVICE_URL=http://b:6650", "DANUBE_TOPIC=/default/t", "SUBSCRIPTION_NAME=s",
+		"CONNECTOR_NAME=c", "TARGET_URL=https://x.example", "TLS_INSECURE_SKIP_VERIFY=true"}); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := telemetry.NewLogger(&logs, slog.LevelWarn, telemetry.JSON).With("connector", "c")
+	conn, err := NewConnector(&cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Shutdown(context.Background())
+	want := `"level":"WARN","msg":"TLS certificate verification of the webhook endpoint is DISABLED: anyone on the network path can impersonate it; use only for testing","connector":"c","url":"https://x.example"}` + "\n"
+	if !strings.HasSuffix(logs.String(), want) || strings.Count(logs.String(), "\n") != 1 {
+		t.Fatalf("logs:\n%s\nwant one line ending %s", logs.String(), want)
 	}
 }

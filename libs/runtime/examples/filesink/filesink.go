@@ -5,6 +5,7 @@ package filesink
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 
@@ -20,18 +21,24 @@ type Config struct {
 // Sink appends records to a file.
 type Sink struct {
 	path string
+	log  *slog.Logger
 	mu   sync.Mutex
 	f    *os.File
 }
 
-// New returns a sink for cfg.
-func New(cfg *Config) (runtime.SinkConnector, error) { return &Sink{path: cfg.Path}, nil }
+// New returns a sink for cfg that logs to log (the runtime's logger).
+func New(cfg *Config, log *slog.Logger) (runtime.SinkConnector, error) {
+	return &Sink{path: cfg.Path, log: log}, nil
+}
 
 // Initialize opens the file.
 func (s *Sink) Initialize(context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.f, err = os.OpenFile(s.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err == nil {
+		s.log.Info("appending messages", "path", s.path)
+	}
 	return runtime.Fatal(err) // nil stays nil
 }
 

@@ -3,6 +3,7 @@ package filesink_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,7 @@ func TestConformance(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	runtimetest.SinkSuite{
 		New: func(t *testing.T, cfg *runtime.SinkConfig) runtime.SinkConnector {
-			c, _ := filesink.New(&filesink.Config{SinkConfig: *cfg, Path: path})
+			c, _ := filesink.New(&filesink.Config{SinkConfig: *cfg, Path: path}, slog.New(slog.DiscardHandler))
 			return c
 		},
 		Written: func(t *testing.T) []string {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -30,13 +31,16 @@ type Config struct {
 // Source tails a file.
 type Source struct {
 	cfg    *Config
+	log    *slog.Logger
 	offset int64       // next byte to read (Poll's goroutine only)
 	leader atomic.Bool // readiness: holds the lock
 	lock   *os.File
 }
 
-// New returns a source for cfg.
-func New(cfg *Config) (runtime.SourceConnector, error) { return &Source{cfg: cfg}, nil }
+// New returns a source for cfg that logs to log (the runtime's logger).
+func New(cfg *Config, log *slog.Logger) (runtime.SourceConnector, error) {
+	return &Source{cfg: cfg, log: log}, nil
+}
 
 // Initialize has nothing to do: the checkpoint is read on becoming leader (first Poll).
 func (s *Source) Initialize(context.Context) error { return nil }
@@ -122,6 +126,7 @@ func (s *Source) lead(ctx context.Context) error {
 	}
 	s.lock = f
 	s.leader.Store(true)
+	s.log.Info("leading: holds the lock", "lock", s.cfg.Lock)
 	return s.resume()
 }
 

@@ -2,6 +2,7 @@ package filesource_test
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,7 +21,7 @@ func TestConformance(t *testing.T) {
 	in, cp := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "checkpoint")
 	runtimetest.SourceSuite{
 		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector {
-			c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: in, Checkpoint: cp})
+			c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: in, Checkpoint: cp}, slog.New(slog.DiscardHandler))
 			return c
 		},
 		Emit: func(t *testing.T, payloads ...[]byte) {

@@ -1,0 +1,87 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// ackWorkers is how many acks and nacks a sink has in flight at once. Danube accepts acks in any
+// order and caps a subscription at max_unacked_messages (10 by default, at most 10 000) in-flight
+// messages; 64 concurrent unary calls share the connection's HTTP/2 writes and keep a large window
+// moving without a goroutine per message.
+const ackWorkers = 64
+
+// settler sends acks and nacks off the sink loop, so the next batch is processed while the last
+// one's acks are on the wire (one at a time, they were most of a sink's time). Only records the
+// connector finished are queued, so nothing is acked before its write; close waits for every
+// queued settlement, bounded by the work context (the shutdown timeout).
+type settler struct {
+	ctx  context.Context
+	env  *env
+	jobs chan settlement
+	wg   sync.WaitGroup
+}
+
+type settlement struct {
+	d      delivery
+	kind   settleKind
+	delay  time.Duration
+	reason string
+}
+
+type settleKind uint8
+
+const (
+	settleAck settleKind = iota
+	settleDeadLettered
+	settleNack
+)
+
+func newSettler(ctx context.Context, e *env) *settler {
+	s := &settler{ctx: ctx, env: e, jobs: make(chan settlement, ackWorkers)}
+	for range ackWorkers {
+		s.wg.Go(s.work)
+	}
+	return s
+}
+
+// ack queues the ack of a written record.
+func (s *settler) ack(d delivery) { s.jobs <- settlement{d: d, kind: settleAck} }
+
+// deadLettered queues the ack of a record that is now on the dead-letter topic.
+func (s *settler) deadLettered(d delivery) { s.jobs <- settlement{d: d, kind: settleDeadLettered} }
+
+// nack queues a nack: Danube redelivers the record after delay.
+func (s *settler) nack(d delivery, delay time.Duration, reason string) {
+	s.jobs <- settlement{d: d, kind: settleNack, delay: delay, reason: reason}
+}
+
+// close waits until every queued settlement was sent (or the work context ended).
+func (s *settler) close() {
+	close(s.jobs)
+	s.wg.Wait()
+}
+
+func (s *settler) work() {
+	for j := range s.jobs {
+		m := j.d.msg
+		switch j.kind {
+		case settleAck, settleDeadLettered:
+			if err := j.d.cons.Ack(s.ctx, m); err != nil {
+				// Written but not acked: Danube redelivers it (at-least-once).
+				s.env.log.Warn("ack failed; the message will be redelivered", "topic", m.Topic, "offset", m.Offset, "err", err)
+			}
+			if j.kind == settleAck {
+				s.env.metrics.Processed(1)
+			} else {
+				s.env.metrics.DeadLettered(1)
+			}
+		case settleNack:
+			if err := j.d.cons.Nack(s.ctx, m, j.delay, j.reason); err != nil {
+				s.env.log.Warn("nack failed; the broker redelivers after its ack timeout", "topic", m.Topic, "offset", m.Offset, "err", err)
+			}
+			s.env.metrics.Dropped(1)
+		}
+	}
+}
