@@ -28,6 +28,13 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(plainClientEnv); spec != "" { // started by BenchmarkSinkVsPlainClient
+		if err := plainClient(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "plain client:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "sinkhttp-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -19,7 +19,7 @@ import (
 // SinkConnector writes Danube messages to an external system (Danube → external).
 //
 // The runtime calls Initialize once, then Process (or ProcessBatch, see BatchSinkConnector) from a
-// single goroutine, HealthCheck from the readiness probe at any time, and Shutdown once at the end.
+// single goroutine (or several, see ConcurrentSinkConnector), HealthCheck from the readiness probe at any time, and Shutdown once at the end.
 // Process returning nil means the record is written: the runtime acks it. Classify failures with
 // Retryable, RetryableAfter, InvalidData or Fatal; unclassified errors are retried.
 type SinkConnector interface {
@@ -36,6 +36,19 @@ type SinkConnector interface {
 type BatchSinkConnector interface {
 	SinkConnector
 	ProcessBatch(ctx context.Context, records []*SinkRecord) error
+}
+
+// ConcurrentSinkConnector is a SinkConnector whose Process is safe for concurrent use. When
+// Concurrency returns more than 1, the runtime streams records to that many concurrent Process
+// calls instead of handing over batches: a slow record no longer holds back the records behind it,
+// and each record is acked as soon as it is written. Order is kept per routing key and topic: a
+// record is not handed over while an earlier record with its key is still being processed or
+// retried. Records without a key carry no order among themselves. ProcessBatch and
+// BATCH_TIMEOUT_MS are not used then; BATCH_SIZE (at least twice the concurrency) caps the records
+// taken from Danube but not yet finished.
+type ConcurrentSinkConnector interface {
+	SinkConnector
+	Concurrency() int
 }
 
 // SourceConnector reads from an external system and publishes to Danube (external → Danube).

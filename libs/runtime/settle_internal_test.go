@@ -176,3 +176,22 @@ func TestPermanentPublishErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLivenessCountsTheOldestOfOverlappingCalls(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLiveness(time.Minute)
+	l.now = func() time.Time { return now }
+	leaveOld := l.enter()
+	now = now.Add(30 * time.Second)
+	leaveNew := l.enter()
+	now = now.Add(31 * time.Second)
+	want := "a connector call has been running for 1m1s (LIVENESS_TIMEOUT_MS=60000)"
+	if err := l.Check(context.Background()); err == nil || err.Error() != want {
+		t.Fatalf("oldest stuck: got %v, want %s", err, want)
+	}
+	leaveOld() // the newer call (31 s) is within the bound
+	if err := l.Check(context.Background()); err != nil {
+		t.Fatalf("after the oldest left: %v", err)
+	}
+	leaveNew()
+}

@@ -156,6 +156,11 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 		}()
 	}
 	e.danube.Set(nil)
+	if cc, ok := conn.(ConcurrentSinkConnector); ok && cc.Concurrency() > 1 {
+		r.batcher = nil // records are streamed one at a time to concurrent Process calls
+		e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType.String(), "concurrency", cc.Concurrency())
+		return r.stream(ctx, work, merged, cc.Concurrency())
+	}
 	e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType.String(), "batch_size", cfg.BatchSize)
 	return r.loop(ctx, work, merged)
 }

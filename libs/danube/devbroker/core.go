@@ -407,7 +407,9 @@ func (c *core) publish(t *topic, m *pb.StreamMessage) error {
 		}
 		return nil
 	}
-	m = proto.Clone(m).(*pb.StreamMessage)
+	// m is the broker's own: gRPC unmarshals every request into a fresh
+	// message (payload copied) and dead letters are clones, so it is stamped
+	// and kept without another copy.
 	off := t.next()
 	m.MsgId.TopicOffset = off
 	if t.log != nil {

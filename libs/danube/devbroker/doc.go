@@ -39,6 +39,13 @@
 //     in-flight message per key on reliable topics, and evicts a reliable
 //     consumer that stays inactive for six heartbeats.
 //
+// A reliable subscription's window is an offset-indexed ring with counters
+// and heaps, so produce, deliver and ack cost O(log window) whatever
+// MaxUnackedMessages is (KeyShared scans the window once per dispatch to
+// keep one message in flight per key). Measure with:
+//
+//	go test -run '^$' -bench ProduceDeliver ./libs/danube/devbroker/
+//
 // Known differences from the real broker: RBAC is not implemented (auth mode
 // only authenticates, and never trusts x-danube-internal-broker); an evicted
 // KeyShared consumer's in-flight messages are redelivered rather than skipped;

@@ -220,7 +220,7 @@ func (a *consumerAPI) Subscribe(_ context.Context, req *pb.ConsumerRequest) (*pb
 func (c *core) newSubscription(t *topic, name string, typ pb.ConsumerRequest_SubscriptionType) *subscription {
 	s := &subscription{core: c, name: name, typ: typ, topic: t}
 	if t.reliable {
-		s.window = map[uint64]*entry{}
+		s.window = newWindow(typ == pb.ConsumerRequest_KeyShared)
 		s.ackFloor = t.next()
 		s.next = s.ackFloor
 		s.policy = c.defaultPolicy()
@@ -268,6 +268,9 @@ func (a *consumerAPI) ReceiveMessages(req *pb.ReceiveRequest, stream grpc.Server
 	c.mu.Unlock()
 
 	ctx := stream.Context()
+	// The queue and spare swap arrays, so steady delivery allocates no queue:
+	// the consumer's queue is never the array being sent.
+	var spare []*pb.StreamMessage
 	for {
 		c.mu.Lock()
 		if cons.sess != sess {
@@ -276,7 +279,7 @@ func (a *consumerAPI) ReceiveMessages(req *pb.ReceiveRequest, stream grpc.Server
 			return sess.err
 		}
 		batch := cons.queue
-		cons.queue = nil
+		cons.queue = spare[:0]
 		c.mu.Unlock()
 		for _, m := range batch {
 			if err := stream.Send(m); err != nil {
@@ -284,6 +287,8 @@ func (a *consumerAPI) ReceiveMessages(req *pb.ReceiveRequest, stream grpc.Server
 				return err
 			}
 		}
+		clear(batch) // drop references to sent messages
+		spare = batch
 		select {
 		case <-cons.notify:
 		case <-sess.done:

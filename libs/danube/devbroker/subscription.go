@@ -61,6 +61,7 @@ type entry struct {
 	off      uint64
 	msg      *pb.StreamMessage
 	key      string
+	keyID    int32 // KeyShared: key's id in the window's keyTable
 	state    entryState
 	consumer *consumer
 	attempt  int
@@ -83,7 +84,7 @@ type subscription struct {
 	// Reliable: offsets below ackFloor are settled; [ackFloor, next) is the window.
 	ackFloor   uint64
 	next       uint64
-	window     map[uint64]*entry
+	window     *window
 	policy     failurePolicy
 	maxUnacked int
 	dirty      bool
@@ -156,105 +157,149 @@ func (s *subscription) dispatchNonReliable(m *pb.StreamMessage, now time.Time) {
 	c.enqueue(m)
 }
 
+// get returns the window entry for off, nil outside [ackFloor, next).
+func (s *subscription) get(off uint64) *entry {
+	if off < s.ackFloor || off >= s.next {
+		return nil
+	}
+	return s.window.at(off - s.ackFloor)
+}
+
+// setState moves e to st, keeping the window's counters.
+func (s *subscription) setState(e *entry, st entryState) {
+	w := s.window
+	if e.state == stateBlocked {
+		w.blocked--
+	}
+	if st == stateBlocked {
+		w.blocked++
+	}
+	if e.state != stateDone && st == stateDone {
+		w.unsettled--
+	}
+	e.state = st
+}
+
+// requeue makes e ready for (re)delivery once due.
+func (s *subscription) requeue(e *entry, due, now time.Time) {
+	s.setState(e, stateReady)
+	e.consumer = nil
+	e.due = due
+	if s.typ == pb.ConsumerRequest_KeyShared {
+		return // found by the in-order scan
+	}
+	if now.Before(due) {
+		s.window.waiting.push(retryAt{due: due, off: e.off})
+	} else {
+		s.window.ready.push(e.off)
+	}
+}
+
+// deliver hands e to c and starts its ack timeout.
+func (s *subscription) deliver(e *entry, c *consumer, now time.Time) {
+	s.setState(e, stateInflight)
+	e.consumer = c
+	e.attempt++
+	e.due = now.Add(s.policy.AckTimeout)
+	c.enqueue(e.msg)
+}
+
 // dispatch moves a reliable subscription forward: admits new offsets into the
 // window and (re)delivers due entries.
 func (s *subscription) dispatch(now time.Time) {
-	if s.window == nil {
+	w := s.window
+	if w == nil {
 		return
 	}
 	t := s.topic
-	blocked := false
-	for _, e := range s.window {
-		if e.state == stateBlocked {
-			blocked = true
-			break
-		}
-	}
 	keyShared := s.typ == pb.ConsumerRequest_KeyShared
 	// KeyShared admits while it has consumers at all: a message whose owner is
 	// inactive waits for it (or for its eviction) instead of moving elsewhere.
-	canAdmit := s.anyActive() && !blocked
+	canAdmit := w.blocked == 0 && s.anyActive()
 	if keyShared {
 		canAdmit = len(s.consumers) > 0
 	}
-	if canAdmit {
-		// Capacity counts unsettled entries only: an out-of-order ack frees a
-		// slot even though the cursor cannot move past the gap yet.
-		unsettled := 0
-		for _, e := range s.window {
-			if e.state != stateDone {
-				unsettled++
-			}
-		}
-		for s.next < t.next() && unsettled < s.maxUnacked {
-			m := t.at(s.next)
-			if m == nil {
-				break
-			}
-			s.window[s.next] = &entry{off: s.next, msg: m, key: routingKey(m)}
-			s.next++
-			unsettled++
-		}
-	}
-	if len(s.window) == 0 {
-		return
-	}
-	offs := make([]uint64, 0, len(s.window))
-	for off := range s.window {
-		offs = append(offs, off)
-	}
-	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
-	var locked map[string]bool
-	if keyShared {
-		locked = map[string]bool{}
-	}
-	for _, off := range offs {
-		e := s.window[off]
-		if keyShared && e.state != stateDone {
-			if locked[e.key] {
-				continue
-			}
-			locked[e.key] = true
-		}
-		if e.state != stateReady || now.Before(e.due) {
-			continue
-		}
-		var c *consumer
-		if keyShared {
-			if len(s.consumers) == 0 {
-				break
-			}
-			owner := s.ringLookup(e.key, false)
-			if owner == nil {
-				// No consumer's filters accept the key: skipped for this subscription.
-				e.state = stateDone
-				continue
-			}
-			if !owner.active {
-				continue
-			}
-			c = owner
-		} else if c = s.pick(e.key); c == nil {
+	// Capacity counts unsettled entries only: an out-of-order ack frees a
+	// slot even though the cursor cannot move past the gap yet.
+	for canAdmit && s.next < t.next() && w.unsettled < s.maxUnacked {
+		m := t.at(s.next)
+		if m == nil {
 			break
 		}
-		e.state = stateInflight
-		e.consumer = c
-		e.attempt++
-		e.due = now.Add(s.policy.AckTimeout)
-		c.enqueue(e.msg)
+		e := &entry{off: s.next, msg: m, key: routingKey(m)}
+		w.pushBack(e)
+		w.unsettled++
+		s.next++
+		if keyShared {
+			e.keyID = w.keys.acquire(e.key)
+		} else {
+			w.ready.push(e.off)
+		}
+	}
+	if keyShared {
+		s.dispatchKeyShared(now)
+	} else {
+		for w.waiting.len() > 0 && !now.Before(w.waiting.peek().due) {
+			w.ready.push(w.waiting.pop().off)
+		}
+		for w.ready.len() > 0 {
+			e := s.get(w.ready.peek())
+			if e == nil || e.state != stateReady {
+				w.ready.pop() // defensive: every path that leaves stateReady pops first
+				continue
+			}
+			c := s.pick(e.key)
+			if c == nil {
+				break
+			}
+			w.ready.pop()
+			s.deliver(e, c, now)
+		}
 	}
 	s.settle()
 }
 
-// settle advances the cursor over contiguously settled offsets.
-func (s *subscription) settle() {
-	moved := false
-	for {
-		e, ok := s.window[s.ackFloor]
-		if !ok || e.state != stateDone {
+// dispatchKeyShared delivers in offset order with at most one unsettled
+// message per key ahead of the others, each to its key's owner.
+func (s *subscription) dispatchKeyShared(now time.Time) {
+	keys := s.window.keys
+	keys.newScan()
+	for off := s.ackFloor; off < s.next; off++ {
+		e := s.get(off)
+		if e == nil || e.state == stateDone {
+			continue
+		}
+		if keys.lock(e.keyID) {
+			continue
+		}
+		if e.state != stateReady || now.Before(e.due) {
+			continue
+		}
+		if len(s.consumers) == 0 {
 			break
 		}
-		delete(s.window, s.ackFloor)
+		owner := s.ringLookup(e.key, false)
+		if owner == nil {
+			// No consumer's filters accept the key: skipped for this subscription.
+			s.setState(e, stateDone)
+			continue
+		}
+		if !owner.active {
+			continue
+		}
+		s.deliver(e, owner, now)
+	}
+}
+
+// settle advances the cursor over contiguously settled offsets.
+func (s *subscription) settle() {
+	w := s.window
+	moved := false
+	for e := w.front(); e != nil && e.state == stateDone; e = w.front() {
+		if w.keys != nil {
+			w.keys.release(e.key, e.keyID)
+		}
+		w.popFront()
 		s.ackFloor++
 		moved = true
 	}
@@ -269,19 +314,25 @@ func (s *subscription) tick(now time.Time) {
 	if s.window == nil {
 		return
 	}
-	for _, e := range s.window {
+	// By offset, re-reading the bounds: a dead-letter publish to this very
+	// topic re-enters dispatch and may move them.
+	for off := s.ackFloor; off < s.next; off++ {
+		e := s.get(off)
+		if e == nil {
+			continue
+		}
 		switch {
 		case e.state == stateInflight && !now.Before(e.due):
 			s.fail(e, now, 0, "ack timeout")
 		case e.state == stateBlocked && s.policy.Poison == poisonDeadLetter:
 			// A dead-letter publish that failed earlier is retried every tick.
 			if s.deadLetter(e) {
-				e.state = stateDone
+				s.setState(e, stateDone)
 			}
 		}
 	}
 	if s.typ == pb.ConsumerRequest_KeyShared {
-		s.evictInactive()
+		s.evictInactive(now)
 	}
 	s.settle()
 	s.dispatch(now)
@@ -296,7 +347,7 @@ const keySharedEvictionTicks = 6
 // keySharedEvictionTicks heartbeats, so their keys move to the others. Their
 // in-flight messages are redelivered (the real broker settles them as
 // skipped, losing them; the development broker keeps at-least-once).
-func (s *subscription) evictInactive() {
+func (s *subscription) evictInactive(now time.Time) {
 	kept := s.consumers[:0]
 	evicted := false
 	for _, c := range s.consumers {
@@ -313,11 +364,7 @@ func (s *subscription) evictInactive() {
 		evicted = true
 		c.endSession(nil)
 		delete(s.core.consumers, c.id)
-		for _, e := range s.window {
-			if e.consumer == c && e.state == stateInflight {
-				e.state, e.consumer, e.due = stateReady, nil, time.Time{}
-			}
-		}
+		s.requeueInflight(c, now)
 		s.core.log.Debug("evicted inactive key-shared consumer", "topic", s.topic.name, "subscription", s.name, "consumer", c.name)
 	}
 	for i := len(kept); i < len(s.consumers); i++ {
@@ -334,19 +381,18 @@ func (s *subscription) fail(e *entry, now time.Time, requested time.Duration, re
 	e.consumer = nil
 	e.reason = reason
 	if e.attempt > s.policy.MaxRedeliveryCount {
-		e.state = stateBlocked
+		s.setState(e, stateBlocked)
 		switch s.policy.Poison {
 		case poisonDrop:
-			e.state = stateDone
+			s.setState(e, stateDone)
 		case poisonDeadLetter:
 			if s.deadLetter(e) {
-				e.state = stateDone
+				s.setState(e, stateDone)
 			}
 		}
 		return
 	}
-	e.state = stateReady
-	e.due = now.Add(s.policy.delay(e.attempt, requested))
+	s.requeue(e, now.Add(s.policy.delay(e.attempt, requested)), now)
 }
 
 // deadLetter republishes a poison message to the policy's dead-letter topic
@@ -393,11 +439,11 @@ func (s *subscription) ack(off uint64, now time.Time) {
 	if s.window == nil {
 		return
 	}
-	e, ok := s.window[off]
-	if !ok || e.state != stateInflight {
+	e := s.get(off)
+	if e == nil || e.state != stateInflight {
 		return
 	}
-	e.state = stateDone
+	s.setState(e, stateDone)
 	e.consumer = nil
 	s.settle()
 	s.dispatch(now)
@@ -407,8 +453,8 @@ func (s *subscription) nack(off uint64, now time.Time, delay time.Duration, reas
 	if s.window == nil {
 		return
 	}
-	e, ok := s.window[off]
-	if !ok || e.state != stateInflight {
+	e := s.get(off)
+	if e == nil || e.state != stateInflight {
 		return
 	}
 	s.fail(e, now, delay, reason)
@@ -422,14 +468,17 @@ func (s *subscription) release(c *consumer, now time.Time) {
 		return
 	}
 	c.queue = nil
-	for _, e := range s.window {
-		if e.consumer == c && e.state == stateInflight {
-			e.state = stateReady
-			e.consumer = nil
-			e.due = time.Time{}
+	s.requeueInflight(c, now)
+	s.dispatch(now)
+}
+
+// requeueInflight makes c's in-flight messages ready at once.
+func (s *subscription) requeueInflight(c *consumer, now time.Time) {
+	for off := s.ackFloor; off < s.next; off++ {
+		if e := s.get(off); e.consumer == c && e.state == stateInflight {
+			s.requeue(e, time.Time{}, now)
 		}
 	}
-	s.dispatch(now)
 }
 
 // ---- KeyShared consistent hashing ----

@@ -1,8 +1,10 @@
 // Package sinkhttp is the HTTP/webhook sink connector: it plugs the webhook delivery engine into
 // the connector runtime, which consumes the Danube topic, batches, retries, dead-letters and acks.
 //
-// Each runtime batch (BATCH_SIZE records, BATCH_TIMEOUT_MS) is delivered with up to MAX_IN_FLIGHT
-// concurrent requests, keeping the order of records that share a routing key. A record is acked
+// With MAX_IN_FLIGHT above 1 (BATCH_MODE=single) records stream to MAX_IN_FLIGHT concurrent
+// requests as they arrive (runtime.ConcurrentSinkConnector), keeping the order of records that
+// share a routing key; otherwise each runtime batch (BATCH_SIZE records, BATCH_TIMEOUT_MS) is
+// delivered in order, or as JSON arrays with BATCH_MODE=array. A record is acked
 // only after the endpoint answered 2xx; network errors, timeouts, 5xx, 408 and 429 are retried by
 // the runtime's RETRY_* policy (a Retry-After is honoured); other answers are rejections that go to
 // DLQ_TOPIC with the status and the start of the response body.
@@ -41,7 +43,7 @@ type Config struct {
 	BasicUser     string        `env:"AUTH_BASIC_USER" desc:"basic auth user (with AUTH_BASIC_PASSWORD)"`
 	BasicPassword config.Secret `env:"AUTH_BASIC_PASSWORD" desc:"basic auth password"`
 
-	MaxInFlight int       `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"concurrent requests per batch; records with the same routing key stay in order, records without a key are not ordered when above 1"`
+	MaxInFlight int       `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"concurrent requests; above 1 (BATCH_MODE=single) messages stream to them with no batch barrier, each acked on its 2xx; same routing key stays in order, no key = no order"`
 	BatchMode   BatchMode `env:"BATCH_MODE" envDefault:"single" desc:"single: one request per message; array: one request per batch with a JSON array body (up to BATCH_SIZE messages)"`
 	RateLimit   float64   `env:"RATE_LIMIT_RPS" envDefault:"0" desc:"max requests per second (0 = unlimited)"`
 

@@ -11,10 +11,13 @@ import (
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/webhook"
 )
 
-// Connector is the HTTP sink: a runtime.BatchSinkConnector around a webhook.Sender.
+// Connector is the HTTP sink: a runtime.BatchSinkConnector around a webhook.Sender; with
+// MAX_IN_FLIGHT above 1 and BATCH_MODE=single it is a runtime.ConcurrentSinkConnector, so records
+// stream to MAX_IN_FLIGHT concurrent requests with no batch barrier.
 type Connector struct {
 	runtime.Base
-	sender *webhook.Sender
+	sender      *webhook.Sender
+	concurrency int
 }
 
 // Option customises New.
@@ -50,7 +53,11 @@ func New(cfg *Config, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{sender: s}, nil
+	c := &Connector{sender: s, concurrency: 1}
+	if cfg.BatchMode == Single {
+		c.concurrency = cfg.MaxInFlight
+	}
+	return c, nil
 }
 
 // NewConnector is New in the shape runtime.MainSink wants: it logs with the runtime's logger
@@ -59,7 +66,11 @@ func NewConnector(cfg *Config, log *slog.Logger) (runtime.SinkConnector, error) 
 	return New(cfg, WithLogger(log))
 }
 
-// Process delivers one record.
+// Concurrency is MAX_IN_FLIGHT in BATCH_MODE=single (the runtime then runs that many Process calls
+// at once, in routing-key order), else 1: array bodies are built from runtime batches.
+func (c *Connector) Concurrency() int { return c.concurrency }
+
+// Process delivers one record; it is safe for concurrent use.
 func (c *Connector) Process(ctx context.Context, r *runtime.SinkRecord) error {
 	return c.classify(c.sender.Deliver(ctx, []webhook.Message{message(r)})[0])
 }

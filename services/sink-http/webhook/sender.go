@@ -146,6 +146,10 @@ func (s *Sender) Deliver(ctx context.Context, msgs []Message) []error {
 	if len(msgs) == 0 {
 		return errs
 	}
+	if len(msgs) == 1 { // the streaming runtime's call: no scheduling needed
+		errs[0] = s.send(ctx, msgs, []int{0})
+		return errs
+	}
 	if s.cfg.MaxInFlight == 1 {
 		all := make([]int, len(msgs))
 		for i := range all {
