@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"strings"
 	"sync"
 	"testing"
@@ -67,5 +69,19 @@ func TestQuickstartStopsCleanlyOnInterrupt(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "\nStopped: produced ") {
 		t.Fatalf("no summary:\n%s", out.String())
+	}
+}
+
+// -h prints the flags and is not an error for main (flag.ErrHelp).
+func TestQuickstartHelp(t *testing.T) {
+	var out strings.Builder
+	err := run(context.Background(), []string{"-h"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run -h = %v, want flag.ErrHelp", err)
+	}
+	for _, f := range []string{"-events", "-rate", "-flaky", "-v"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("usage lacks %s:\n%s", f, out.String())
+		}
 	}
 }
