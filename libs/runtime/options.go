@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
@@ -111,6 +112,38 @@ func (e *env) watch(health telemetry.Check) {
 	if e.server != nil {
 		e.cleanup = append(e.cleanup, e.server.AddReadiness(e.name+"/external", health))
 	}
+}
+
+// workContext returns the context a runner works in. It outlives ctx by timeout (defaultShutdown
+// when zero), so that what is in progress when ctx ends — a batch, acks, commits — can finish.
+func workContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		timeout = defaultShutdown
+	}
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(timeout, cancel) })
+	return work, func() { stop(); cancel() }
+}
+
+// lifecycle is what the sink and source runners do alike with their connector.
+type lifecycle interface {
+	Initialize(context.Context) error
+	Shutdown(context.Context) error
+	HealthCheck(context.Context) error
+}
+
+// start initializes conn and registers its health check; shutdown shuts it down.
+func (e *env) start(work context.Context, name string, conn lifecycle) (shutdown func() error, err error) {
+	if err := conn.Initialize(work); err != nil {
+		return nil, fmt.Errorf("runtime: initialize connector %q: %w", name, err)
+	}
+	e.watch(conn.HealthCheck)
+	return func() error {
+		if err := conn.Shutdown(work); err != nil {
+			return fmt.Errorf("runtime: shut down connector %q: %w", name, err)
+		}
+		return nil
+	}, nil
 }
 
 func newEnv(c *Common, kind string, opts []Option) (*env, error) {

@@ -78,24 +78,13 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	e.live(r.busy.Check)
 
 	// work outlives ctx by the shutdown timeout so that batches in progress can finish and be acked.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	work, cancelWork := workContext(ctx, cfg.ShutdownTimeout.D())
 	defer cancelWork()
-	timeout := cfg.ShutdownTimeout.D()
-	if timeout <= 0 {
-		timeout = defaultShutdown
+	shutdown, err := e.start(work, cfg.ConnectorName, conn)
+	if err != nil {
+		return err
 	}
-	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(timeout, cancelWork) })
-	defer stopTimer()
-
-	if err := conn.Initialize(work); err != nil {
-		return fmt.Errorf("runtime: initialize connector %q: %w", cfg.ConnectorName, err)
-	}
-	e.watch(conn.HealthCheck)
-	defer func() {
-		if serr := conn.Shutdown(work); serr != nil {
-			err = errors.Join(err, fmt.Errorf("runtime: shut down connector %q: %w", cfg.ConnectorName, serr))
-		}
-	}()
+	defer func() { err = errors.Join(err, shutdown()) }()
 
 	if cfg.DLQTopic != "" {
 		r.dlq, err = r.dlqProducer(ctx)

@@ -74,14 +74,8 @@ func RunSource(ctx context.Context, cfg *SourceConfig, conn SourceConnector, opt
 		return err
 	}
 	defer func() { err = errors.Join(err, e.close()) }()
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	work, cancelWork := workContext(ctx, cfg.ShutdownTimeout.D())
 	defer cancelWork()
-	timeout := cfg.ShutdownTimeout.D()
-	if timeout <= 0 {
-		timeout = defaultShutdown
-	}
-	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(timeout, cancelWork) })
-	defer stopTimer()
 
 	r := &sourceRunner{
 		cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(),
@@ -89,15 +83,11 @@ func RunSource(ctx context.Context, cfg *SourceConfig, conn SourceConnector, opt
 		commitWake: make(chan struct{}, 1), busy: newLiveness(cfg.LivenessTimeout.D()),
 	}
 	e.live(r.busy.Check)
-	if err := conn.Initialize(work); err != nil {
-		return fmt.Errorf("runtime: initialize connector %q: %w", cfg.ConnectorName, err)
+	shutdown, err := e.start(work, cfg.ConnectorName, conn)
+	if err != nil {
+		return err
 	}
-	e.watch(conn.HealthCheck)
-	defer func() {
-		if serr := conn.Shutdown(work); serr != nil {
-			err = errors.Join(err, fmt.Errorf("runtime: shut down connector %q: %w", cfg.ConnectorName, serr))
-		}
-	}()
+	defer func() { err = errors.Join(err, shutdown()) }()
 	if cfg.Topic != "" { // create the default producer up front: fail fast on a bad broker URL
 		if _, err := r.sender(ctx, cfg.Topic); err != nil {
 			if stopped(err) && ctx.Err() != nil {
