@@ -54,14 +54,23 @@ func registerClientAPI(s *grpc.Server, c *core) {
 var errServedElsewhere = status.Error(codes.Unavailable,
 	"The topic exists but is served by another broker, redo the Lookup request")
 
+// servedHere checks what CreateProducer and Subscribe check first: a valid
+// topic name, and a topic not redirected to another broker.
+func (c *core) servedHere(name string) error {
+	if !validTopicName(name) {
+		return errBadTopic(name)
+	}
+	if _, ok := c.faults.redirect(name); ok {
+		return errServedElsewhere
+	}
+	return nil
+}
+
 func (a *clientAPI) CreateProducer(_ context.Context, req *pb.ProducerRequest) (*pb.ProducerResponse, error) {
 	c := a.c
 	name := req.GetTopicName()
-	if !validTopicName(name) {
-		return nil, errBadTopic(name)
-	}
-	if _, ok := c.faults.redirect(name); ok {
-		return nil, errServedElsewhere
+	if err := c.servedHere(name); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -162,11 +171,8 @@ func (a *clientAPI) SendMessage(_ context.Context, m *pb.StreamMessage) (*pb.Mes
 func (a *consumerAPI) Subscribe(_ context.Context, req *pb.ConsumerRequest) (*pb.ConsumerResponse, error) {
 	c := a.c
 	name := req.GetTopicName()
-	if !validTopicName(name) {
-		return nil, errBadTopic(name)
-	}
-	if _, ok := c.faults.redirect(name); ok {
-		return nil, errServedElsewhere
+	if err := c.servedHere(name); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
