@@ -1,4 +1,5 @@
-// Code generated from ../shared/danube-protocol/PROTOCOL.md appendix A; the expected wire contract.
+// The expected wire contract: services, rpcs, messages, fields and enums of Danube v0.15.1, transcribed
+// from the upstream .proto files (see docs/danube-protocol.md).
 
 package proto_test
 

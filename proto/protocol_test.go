@@ -1,5 +1,6 @@
 // Package proto_test checks that the generated descriptors match the Danube v0.15 wire contract
-// (PROTOCOL.md appendix A), so that a wrong field number, type, label or enum value fails the build.
+// (the tables in appendix_test.go; see docs/danube-protocol.md), so that a wrong field number,
+// type, label or enum value fails the build.
 package proto_test
 
 import (
@@ -46,7 +47,7 @@ type message struct {
 
 type field struct {
 	number     int32
-	label, typ string // as written in the appendix: "", "repeated", "optional", "oneof x"; "uint64", "MsgID", "X (enum)", "map<k,v>"
+	label, typ string // as written in appendix_test.go: "", "repeated", "optional", "oneof x"; "uint64", "MsgID", "X (enum)", "map<k,v>"
 	name       string
 }
 
@@ -177,7 +178,7 @@ func checkMessages(t *testing.T, fd protoreflect.FileDescriptor, pf protoFile) {
 	}
 }
 
-// typeOf spells a field's type the way the appendix does.
+// typeOf spells a field's type the way appendix_test.go does.
 func typeOf(f protoreflect.FieldDescriptor) string {
 	if f.IsMap() {
 		return fmt.Sprintf("map<%s,%s>", typeOf(f.MapKey()), typeOf(f.MapValue()))
@@ -207,7 +208,8 @@ func labelOf(f protoreflect.FieldDescriptor) string {
 	return ""
 }
 
-// The appendix requires field 4 of MsgID to stay reserved (segment_id was removed).
+// The wire contract requires field 4 of MsgID to stay unused (segment_id was removed upstream;
+// see docs/danube-protocol.md).
 func TestMsgIDReservesRemovedField(t *testing.T) {
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName("danube.MsgID")
 	if err != nil {

@@ -20,9 +20,10 @@ import (
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/sinkhttp"
 )
 
-// BenchmarkInProcessSink runs the same pipeline as BenchmarkSinkVsPlainClient (20,000 messages of
-// 1 KiB, MAX_IN_FLIGHT=8, BATCH_SIZE = the broker's max_unacked_messages) with broker, sink and
-// receiver in one process, so that a profile covers all of them:
+// BenchmarkInProcessSink runs the pipeline of the bench tool's sink-http case (go run ./tools/bench
+// sink-http; here 20,000 messages of 1 KiB, MAX_IN_FLIGHT=8, BATCH_SIZE = the broker's
+// max_unacked_messages) with broker, sink and receiver in one process, so that a profile covers all
+// of them:
 //
 //	go test -run '^$' -bench InProcessSink -benchtime 1x -cpuprofile cpu.out ./integration/sinkhttp/
 //
@@ -61,11 +62,11 @@ func BenchmarkInProcessSink(b *testing.B) {
 					Common: runtime.Common{DanubeServiceURL: broker.URL(), ConnectorName: "webhook-1", RetryPolicy: retry.Exponential,
 						MaxRetries: -1, RetryBackoff: config.Millis(10 * time.Millisecond), RetryMaxBackoff: config.Millis(100 * time.Millisecond),
 						ShutdownTimeout: config.Millis(5 * time.Second)},
-					Topics: []string{topic}, SubscriptionName: "webhook-sink", SubscriptionType: "Exclusive",
-					BatchSize: batchSize, BatchTimeout: config.Millis(5 * time.Millisecond), NackDelay: config.Millis(10 * time.Millisecond),
+					Topics: []string{topic}, SubscriptionName: "webhook-sink", SubscriptionType: danube.Exclusive,
+					BatchSize: batchSize, MaxInFlight: 8, BatchTimeout: config.Millis(5 * time.Millisecond), NackDelay: config.Millis(10 * time.Millisecond),
 				},
 				TargetURL: rc.URL, HTTPMethod: "POST", Timeout: config.Millis(5 * time.Second), ContentType: "application/octet-stream",
-				AttributePrefix: "X-Danube-Attr-", IdempotencyHeader: "Idempotency-Key", MaxInFlight: 8,
+				AttributePrefix: "X-Danube-Attr-", IdempotencyHeader: "Idempotency-Key",
 				BreakerFailures: 5, BreakerOpen: config.Millis(time.Second), MaxRetryAfter: config.Millis(time.Minute),
 			}
 			conn, err := sinkhttp.New(cfg)

@@ -65,8 +65,14 @@ func (b ExponentialBackoff) Next(attempt int) time.Duration {
 	if d > float64(maxWait) {
 		d = float64(maxWait)
 	}
-	if jitter > 0 {
-		d -= d * jitter * rand.Float64()
+	return Jitter(time.Duration(d), jitter)
+}
+
+// Jitter removes a uniformly random part of up to fraction (0..1) from d: the one jitter rule of
+// the client and the connector runtime, so that replicas restarting together spread their retries.
+func Jitter(d time.Duration, fraction float64) time.Duration {
+	if fraction <= 0 || d <= 0 {
+		return d
 	}
-	return time.Duration(d)
+	return d - time.Duration(float64(d)*min(fraction, 1)*rand.Float64())
 }

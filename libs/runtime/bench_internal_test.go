@@ -25,7 +25,7 @@ func (nopAcker) Nack(context.Context, *danube.Message, time.Duration, string) er
 	return nil
 }
 
-type nopSink struct{ Base }
+type nopSink struct{ SinkBase }
 
 func (nopSink) Process(context.Context, *SinkRecord) error { return nil }
 
@@ -48,6 +48,7 @@ func BenchmarkSinkOverhead(b *testing.B) {
 			cfg := &SinkConfig{BatchSize: size, BatchTimeout: config.Millis(time.Second)}
 			e := benchEnv(b)
 			r := &sinkRunner{cfg: cfg, conn: nopSink{}, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(0)}
+			r.gate = newGate(r.conn, e, r.busy, r.policy)
 			r.settle = newSettler(context.Background(), e)
 			const pool = 4000 // a multiple of every batch size: offsets stay aligned when they wrap
 			msgs := make([]*danube.Message, pool)
@@ -85,13 +86,13 @@ func (nopPublisher) Close() error                                               
 // transaction) until total were returned, then blocks. The final record's position is -1, so the
 // benchmark knows when everything was committed.
 type nopSource struct {
-	Base
+	SourceBase
 	left  int
-	batch []SourceRecord
+	batch []SourceRecord[int]
 	all   chan struct{}
 }
 
-func (s *nopSource) Poll(ctx context.Context) ([]SourceRecord, error) {
+func (s *nopSource) Poll(ctx context.Context) ([]SourceRecord[int], error) {
 	if s.left <= 0 {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -101,12 +102,12 @@ func (s *nopSource) Poll(ctx context.Context) ([]SourceRecord, error) {
 	if s.left > 0 {
 		return s.batch[:k], nil
 	}
-	out := append([]SourceRecord(nil), s.batch[:k]...)
-	out[k-1].Position = -1
+	out := append([]SourceRecord[int](nil), s.batch[:k]...)
+	out[k-1] = out[k-1].WithPosition(-1)
 	return out, nil
 }
 
-func (s *nopSource) Commit(_ context.Context, ps []any) error {
+func (s *nopSource) Commit(_ context.Context, ps []int) error {
 	if ps[len(ps)-1] == -1 {
 		close(s.all)
 	}
@@ -114,16 +115,18 @@ func (s *nopSource) Commit(_ context.Context, ps []any) error {
 }
 
 func BenchmarkSourceOverhead(b *testing.B) {
-	batch := make([]SourceRecord, 100)
+	batch := make([]SourceRecord[int], 100)
 	for i := range batch {
-		batch[i] = SourceRecord{Payload: make([]byte, 100), Key: "k", Attributes: map[string]string{"a": "b"}}
+		batch[i] = SourceRecord[int]{Payload: make([]byte, 100), Key: "k", Attributes: map[string]string{"a": "b"}}
 	}
-	batch[99].Position = 0
+	batch[99] = batch[99].WithPosition(0)
 	src := &nopSource{left: b.N, batch: batch, all: make(chan struct{})}
 	cfg := &SourceConfig{MaxInFlight: 1000, Topic: "/default/bench"}
-	r := &sourceRunner{cfg: cfg, conn: src, env: benchEnv(b), policy: cfg.Retry(),
+	e := benchEnv(b)
+	r := &sourceRunner[int]{cfg: cfg, conn: src, env: e, policy: cfg.Retry(),
 		tracer: telemetry.Tracer(), slots: make(chan struct{}, cfg.MaxInFlight), work: context.Background(),
-		senders: map[string]*sender{}, commitWake: make(chan struct{}, 1), busy: newLiveness(0)}
+		senders: map[string]*sender[int]{}, commitWake: make(chan struct{}, 1), busy: newLiveness(0)}
+	r.gate = newGate(src, e, r.busy, r.policy)
 	r.addSender(cfg.Topic, nopPublisher{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

@@ -12,7 +12,7 @@ import (
 )
 
 type countingSink struct {
-	runtime.Base
+	runtime.SinkBase
 	n    atomic.Int64
 	want int64
 	all  chan struct{}
@@ -61,27 +61,27 @@ func BenchmarkEndToEndSink(b *testing.B) {
 
 // genSource emits n records, 100 per Poll, and reports when the last position was committed.
 type genSource struct {
-	runtime.Base
+	runtime.SourceBase
 	left int
 	all  chan struct{}
 }
 
-func (g *genSource) Poll(ctx context.Context) ([]runtime.SourceRecord, error) {
+func (g *genSource) Poll(ctx context.Context) ([]runtime.SourceRecord[int], error) {
 	if g.left <= 0 {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
 	k := min(g.left, 100)
-	recs := make([]runtime.SourceRecord, k)
+	recs := make([]runtime.SourceRecord[int], k)
 	for i := range recs {
-		recs[i] = runtime.SourceRecord{Payload: make([]byte, 100)}
+		recs[i] = runtime.SourceRecord[int]{Payload: make([]byte, 100)}
 	}
 	g.left -= k
-	recs[k-1].Position = g.left
+	recs[k-1] = recs[k-1].WithPosition(g.left)
 	return recs, nil
 }
 
-func (g *genSource) Commit(_ context.Context, ps []any) error {
+func (g *genSource) Commit(_ context.Context, ps []int) error {
 	if ps[len(ps)-1] == 0 {
 		close(g.all)
 	}

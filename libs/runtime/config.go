@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -13,19 +15,22 @@ import (
 )
 
 // Common is the configuration every connector shares. Connector configs embed SinkConfig or
-// SourceConfig (which embed Common) and add their own fields.
+// SourceConfig (which embed Common) and add their own fields. Every variable has one meaning in
+// every connector.
 type Common struct {
 	DanubeServiceURL string        `env:"DANUBE_SERVICE_URL,required" desc:"Danube broker URL, http://host:6650 or https://host:6650"`
 	DanubeToken      config.Secret `env:"DANUBE_TOKEN" desc:"JWT sent as authorization: Bearer (turns TLS on)"`
-	DanubeCAFile     string        `env:"DANUBE_CA_FILE" desc:"PEM CA bundle to verify the broker"`
+	DanubeTokenFile  string        `env:"DANUBE_TOKEN_FILE" desc:"file holding the JWT, re-read when it changes (rotation without restart)"`
+	DanubeCAFile     string        `env:"DANUBE_CA_FILE" desc:"PEM CA bundle to verify the broker (and the admin API)"`
 	DanubeCertFile   string        `env:"DANUBE_CERT_FILE" desc:"client certificate for mTLS (with DANUBE_KEY_FILE)"`
 	DanubeKeyFile    string        `env:"DANUBE_KEY_FILE" desc:"client key for mTLS (with DANUBE_CERT_FILE)"`
+	DanubeAdminURL   string        `env:"DANUBE_ADMIN_URL" desc:"Danube admin API URL (http(s)://host:50051), same TLS and token as the broker; lets a sink size its subscription's window"`
 	ConnectorName    string        `env:"CONNECTOR_NAME,required" desc:"unique name: Danube consumer/producer identity, metrics label"`
 
-	RetryPolicy     retry.Kind    `env:"RETRY_POLICY" envDefault:"exponential" desc:"backoff growth between retries: linear or exponential"`
+	RetryPolicy     retry.Kind    `env:"RETRY_POLICY" envDefault:"exponential" desc:"backoff growth between retries: linear or exponential (every wait is jittered into [d/2, d])"`
 	MaxRetries      int           `env:"MAX_RETRIES" envDefault:"3" desc:"retries of a failed record or batch before RETRY_EXHAUSTED applies (-1 = forever)"`
-	RetryBackoff    config.Millis `env:"RETRY_BACKOFF_MS" envDefault:"1000" desc:"wait before the first retry"`
-	RetryMaxBackoff config.Millis `env:"RETRY_MAX_BACKOFF_MS" envDefault:"30000" desc:"cap on any retry wait (a Retry-After hint may exceed it)"`
+	RetryBackoff    config.Millis `env:"RETRY_BACKOFF_MS" envDefault:"1000" desc:"wait before the first retry (and the first reconnect)"`
+	RetryMaxBackoff config.Millis `env:"RETRY_MAX_BACKOFF_MS" envDefault:"30000" desc:"cap on any retry or reconnect wait (a Retry-After hint may exceed it)"`
 
 	ShutdownTimeout config.Millis       `env:"SHUTDOWN_TIMEOUT_MS" envDefault:"25000" desc:"on SIGTERM: time to flush batches and wait for acks before closing"`
 	LogLevel        slog.Level          `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
@@ -37,11 +42,24 @@ type Common struct {
 // Validate implements config.Validator.
 func (c *Common) Validate() error {
 	var errs []error
-	if u := c.DanubeServiceURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		errs = append(errs, config.Invalid("DANUBE_SERVICE_URL", u, "want http://host:port or https://host:port"))
+	for _, u := range []struct{ name, value string }{{"DANUBE_SERVICE_URL", c.DanubeServiceURL}, {"DANUBE_ADMIN_URL", c.DanubeAdminURL}} {
+		if u.value != "" && !strings.HasPrefix(u.value, "http://") && !strings.HasPrefix(u.value, "https://") {
+			errs = append(errs, config.Invalid(u.name, u.value, "want http://host:port or https://host:port"))
+		}
 	}
 	if (c.DanubeCertFile == "") != (c.DanubeKeyFile == "") {
 		errs = append(errs, config.Invalid("DANUBE_CERT_FILE", c.DanubeCertFile, "DANUBE_CERT_FILE and DANUBE_KEY_FILE go together"))
+	}
+	if c.DanubeToken.IsSet() && c.DanubeTokenFile != "" {
+		errs = append(errs, config.Invalid("DANUBE_TOKEN_FILE", c.DanubeTokenFile, "set together with DANUBE_TOKEN; use one"))
+	}
+	for _, f := range []struct{ name, path string }{
+		{"DANUBE_CA_FILE", c.DanubeCAFile}, {"DANUBE_CERT_FILE", c.DanubeCertFile},
+		{"DANUBE_KEY_FILE", c.DanubeKeyFile}, {"DANUBE_TOKEN_FILE", c.DanubeTokenFile},
+	} {
+		if err := readable(f.path); err != nil {
+			errs = append(errs, config.Invalid(f.name, f.path, err.Error()))
+		}
 	}
 	if c.MaxRetries < -1 {
 		errs = append(errs, config.Invalid("MAX_RETRIES", c.MaxRetries, "must be -1 (forever) or more"))
@@ -52,12 +70,29 @@ func (c *Common) Validate() error {
 	return errors.Join(errs...)
 }
 
+// readable reports why path cannot be read ("" is fine: the setting is off).
+func readable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot read: %v", err)
+	}
+	return f.Close()
+}
+
 // Retry is the policy from RETRY_POLICY, MAX_RETRIES, RETRY_BACKOFF_MS and RETRY_MAX_BACKOFF_MS.
 func (c *Common) Retry() retry.Policy {
 	return retry.Policy{Kind: c.RetryPolicy, Base: c.RetryBackoff.D(), Max: c.RetryMaxBackoff.D(), MaxRetries: c.MaxRetries}
 }
 
-// ClientOptions are the Danube client options the config implies.
+// ClientOptions are the Danube client options the config implies (TLS and token; the client keeps
+// its own jittered backoff for the broker connection).
 func (c *Common) ClientOptions() []danube.Option {
 	var opts []danube.Option
 	if c.DanubeCAFile != "" {
@@ -68,6 +103,9 @@ func (c *Common) ClientOptions() []danube.Option {
 	}
 	if c.DanubeToken.IsSet() {
 		opts = append(opts, danube.WithToken(c.DanubeToken.Reveal()))
+	}
+	if c.DanubeTokenFile != "" {
+		opts = append(opts, danube.WithTokenFile(c.DanubeTokenFile))
 	}
 	return opts
 }
@@ -111,28 +149,91 @@ func (r *RetryExhausted) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// PoisonPolicy is SUBSCRIPTION_POISON_POLICY: the broker's treatment of a message that reached its
+// redelivery limit, applied through the admin API.
+type PoisonPolicy int
+
+const (
+	// PoisonKeep leaves the subscription's policy as the broker has it.
+	PoisonKeep PoisonPolicy = iota
+	// PoisonBlock stops the subscription at the message (the broker's default).
+	PoisonBlock
+	// PoisonDrop skips the message.
+	PoisonDrop
+	// PoisonDeadLetter moves the message to DLQ_TOPIC.
+	PoisonDeadLetter
+)
+
+var poisonNames = [...]string{"keep", "block", "drop", "dead_letter"}
+
+func (p PoisonPolicy) String() string {
+	if p >= 0 && int(p) < len(poisonNames) {
+		return poisonNames[p]
+	}
+	return fmt.Sprintf("PoisonPolicy(%d)", int(p))
+}
+
+// UnmarshalText parses "keep", "block", "drop" or "dead_letter".
+func (p *PoisonPolicy) UnmarshalText(b []byte) error {
+	s := strings.ToLower(strings.TrimSpace(string(b)))
+	for i, n := range poisonNames {
+		if s == n {
+			*p = PoisonPolicy(i)
+			return nil
+		}
+	}
+	return errors.New(`want "keep", "block", "drop" or "dead_letter"`)
+}
+
 // SinkConfig configures a sink; embed it in the connector's config struct.
 type SinkConfig struct {
 	Common
-	Topics           []string       `env:"DANUBE_TOPIC,required" envSeparator:"," desc:"topic(s) to consume, comma-separated /namespace/topic"`
-	SubscriptionName string         `env:"SUBSCRIPTION_NAME,required" desc:"Danube subscription (the position is kept per subscription)"`
-	SubscriptionType string         `env:"SUBSCRIPTION_TYPE" envDefault:"Exclusive" desc:"Exclusive, Shared, Failover or KeyShared"`
-	KeyFilters       []string       `env:"KEY_FILTERS" envSeparator:"," desc:"KeyShared only: comma-separated globs (* and ?) of routing keys this instance takes"`
-	BatchSize        int            `env:"BATCH_SIZE" envDefault:"1" desc:"records per batch; boundaries align to offsets (the broker's max_unacked_messages must be at least this)"`
-	BatchTimeout     config.Millis  `env:"BATCH_TIMEOUT_MS" envDefault:"1000" desc:"flush a partial batch this long after its first record"`
-	DLQTopic         string         `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records (and exhausted ones with RETRY_EXHAUSTED=dlq); empty = invalid records are handled as RETRY_EXHAUSTED"`
-	RetryExhausted   RetryExhausted `env:"RETRY_EXHAUSTED" envDefault:"nack" desc:"when retries run out: nack (redeliver after NACK_DELAY_MS), stop (exit non-zero, unacked) or dlq (publish to DLQ_TOPIC with the reason, then ack)"`
-	NackDelay        config.Millis  `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
+	Topics           []string                `env:"DANUBE_TOPIC,required" envSeparator:"," desc:"the connector's Danube topic: a sink consumes it (comma-separated for several), /namespace/topic"`
+	SubscriptionName string                  `env:"SUBSCRIPTION_NAME,required" desc:"Danube subscription (the position is kept per subscription)"`
+	SubscriptionType danube.SubscriptionType `env:"SUBSCRIPTION_TYPE" envDefault:"Exclusive" desc:"Exclusive, Shared, Failover or KeyShared"`
+	KeyFilters       []string                `env:"KEY_FILTERS" envSeparator:"," desc:"KeyShared only: comma-separated globs (* and ?) of routing keys this instance takes"`
+	BatchSize        int                     `env:"BATCH_SIZE" envDefault:"1" desc:"most records handed to the connector in one call (a sink's batch); boundaries align to offsets"`
+	BatchTimeout     config.Millis           `env:"BATCH_TIMEOUT_MS" envDefault:"1000" desc:"flush a partial batch this long after its first record"`
+	MaxInFlight      int                     `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"most records sent to the destination and not yet confirmed; for a sink, concurrent writes (above 1, records stream to that many concurrent writes in per-key order, where the connector supports it)"`
+	DLQTopic         string                  `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records (and exhausted ones with RETRY_EXHAUSTED=dlq); empty = invalid records are handled as RETRY_EXHAUSTED"`
+	RetryExhausted   RetryExhausted          `env:"RETRY_EXHAUSTED" envDefault:"nack" desc:"when retries run out: nack (redeliver after NACK_DELAY_MS), stop (exit non-zero, unacked) or dlq (publish to DLQ_TOPIC with the reason, then ack)"`
+	NackDelay        config.Millis           `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
+
+	Window          int           `env:"SUBSCRIPTION_MAX_UNACKED" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the subscription's window (broker max_unacked_messages, 1-10000) set at start; 0 = enough for BATCH_SIZE and MAX_IN_FLIGHT"`
+	PoisonPolicy    PoisonPolicy  `env:"SUBSCRIPTION_POISON_POLICY" envDefault:"keep" desc:"with DANUBE_ADMIN_URL: the broker's policy for a message past its redelivery limit, set at start: keep (the broker's), block, drop or dead_letter (to DLQ_TOPIC)"`
+	MaxRedeliveries int           `env:"SUBSCRIPTION_MAX_REDELIVERIES" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the broker's delivery attempts before the poison policy, set at start; 0 = keep the broker's"`
+	AckTimeout      config.Millis `env:"SUBSCRIPTION_ACK_TIMEOUT_MS" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the broker's re-send interval of an unacked message, set at start; 0 = keep the broker's"`
+}
+
+// maxWindow is the broker's upper bound on max_unacked_messages; defaultWindow its default.
+const (
+	maxWindow     = 10000
+	defaultWindow = 10
+)
+
+// WantWindow is the window the sink needs: SUBSCRIPTION_MAX_UNACKED, or room for two batches (one
+// processed while the next fills) or for twice MAX_IN_FLIGHT, at least the broker's default.
+func (c *SinkConfig) WantWindow() int {
+	if c.Window > 0 {
+		return c.Window
+	}
+	return min(max(defaultWindow, 2*c.BatchSize, 2*c.MaxInFlight), maxWindow)
 }
 
 // Validate implements config.Validator.
 func (c *SinkConfig) Validate() error {
 	var errs []error
-	if _, err := danube.ParseSubscriptionType(c.SubscriptionType); err != nil {
-		errs = append(errs, config.Invalid("SUBSCRIPTION_TYPE", c.SubscriptionType, "want Exclusive, Shared, Failover or KeyShared"))
+	if c.BatchSize < 1 || c.BatchSize > maxWindow {
+		errs = append(errs, config.Invalid("BATCH_SIZE", c.BatchSize, fmt.Sprintf("must be 1 to %d (the broker's largest window)", maxWindow)))
 	}
-	if c.BatchSize < 1 {
-		errs = append(errs, config.Invalid("BATCH_SIZE", c.BatchSize, "must be at least 1"))
+	if c.MaxInFlight < 1 || c.MaxInFlight > maxWindow {
+		errs = append(errs, config.Invalid("MAX_IN_FLIGHT", c.MaxInFlight, fmt.Sprintf("must be 1 to %d", maxWindow)))
+	}
+	if c.Window < 0 || c.Window > maxWindow {
+		errs = append(errs, config.Invalid("SUBSCRIPTION_MAX_UNACKED", c.Window, fmt.Sprintf("must be 0 (automatic) or 1 to %d", maxWindow)))
+	}
+	if c.MaxRedeliveries < 0 {
+		errs = append(errs, config.Invalid("SUBSCRIPTION_MAX_REDELIVERIES", c.MaxRedeliveries, "must not be negative"))
 	}
 	for _, t := range c.Topics {
 		if err := checkTopic(t); err != nil {
@@ -147,20 +248,70 @@ func (c *SinkConfig) Validate() error {
 	if c.RetryExhausted == DeadLetterOnExhausted && c.DLQTopic == "" {
 		errs = append(errs, &config.FieldError{Var: "DLQ_TOPIC", Reason: "required when RETRY_EXHAUSTED=dlq"})
 	}
+	if c.PoisonPolicy == PoisonDeadLetter && c.DLQTopic == "" {
+		errs = append(errs, &config.FieldError{Var: "DLQ_TOPIC", Reason: "required when SUBSCRIPTION_POISON_POLICY=dead_letter"})
+	}
+	if c.DanubeAdminURL == "" {
+		for _, s := range []struct {
+			name string
+			set  bool
+		}{{"SUBSCRIPTION_MAX_UNACKED", c.Window != 0}, {"SUBSCRIPTION_POISON_POLICY", c.PoisonPolicy != PoisonKeep},
+			{"SUBSCRIPTION_MAX_REDELIVERIES", c.MaxRedeliveries != 0}, {"SUBSCRIPTION_ACK_TIMEOUT_MS", c.AckTimeout != 0}} {
+			if s.set {
+				errs = append(errs, &config.FieldError{Var: s.name, Reason: "needs DANUBE_ADMIN_URL (the setting is applied through the admin API)"})
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // Sink returns c; it lets MainSink find the runtime part of a connector's config.
 func (c *SinkConfig) Sink() *SinkConfig { return c }
 
+// PublishOrder is PUBLISH_ORDER: which records a source keeps in order while it pipelines
+// publishes to one topic.
+type PublishOrder int
+
+const (
+	// OrderByKey never has two records with the same routing key in flight; records without a key
+	// are kept in order among themselves (as if they shared one key).
+	OrderByKey PublishOrder = iota
+	// OrderStrict publishes one record at a time per topic: the topic holds them in source order.
+	OrderStrict
+	// OrderNone pipelines every record freely: fastest, no order at all.
+	OrderNone
+)
+
+var orderNames = [...]string{"key", "strict", "none"}
+
+func (o PublishOrder) String() string {
+	if o >= 0 && int(o) < len(orderNames) {
+		return orderNames[o]
+	}
+	return fmt.Sprintf("PublishOrder(%d)", int(o))
+}
+
+// UnmarshalText parses "key", "strict" or "none".
+func (o *PublishOrder) UnmarshalText(b []byte) error {
+	s := strings.ToLower(strings.TrimSpace(string(b)))
+	for i, n := range orderNames {
+		if s == n {
+			*o = PublishOrder(i)
+			return nil
+		}
+	}
+	return errors.New(`want "key", "strict" or "none"`)
+}
+
 // SourceConfig configures a source; embed it in the connector's config struct.
 type SourceConfig struct {
 	Common
-	Topic        string        `env:"DANUBE_TOPIC" desc:"default destination topic for records that name none"`
+	Topic        string        `env:"DANUBE_TOPIC" desc:"the connector's Danube topic: a source publishes to it the records that name no other"`
 	Partitions   int           `env:"DANUBE_PARTITIONS" envDefault:"0" desc:"partitions of destination topics created by this source (0 = not partitioned)"`
-	MaxInFlight  int           `env:"MAX_IN_FLIGHT" envDefault:"1000" desc:"records polled but not yet acked by Danube; Poll waits above it"`
+	MaxInFlight  int           `env:"MAX_IN_FLIGHT" envDefault:"1000" desc:"most records sent to the destination and not yet confirmed; for a source, records polled and not yet acked by Danube (Poll waits above it)"`
+	PublishOrder PublishOrder  `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes kept in flight at once per topic: key (never two with the same routing key; unkeyed records in order), strict (one at a time: topic order = source order) or none"`
 	PollInterval config.Millis `env:"POLL_INTERVAL_MS" envDefault:"100" desc:"wait after a Poll that returned nothing (querying sources only)"`
-	BatchSize    int           `env:"BATCH_SIZE" envDefault:"1000" desc:"most records a connector should return from one Poll"`
+	BatchSize    int           `env:"BATCH_SIZE" envDefault:"1000" desc:"most records handed over in one call (a source's Poll)"`
 }
 
 // Validate implements config.Validator.

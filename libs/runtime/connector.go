@@ -1,27 +1,42 @@
 // Package runtime is the connector SDK: a connector implements SinkConnector or SourceConnector and
 // the runtime does the rest — configuration from the environment, the Danube consumer or producers,
-// batching, retries, the dead-letter topic, ordered commits, metrics, health, tracing, signals and
-// exit codes. A connector's main is one line:
+// batching, retries, the dead-letter topic, ordered commits, reconnects, metrics, health, tracing,
+// signals and exit codes. A connector's main is one line:
 //
-//	func main() { runtime.MainSink(New) } // New: func(*Config, *slog.Logger) (runtime.SinkConnector, error)
+//	func main() { runtime.MainSink(New) } // New: func(*Config, runtime.Resources) (runtime.SinkConnector, error)
+//
+// docs/connector-guide.md walks through the example sink and source.
 package runtime
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"maps"
-	"unicode/utf8"
+	"log/slog"
 
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// Resources is what the runtime hands a connector's constructor: one value, so that the runtime can
+// add a field without breaking any connector.
+type Resources struct {
+	// Name is CONNECTOR_NAME.
+	Name string
+	// Logger has the runtime's handler and level (LOG_LEVEL, LOG_FORMAT), tagged with the name.
+	Logger *slog.Logger
+	// Meter creates the connector's own instruments (rows inserted, replication lag, …); they are
+	// served on the runtime's /metrics beside its own, with the connector's name as an attribute.
+	Meter metric.Meter
+	// Tracer starts the connector's own spans (OTLP export when OTEL_EXPORTER_OTLP_* is set).
+	Tracer trace.Tracer
+}
 
 // SinkConnector writes Danube messages to an external system (Danube → external).
 //
 // The runtime calls Initialize once, then Process (or ProcessBatch, see BatchSinkConnector) from a
-// single goroutine (or several, see ConcurrentSinkConnector), HealthCheck from the readiness probe at any time, and Shutdown once at the end.
-// Process returning nil means the record is written: the runtime acks it. Classify failures with
-// Retryable, RetryableAfter, InvalidData or Fatal; unclassified errors are retried.
+// single goroutine (or several, see ConcurrentSinkConnector), HealthCheck from the readiness probe
+// at any time, and Shutdown once at the end. Process returning nil means the record is written:
+// the runtime acks it. Classify failures with Retryable, RetryableAfter, InvalidData, Disconnected
+// or Fatal; unclassified errors are retried.
 type SinkConnector interface {
 	Initialize(ctx context.Context) error
 	Process(ctx context.Context, r *SinkRecord) error
@@ -39,33 +54,35 @@ type BatchSinkConnector interface {
 }
 
 // ConcurrentSinkConnector is a SinkConnector whose Process is safe for concurrent use. When
-// Concurrency returns more than 1, the runtime streams records to that many concurrent Process
-// calls instead of handing over batches: a slow record no longer holds back the records behind it,
-// and each record is acked as soon as it is written. Order is kept per routing key and topic: a
-// record is not handed over while an earlier record with its key is still being processed or
-// retried. Records without a key carry no order among themselves. ProcessBatch and
-// BATCH_TIMEOUT_MS are not used then; BATCH_SIZE (at least twice the concurrency) caps the records
-// taken from Danube but not yet finished.
+// Concurrent reports true and MAX_IN_FLIGHT is above 1, the runtime streams records to MAX_IN_FLIGHT
+// concurrent Process calls instead of handing over batches: a slow record no longer holds back the
+// records behind it, and each record is acked as soon as it is written. Order is kept per routing
+// key and topic: a record is not handed over while an earlier record with its key is still being
+// processed or retried. Records without a key carry no order among themselves. ProcessBatch,
+// BATCH_SIZE and BATCH_TIMEOUT_MS are not used then.
 type ConcurrentSinkConnector interface {
 	SinkConnector
-	Concurrency() int
+	Concurrent() bool
 }
 
-// SourceConnector reads from an external system and publishes to Danube (external → Danube).
+// SourceConnector reads from an external system and publishes to Danube (external → Danube). P is
+// the connector's position type (an LSN, a Kafka partition and offset, a byte offset): opaque to the
+// runtime, typed in the connector's hands.
 //
 // Poll blocks until it has records or ctx ends, so streaming sources (replication, MQTT, Kafka)
 // need no sleep; a querying source returns (nil, nil) when there is nothing and the runtime waits
-// POLL_INTERVAL_MS. Poll is called from one goroutine; it is not called again while the records it
-// returned exceed MAX_IN_FLIGHT unacked (backpressure).
+// POLL_INTERVAL_MS. Poll is called from one goroutine; it is not called again while MAX_IN_FLIGHT
+// records it returned are unacked (backpressure).
 //
-// Commit receives, in source order, the Position of every record (non-nil positions only) that
-// became part of the prefix Danube acknowledged — across all destination topics. It may run
-// concurrently with Poll but never with itself. A connector confirms the last one (an LSN, a Kafka
-// offset per partition).
-type SourceConnector interface {
+// Commit receives, in source order, the position of every record that became part of the prefix
+// Danube acknowledged — across all destination topics, checkpoint records included. It may run
+// concurrently with Poll but never with itself. A connector confirms the last one (an LSN) or the
+// last one per partition (Kafka offsets). A source has no default Commit: forgetting it is a
+// compile error, not a source that silently never confirms its position.
+type SourceConnector[P any] interface {
 	Initialize(ctx context.Context) error
-	Poll(ctx context.Context) ([]SourceRecord, error)
-	Commit(ctx context.Context, positions []any) error
+	Poll(ctx context.Context) ([]SourceRecord[P], error)
+	Commit(ctx context.Context, positions []P) error
 	Shutdown(ctx context.Context) error
 	HealthCheck(ctx context.Context) error
 }
@@ -77,124 +94,40 @@ type LagReporter interface {
 	Lag() int64
 }
 
-// Base gives a connector no-op Initialize, Shutdown and HealthCheck (and Commit, for sources): embed
-// it and implement only what matters.
-type Base struct{}
+// Reconnector is implemented by connectors that hold a connection to their external system. When
+// Poll, Commit, Process, ProcessBatch or HealthCheck returns a Disconnected error, the runtime marks
+// /readyz not ready, waits a jittered backoff (RETRY_BACKOFF_MS doubling up to
+// RETRY_MAX_BACKOFF_MS), calls Reconnect until it succeeds (a Fatal error from it stops the
+// connector), then repeats the failed call with the same records: nothing is lost or reordered and
+// no delivery attempt is spent. No other connector call runs during Reconnect. A source resumes
+// where it was; if reconnecting rewinds it to its last committed position, records are published
+// again (at-least-once). Without Reconnector the runtime still backs off and repeats the call.
+type Reconnector interface {
+	Reconnect(ctx context.Context) error
+}
+
+// lifecycle is what the sink and source runners do alike with their connector.
+type lifecycle interface {
+	Initialize(context.Context) error
+	Shutdown(context.Context) error
+	HealthCheck(context.Context) error
+}
+
+// noops gives SinkBase and SourceBase their methods.
+type noops struct{}
 
 // Initialize does nothing.
-func (Base) Initialize(context.Context) error { return nil }
+func (noops) Initialize(context.Context) error { return nil }
 
 // Shutdown does nothing.
-func (Base) Shutdown(context.Context) error { return nil }
+func (noops) Shutdown(context.Context) error { return nil }
 
 // HealthCheck reports healthy.
-func (Base) HealthCheck(context.Context) error { return nil }
+func (noops) HealthCheck(context.Context) error { return nil }
 
-// Commit does nothing.
-func (Base) Commit(context.Context, []any) error { return nil }
+// SinkBase gives a sink no-op Initialize, Shutdown and HealthCheck: embed it and implement Process.
+type SinkBase struct{ noops }
 
-// SinkRecord is one Danube message handed to a sink.
-type SinkRecord struct {
-	Message   *danube.Message
-	Partition string            // exact topic the message came from (the partition for partitioned topics)
-	Metadata  map[string]string // free for the connector's own use between stages
-
-	ctx context.Context // carries the span continued from the message's traceparent
-}
-
-// NewSinkRecord wraps m (the runtime does this; tests of a connector may too).
-func NewSinkRecord(m *danube.Message) *SinkRecord {
-	return &SinkRecord{Message: m, Partition: m.Topic}
-}
-
-// Context carries the trace span of this record (continued from the producer's traceparent).
-func (r *SinkRecord) Context() context.Context {
-	if r.ctx == nil {
-		return context.Background()
-	}
-	return r.ctx
-}
-
-// Payload returns the raw payload.
-func (r *SinkRecord) Payload() []byte { return r.Message.Payload }
-
-// PayloadString returns the payload as text; invalid UTF-8 is invalid data.
-func (r *SinkRecord) PayloadString() (string, error) {
-	if !utf8.Valid(r.Message.Payload) {
-		return "", InvalidData(fmt.Errorf("message %s: payload is not valid UTF-8", r.MessageID()))
-	}
-	return string(r.Message.Payload), nil
-}
-
-// PayloadJSON decodes the payload into v; a decoding failure is invalid data.
-func (r *SinkRecord) PayloadJSON(v any) error {
-	if err := json.Unmarshal(r.Message.Payload, v); err != nil {
-		return InvalidData(fmt.Errorf("message %s: payload is not valid JSON for %T: %w", r.MessageID(), v, err))
-	}
-	return nil
-}
-
-// Attributes returns the message attributes (never nil).
-func (r *SinkRecord) Attributes() map[string]string {
-	if r.Message.Attributes == nil {
-		return map[string]string{}
-	}
-	return r.Message.Attributes
-}
-
-// MessageID identifies the message in logs: "topic:/ns/t-part-0/producer:7/offset:42".
-func (r *SinkRecord) MessageID() string {
-	return fmt.Sprintf("topic:%s/producer:%d/offset:%d", r.Message.Topic, r.Message.ProducerID, r.Message.Offset)
-}
-
-// SourceRecord is one record a source publishes to Danube.
-type SourceRecord struct {
-	Topic      string            // destination; "" = the configured DANUBE_TOPIC
-	Payload    []byte            // message body
-	Attributes map[string]string // message attributes (headers)
-	Key        string            // routing key: partition choice and KeyShared order; "" = none
-
-	// Position is handed back to Commit once this record and every record before it are acked by
-	// Danube (nil positions are skipped: several records may share one position, e.g. one LSN).
-	Position any
-	// OnAck, if set, is called once with nil when Danube acked this record, or with the error when
-	// it could not be published before shutdown (MQTT sends PUBACK here). It must not block.
-	OnAck func(err error)
-}
-
-// NewSourceRecord returns a record for topic with payload.
-func NewSourceRecord(topic string, payload []byte) SourceRecord {
-	return SourceRecord{Topic: topic, Payload: payload}
-}
-
-// SourceRecordFromJSON returns a record whose payload is v encoded as JSON.
-func SourceRecordFromJSON(topic string, v any) (SourceRecord, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return SourceRecord{}, InvalidData(fmt.Errorf("encode %T as JSON: %w", v, err))
-	}
-	return NewSourceRecord(topic, b), nil
-}
-
-// WithAttribute returns a copy of r with attribute k set to v (r's map is not modified).
-func (r SourceRecord) WithAttribute(k, v string) SourceRecord {
-	attrs := maps.Clone(r.Attributes)
-	if attrs == nil {
-		attrs = make(map[string]string, 1)
-	}
-	attrs[k] = v
-	r.Attributes = attrs
-	return r
-}
-
-// WithKey returns a copy of r with routing key k.
-func (r SourceRecord) WithKey(k string) SourceRecord {
-	r.Key = k
-	return r
-}
-
-// WithPosition returns a copy of r with commit position p.
-func (r SourceRecord) WithPosition(p any) SourceRecord {
-	r.Position = p
-	return r
-}
+// SourceBase gives a source no-op Initialize, Shutdown and HealthCheck. It deliberately has no
+// Commit: a source must confirm its positions itself.
+type SourceBase struct{ noops }

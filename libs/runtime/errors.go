@@ -18,6 +18,9 @@ const (
 	// ClassFatal: the connector cannot continue; stop without acking and exit non-zero so the
 	// orchestrator restarts it.
 	ClassFatal
+	// ClassDisconnected: the connection to the external system is gone; the record is not at fault.
+	// The runtime reconnects (see Reconnector) and repeats the call without spending a retry.
+	ClassDisconnected
 )
 
 func (c Class) String() string {
@@ -28,6 +31,8 @@ func (c Class) String() string {
 		return "invalid_data"
 	case ClassFatal:
 		return "fatal"
+	case ClassDisconnected:
+		return "disconnected"
 	}
 	return fmt.Sprintf("Class(%d)", int(c))
 }
@@ -35,9 +40,10 @@ func (c Class) String() string {
 // Sentinels for errors.Is: errors.Is(err, runtime.ErrInvalidData) is true for any error made by
 // InvalidData.
 var (
-	ErrRetryable   = errors.New("retryable")
-	ErrInvalidData = errors.New("invalid data")
-	ErrFatal       = errors.New("fatal")
+	ErrRetryable    = errors.New("retryable")
+	ErrInvalidData  = errors.New("invalid data")
+	ErrFatal        = errors.New("fatal")
+	ErrDisconnected = errors.New("disconnected")
 )
 
 // Error carries a class (and for retryable errors an optional wait hint) around a cause.
@@ -66,6 +72,8 @@ func (e *Error) Is(target error) bool {
 		return e.Class == ClassInvalidData
 	case ErrFatal:
 		return e.Class == ClassFatal
+	case ErrDisconnected:
+		return e.Class == ClassDisconnected
 	}
 	return false
 }
@@ -92,6 +100,11 @@ func InvalidData(err error) error { return classify(ClassInvalidData, 0, err) }
 
 // Fatal marks err as one the connector cannot recover from.
 func Fatal(err error) error { return classify(ClassFatal, 0, err) }
+
+// Disconnected marks err as the loss of the connection to the external system: the runtime
+// reconnects (see Reconnector) and repeats the call. Return it from Poll, Commit, Process,
+// ProcessBatch or HealthCheck.
+func Disconnected(err error) error { return classify(ClassDisconnected, 0, err) }
 
 // ClassOf returns the class of the outermost classified error in err's chain; unclassified errors
 // are retryable. A nil error has no class; ClassOf(nil) is ClassRetryable and should not be asked.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,18 +22,17 @@ const (
 
 // MainSink is a sink service's whole main: it parses the environment into a new C (a struct that
 // embeds SinkConfig), answers --help and --print-config, sets up logging, metrics, health and
-// tracing, calls newConnector with the config and the runtime's logger (LOG_LEVEL, LOG_FORMAT,
-// tagged with CONNECTOR_NAME: connectors log like the runtime without building their own), runs
-// it until SIGTERM or SIGINT and exits with ExitOK, ExitFatal or ExitConfig.
+// tracing, calls newConnector with the config and the Resources (logger, meter, tracer, name), runs
+// the connector until SIGTERM or SIGINT and exits with ExitOK, ExitFatal or ExitConfig.
 func MainSink[C any, PC interface {
 	*C
 	Sink() *SinkConfig
-}](newConnector func(cfg PC, log *slog.Logger) (SinkConnector, error)) {
+}](newConnector func(cfg PC, res Resources) (SinkConnector, error)) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	cfg := PC(new(C))
 	code := Main(ctx, os.Args[1:], nil, os.Stdout, os.Stderr, cfg, &cfg.Sink().Common,
 		func(ctx context.Context, opts ...Option) error {
-			conn, err := newConnector(cfg, connectorLogger(&cfg.Sink().Common, opts))
+			conn, err := newConnector(cfg, NewResources(&cfg.Sink().Common, opts...))
 			if err != nil {
 				return fmt.Errorf("runtime: create connector: %w", err)
 			}
@@ -44,16 +42,16 @@ func MainSink[C any, PC interface {
 	os.Exit(code)
 }
 
-// MainSource is MainSink for sources (C embeds SourceConfig).
+// MainSource is MainSink for sources (C embeds SourceConfig; P is the connector's position type).
 func MainSource[C any, PC interface {
 	*C
 	Source() *SourceConfig
-}](newConnector func(cfg PC, log *slog.Logger) (SourceConnector, error)) {
+}, P any](newConnector func(cfg PC, res Resources) (SourceConnector[P], error)) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	cfg := PC(new(C))
 	code := Main(ctx, os.Args[1:], nil, os.Stdout, os.Stderr, cfg, &cfg.Source().Common,
 		func(ctx context.Context, opts ...Option) error {
-			conn, err := newConnector(cfg, connectorLogger(&cfg.Source().Common, opts))
+			conn, err := newConnector(cfg, NewResources(&cfg.Source().Common, opts...))
 			if err != nil {
 				return fmt.Errorf("runtime: create connector: %w", err)
 			}
@@ -61,19 +59,6 @@ func MainSource[C any, PC interface {
 		})
 	stop()
 	os.Exit(code)
-}
-
-// connectorLogger is the logger that opts carry (Main passes WithLogger), for the connector
-// itself: the runtime's handler and level, tagged with the connector's name.
-func connectorLogger(c *Common, opts []Option) *slog.Logger {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return o.logger.With("connector", c.ConnectorName)
 }
 
 // Main is the testable core of MainSink and MainSource, and the entry point of a process that runs

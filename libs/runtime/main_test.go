@@ -47,13 +47,13 @@ func TestMainHelpListsEveryVariable(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{
-		"DANUBE_SERVICE_URL    string          (required)   Danube broker URL, http://host:6650 or https://host:6650\n",
-		"DANUBE_TOKEN_FILE     path            -            file holding DANUBE_TOKEN (alternative to setting it directly)\n",
-		"SUBSCRIPTION_TYPE     string          Exclusive    Exclusive, Shared, Failover or KeyShared\n",
-		"RETRY_POLICY          string          exponential  backoff growth between retries: linear or exponential\n",
-		"BATCH_TIMEOUT_MS      milliseconds    1000         flush a partial batch this long after its first record\n",
-		"LOG_FORMAT            string          json         json or text\n",
-		"OUTPUT_PATH           string          (required)   JSON-lines file the messages are appended to\n",
+		"DANUBE_SERVICE_URL             string          (required)   Danube broker URL, http://host:6650 or https://host:6650\n",
+		"DANUBE_TOKEN_FILE              string          -            file holding the JWT, re-read when it changes (rotation without restart)\n",
+		"SUBSCRIPTION_TYPE              string          Exclusive    Exclusive, Shared, Failover or KeyShared\n",
+		"RETRY_POLICY                   string          exponential  backoff growth between retries: linear or exponential (every wait is jittered into [d/2, d])\n",
+		"BATCH_TIMEOUT_MS               milliseconds    1000         flush a partial batch this long after its first record\n",
+		"LOG_FORMAT                     string          json         json or text\n",
+		"OUTPUT_PATH                    string          (required)   JSON-lines file the messages are appended to\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help lacks %q", want)
@@ -86,9 +86,9 @@ func TestMainReportsAllConfigErrors(t *testing.T) {
 	want := `invalid configuration (5 problems):
   RETRY_POLICY="fib": want "linear" or "exponential"
   LOG_FORMAT="xml": want "json" or "text"
-  DANUBE_SERVICE_URL="tcp://x": want http://host:port or https://host:port
   SUBSCRIPTION_TYPE="fanout": want Exclusive, Shared, Failover or KeyShared
-  BATCH_SIZE="0": must be at least 1
+  DANUBE_SERVICE_URL="tcp://x": want http://host:port or https://host:port
+  BATCH_SIZE="0": must be 1 to 10000 (the broker's largest window)
 `
 	if code != runtime.ExitConfig || errOut != want {
 		t.Fatalf("exit %d:\n%s", code, errOut)
@@ -97,9 +97,9 @@ func TestMainReportsAllConfigErrors(t *testing.T) {
 		"DANUBE_TOPIC=default/t", "SUBSCRIPTION_NAME=s", "OUTPUT_PATH=/x"})
 	want = `invalid configuration (5 problems):
   CONNECTOR_NAME: required, but not set
-  DANUBE_SERVICE_URL="tcp://x": want http://host:port or https://host:port
   SUBSCRIPTION_TYPE="fanout": want Exclusive, Shared, Failover or KeyShared
-  BATCH_SIZE="0": must be at least 1
+  DANUBE_SERVICE_URL="tcp://x": want http://host:port or https://host:port
+  BATCH_SIZE="0": must be 1 to 10000 (the broker's largest window)
   DANUBE_TOPIC="default/t": want /namespace/topic
 `
 	if code != runtime.ExitConfig || errOut != want {

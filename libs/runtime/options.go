@@ -7,7 +7,12 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
@@ -125,26 +130,46 @@ func workContext(ctx context.Context, timeout time.Duration) (context.Context, c
 	return work, func() { stop(); cancel() }
 }
 
-// lifecycle is what the sink and source runners do alike with their connector.
-type lifecycle interface {
-	Initialize(context.Context) error
-	Shutdown(context.Context) error
-	HealthCheck(context.Context) error
-}
-
-// start initializes conn and registers its health check; shutdown shuts it down.
-func (e *env) start(work context.Context, name string, conn lifecycle) (shutdown func() error, err error) {
+// start initializes conn, registers its health check behind the reconnect gate and returns the
+// gate; shutdown waits for a background reconnect and shuts the connector down.
+func (e *env) start(work context.Context, name string, conn lifecycle, busy *liveness, policy retry.Policy) (g *gate, shutdown func() error, err error) {
 	if err := conn.Initialize(work); err != nil {
-		return nil, fmt.Errorf("runtime: initialize connector %q: %w", name, err)
+		return nil, nil, fmt.Errorf("runtime: initialize connector %q: %w", name, err)
 	}
-	e.watch(conn.HealthCheck)
-	return func() error {
+	g = newGate(conn, e, busy, policy)
+	e.watch(g.health(work, conn.HealthCheck))
+	return g, func() error {
+		g.wait()
 		if err := conn.Shutdown(work); err != nil {
 			return fmt.Errorf("runtime: shut down connector %q: %w", name, err)
 		}
 		return nil
 	}, nil
 }
+
+// NewResources returns what a connector constructor gets (MainSink and MainSource call it with the
+// options they run with): the logger of WithLogger tagged with the connector's name, a meter on the
+// telemetry server of WithTelemetry (a no-op meter without one) and the tracer.
+func NewResources(c *Common, opts ...Option) Resources {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	res := Resources{Name: c.ConnectorName, Logger: o.logger, Tracer: telemetry.Tracer()}
+	if res.Logger == nil {
+		res.Logger = slog.New(slog.DiscardHandler)
+	}
+	res.Logger = res.Logger.With("connector", c.ConnectorName)
+	var mp metric.MeterProvider = noop.NewMeterProvider()
+	if o.telemetry != nil {
+		mp = o.telemetry.MeterProvider()
+	}
+	res.Meter = telemetry.Labeled(mp.Meter(connectorScope), attribute.String("connector", c.ConnectorName))
+	return res
+}
+
+// connectorScope is the instrumentation scope of connectors' own instruments.
+const connectorScope = "github.com/danube-messaging/danube-connect-go/connector"
 
 func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 	var o options
@@ -173,7 +198,7 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 		e.client = o.client
 		return e, nil
 	}
-	copts := append(c.ClientOptions(), danube.WithLogger(e.log), danube.WithBackoff(c.Retry()), danube.WithHooks(conn.Hooks(danube.Hooks{})))
+	copts := append(c.ClientOptions(), danube.WithLogger(e.log), danube.WithHooks(conn.Hooks(danube.Hooks{})))
 	cl, err := danube.NewClient(c.DanubeServiceURL, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("DANUBE_SERVICE_URL=%q: %w", c.DanubeServiceURL, err)
@@ -195,4 +220,14 @@ func (e *env) close() error {
 // stopped reports whether err is only the context ending.
 func stopped(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// retryDanube runs op (a call to Danube) until it succeeds, fails in a way retryable rejects (nil:
+// none) or ctx ends, waiting the runtime's jittered backoff between attempts; failures show on the
+// Danube readiness check.
+func (e *env) retryDanube(ctx context.Context, policy retry.Policy, what string, retryable func(error) bool, op func(context.Context) error) error {
+	return policy.Forever().Do(ctx, op, retryable, func(attempt int, wait time.Duration, err error) {
+		e.danube.Set(err)
+		e.log.Warn(what+" failed; retrying", "attempt", attempt, "wait", wait, "err", err)
+	})
 }

@@ -34,16 +34,26 @@ func TestSinkRecordHelpers(t *testing.T) {
 }
 
 func TestSourceRecordBuilders(t *testing.T) {
-	base, err := runtime.SourceRecordFromJSON("/default/t", map[string]int{"x": 1})
+	base, err := runtime.SourceRecordFromJSON("/default/t", map[string]int{"x": 1}, int64(7))
 	if err != nil || string(base.Payload) != `{"x":1}` {
 		t.Fatal(err)
 	}
 	a := base.WithAttribute("k", "v")
-	b := a.WithAttribute("k2", "v2").WithKey("pk").WithPosition(int64(9))
-	if len(base.Attributes) != 0 || len(a.Attributes) != 1 || len(b.Attributes) != 2 || b.Key != "pk" || b.Position != int64(9) || a.Key != "" {
+	b := a.WithAttribute("k2", "v2").WithKey("pk").WithPosition(9)
+	if pos, ok := b.Position(); len(base.Attributes) != 0 || len(a.Attributes) != 1 || len(b.Attributes) != 2 || b.Key != "pk" || !ok || pos != 9 || a.Key != "" {
 		t.Fatalf("builders share state: %v %v %v", base, a, b)
 	}
-	if _, err := runtime.SourceRecordFromJSON("/default/t", func() {}); !errors.Is(err, runtime.ErrInvalidData) {
+	if pos, ok := a.Position(); !ok || pos != 7 {
+		t.Fatalf("position %v %v, want 7", pos, ok)
+	}
+	if _, ok := b.WithoutPosition().Position(); ok {
+		t.Fatal("WithoutPosition kept the position")
+	}
+	cp := runtime.Checkpoint(int64(3))
+	if pos, ok := cp.Position(); !ok || pos != 3 || !cp.IsCheckpoint() || b.IsCheckpoint() {
+		t.Fatalf("checkpoint %v %v %v", pos, ok, cp.IsCheckpoint())
+	}
+	if _, err := runtime.SourceRecordFromJSON("/default/t", func() {}, 0); !errors.Is(err, runtime.ErrInvalidData) {
 		t.Fatalf("%v", err)
 	}
 }

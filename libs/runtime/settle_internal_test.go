@@ -39,7 +39,7 @@ func (a *heldAcker) Ack(ctx context.Context, m *danube.Message) error {
 func (a *heldAcker) Nack(context.Context, *danube.Message, time.Duration, string) error { return nil }
 
 type recordingSink struct {
-	Base
+	SinkBase
 	processed chan uint64
 }
 
@@ -55,6 +55,7 @@ func testRunner(t *testing.T, work context.Context) (*sinkRunner, recordingSink)
 	e := &env{log: slog.New(slog.DiscardHandler), danube: &telemetry.Flag{}}
 	sink := recordingSink{processed: make(chan uint64, 16)}
 	r := &sinkRunner{cfg: cfg, conn: sink, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(0)}
+	r.gate = newGate(sink, e, r.busy, r.policy)
 	r.settle = newSettler(work, e)
 	return r, sink
 }

@@ -55,6 +55,7 @@ type sinkRunner struct {
 	tracer  trace.Tracer
 	settle  *settler
 	busy    *liveness
+	gate    *gate
 }
 
 // RunSink runs conn until ctx ends (graceful: stop intake, flush batches, ack, within
@@ -80,11 +81,21 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	// work outlives ctx by the shutdown timeout so that batches in progress can finish and be acked.
 	work, cancelWork := workContext(ctx, cfg.ShutdownTimeout.D())
 	defer cancelWork()
-	shutdown, err := e.start(work, cfg.ConnectorName, conn)
+	g, shutdown, err := e.start(work, cfg.ConnectorName, conn, r.busy, r.policy)
 	if err != nil {
 		return err
 	}
+	r.gate = g
 	defer func() { err = errors.Join(err, shutdown()) }()
+	// A background reconnect that fails fatally stops the sink like a fatal record does.
+	run, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	g.fatal = func(err error) { stopRun(err) }
+	defer func() {
+		if cause := context.Cause(run); err == nil && ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+	}()
 
 	if cfg.DLQTopic != "" {
 		r.dlq, err = r.dlqProducer(ctx)
@@ -97,11 +108,10 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 		defer r.dlq.Close()
 	}
 
-	subType, _ := danube.ParseSubscriptionType(cfg.SubscriptionType) // validated by config
-	intake, stopIntake := context.WithCancel(ctx)
+	intake, stopIntake := context.WithCancel(run)
 	defer stopIntake()
 	// Buffered so that the consumers fill the next batch while the loop processes this one.
-	merged := make(chan delivery, cfg.BatchSize)
+	merged := make(chan delivery, max(cfg.BatchSize, cfg.MaxInFlight))
 	var wg sync.WaitGroup
 	var consumers []*danube.Consumer
 	defer func() {
@@ -116,7 +126,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	r.settle = newSettler(work, e)
 	defer r.settle.close()
 	for _, topic := range cfg.Topics {
-		c, err := r.subscribe(intake, topic, subType)
+		c, err := r.subscribe(intake, topic)
 		if err != nil {
 			if stopped(err) && ctx.Err() != nil {
 				return nil
@@ -124,72 +134,73 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 			return err
 		}
 		consumers = append(consumers, c)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case m, ok := <-c.Messages():
-					if !ok {
-						return
-					}
-					select {
-					case merged <- delivery{c, m}:
-					case <-intake.Done():
-						return
-					}
-				case <-intake.Done():
-					return
-				}
+		if err := r.configureSubscription(intake, c.Topics()); err != nil {
+			if stopped(err) && ctx.Err() != nil {
+				return nil
 			}
-		}()
+			return err
+		}
+		wg.Go(func() { forward(intake, c, merged) })
 	}
 	e.danube.Set(nil)
-	if cc, ok := conn.(ConcurrentSinkConnector); ok && cc.Concurrency() > 1 {
+	subType := cfg.SubscriptionType.String()
+	if cc, ok := conn.(ConcurrentSinkConnector); ok && cc.Concurrent() && cfg.MaxInFlight > 1 {
 		r.batcher = nil // records are streamed one at a time to concurrent Process calls
-		e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType.String(), "concurrency", cc.Concurrency())
-		return r.stream(ctx, work, merged, cc.Concurrency())
+		e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType, "max_in_flight", cfg.MaxInFlight)
+		return r.stream(run, work, merged, cfg.MaxInFlight)
 	}
-	e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType.String(), "batch_size", cfg.BatchSize)
-	return r.loop(ctx, work, merged)
+	if cfg.MaxInFlight > 1 && r.batcher == nil {
+		e.log.Warn("MAX_IN_FLIGHT above 1 has no effect: this connector writes one record at a time", "max_in_flight", cfg.MaxInFlight)
+	}
+	e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType, "batch_size", cfg.BatchSize)
+	return r.loop(run, work, merged)
+}
+
+// forward moves c's messages into the sink's merged intake until ctx ends.
+func forward(ctx context.Context, c *danube.Consumer, out chan<- delivery) {
+	for {
+		select {
+		case m, ok := <-c.Messages():
+			if !ok {
+				return
+			}
+			select {
+			case out <- delivery{c, m}:
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // dlqProducer creates the dead-letter producer, retrying like subscribe: the broker may still be
 // starting, and a sink without its DLQ must not start.
-func (r *sinkRunner) dlqProducer(ctx context.Context) (*danube.Producer, error) {
-	for attempt := 1; ; attempt++ {
-		p, err := r.env.client.NewProducer(ctx, danube.ProducerOptions{Topic: r.cfg.DLQTopic, Name: r.cfg.ConnectorName + "-dlq", Dispatch: danube.Reliable})
-		if err == nil {
-			return p, nil
+func (r *sinkRunner) dlqProducer(ctx context.Context) (p *danube.Producer, err error) {
+	err = r.env.retryDanube(ctx, r.policy, "create dead-letter producer", nil, func(ctx context.Context) error {
+		p, err = r.env.client.NewProducer(ctx, danube.ProducerOptions{Topic: r.cfg.DLQTopic, Name: r.cfg.ConnectorName + "-dlq", Dispatch: danube.Reliable})
+		if err != nil {
+			return fmt.Errorf("runtime: DLQ_TOPIC=%q: create producer: %w", r.cfg.DLQTopic, err)
 		}
-		err = fmt.Errorf("runtime: DLQ_TOPIC=%q: create producer: %w", r.cfg.DLQTopic, err)
-		r.env.danube.Set(err)
-		d := r.policy.Next(attempt)
-		r.env.log.Warn("create dead-letter producer failed; retrying", "topic", r.cfg.DLQTopic, "attempt", attempt, "wait", d, "err", err)
-		if serr := retry.Sleep(ctx, d); serr != nil {
-			return nil, errors.Join(err, serr)
-		}
-	}
+		return nil
+	})
+	return p, err
 }
 
 // subscribe retries until the topic exists and the subscription is granted, or ctx ends: a sink may
-// start before its topic's first producer.
-func (r *sinkRunner) subscribe(ctx context.Context, topic string, t danube.SubscriptionType) (*danube.Consumer, error) {
-	for attempt := 1; ; attempt++ {
-		c, err := r.env.client.Subscribe(ctx, danube.ConsumerOptions{
-			Topic: topic, Name: r.cfg.ConnectorName, Subscription: r.cfg.SubscriptionName, Type: t, KeyFilters: r.cfg.KeyFilters,
+// start before its topic's first producer, and a standby replica waits for an Exclusive one.
+func (r *sinkRunner) subscribe(ctx context.Context, topic string) (c *danube.Consumer, err error) {
+	err = r.env.retryDanube(ctx, r.policy, "subscribe", nil, func(ctx context.Context) error {
+		c, err = r.env.client.Subscribe(ctx, danube.ConsumerOptions{
+			Topic: topic, Name: r.cfg.ConnectorName, Subscription: r.cfg.SubscriptionName, Type: r.cfg.SubscriptionType, KeyFilters: r.cfg.KeyFilters,
 		})
-		if err == nil {
-			return c, nil
+		if err != nil {
+			return fmt.Errorf("runtime: subscribe to DANUBE_TOPIC=%q as SUBSCRIPTION_NAME=%q: %w", topic, r.cfg.SubscriptionName, err)
 		}
-		err = fmt.Errorf("runtime: subscribe to DANUBE_TOPIC=%q as SUBSCRIPTION_NAME=%q: %w", topic, r.cfg.SubscriptionName, err)
-		r.env.danube.Set(err)
-		d := r.policy.Next(attempt)
-		r.env.log.Warn("subscribe failed; retrying", "topic", topic, "attempt", attempt, "wait", d, "err", err)
-		if serr := retry.Sleep(ctx, d); serr != nil {
-			return nil, errors.Join(err, serr)
-		}
-	}
+		return nil
+	})
+	return c, err
 }
 
 func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
@@ -254,10 +265,11 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 	for i := range pending {
 		pending[i] = i
 	}
-	for attempt := 1; ; attempt++ {
-		errs := r.process(ctx, recs, pending)
+	for attempt := 1; ; {
+		var errs []error
+		gen := r.gate.run(func() { errs = r.process(ctx, recs, pending) })
 		var again []int
-		var last error
+		var last, lost error
 		for j, i := range pending {
 			err := errs[j]
 			if err == nil {
@@ -280,12 +292,28 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 				if err := r.exhausted(ctx, bt.Items[i], err); err != nil {
 					return err
 				}
+			case ClassDisconnected:
+				again, lost = append(again, i), err
 			default:
 				again, last = append(again, i), err
 			}
 		}
 		if len(again) == 0 {
+			r.gate.ok()
 			return nil
+		}
+		pending = again
+		if lost != nil {
+			// The connection is gone, not the records: reconnect, then repeat them all without
+			// spending a retry.
+			if err := r.gate.reconnect(ctx, gen, lost); err != nil {
+				if ClassOf(err) == ClassFatal || !stopped(err) {
+					return err
+				}
+				r.env.metrics.Dropped(len(again)) // shutdown timeout: unacked, redelivered
+				return nil
+			}
+			continue
 		}
 		if !r.policy.Allows(attempt) || ctx.Err() != nil {
 			for _, i := range again {
@@ -302,7 +330,7 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 			r.env.metrics.Dropped(len(again))
 			return nil
 		}
-		pending = again
+		attempt++
 	}
 }
 

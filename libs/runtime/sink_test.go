@@ -21,7 +21,7 @@ import (
 // scripted is an in-memory sink whose i-th call for a payload returns script[payload][i] (nil
 // after the script ends), recording successful writes and batch boundaries.
 type scripted struct {
-	runtime.Base
+	runtime.SinkBase
 	mu      sync.Mutex
 	script  map[string][]error
 	calls   map[string]int
@@ -345,7 +345,7 @@ func TestSinkRetriesDeadLetterProducer(t *testing.T) {
 
 // stuck blocks in Process until released.
 type stuck struct {
-	runtime.Base
+	runtime.SinkBase
 	in, release chan struct{}
 }
 

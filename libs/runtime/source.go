@@ -8,6 +8,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -21,48 +22,58 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
-type outRecord struct {
-	rec SourceRecord
+// position is a watermark entry: a record's position, if it has one.
+type position[P any] struct {
+	p  P
+	ok bool
+}
+
+type outRecord[P any] struct {
+	rec SourceRecord[P]
 	seq uint64
 }
 
-type sourceRunner struct {
+type sourceRunner[P any] struct {
 	cfg    *SourceConfig
-	conn   SourceConnector
+	conn   SourceConnector[P]
 	env    *env
 	policy retry.Policy
 	tracer trace.Tracer
-	marks  watermark.Tracker[any]
+	marks  watermark.Tracker[position[P]]
 	slots  chan struct{} // MAX_IN_FLIGHT tokens
 	busy   *liveness     // Commit calls (a Poll may block legitimately: it waits for data)
+	gate   *gate
 
 	work       context.Context // outlives the intake by SHUTDOWN_TIMEOUT_MS
 	mu         sync.Mutex
-	senders    map[string]*sender
+	senders    map[string]*sender[P]
 	wg         sync.WaitGroup
 	stopIntake context.CancelCauseFunc // with the fatal error that stops the source
 
 	commitMu   sync.Mutex
-	toCommit   []any
+	toCommit   []P
 	commitWake chan struct{}
 }
 
-// publisher is what a source needs from a producer (*danube.Producer).
+// publisher is what a source needs from a producer (*danube.Producer): Send is safe for
+// concurrent use.
 type publisher interface {
 	Send(ctx context.Context, m danube.ProducerMessage) (uint64, error)
 	Close() error
 }
 
-// sender publishes one destination topic's records in order with its own producer.
-type sender struct {
-	topic string
-	prod  publisher
-	queue chan outRecord
+// sender publishes one destination topic's records with its own producer, keeping up to
+// MAX_IN_FLIGHT publishes in flight in the order PUBLISH_ORDER asks for.
+type sender[P any] struct {
+	topic    string
+	prod     publisher
+	queue    chan outRecord[P]
+	rejected atomic.Pointer[error] // set once Danube refused a record for good
 }
 
 // RunSource runs conn until ctx ends (graceful: stop polling, publish what was polled, wait for
 // Danube's acks and commit, within SHUTDOWN_TIMEOUT_MS; returns nil) or a fatal error.
-func RunSource(ctx context.Context, cfg *SourceConfig, conn SourceConnector, opts ...Option) (err error) {
+func RunSource[P any](ctx context.Context, cfg *SourceConfig, conn SourceConnector[P], opts ...Option) (err error) {
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -77,16 +88,17 @@ func RunSource(ctx context.Context, cfg *SourceConfig, conn SourceConnector, opt
 	work, cancelWork := workContext(ctx, cfg.ShutdownTimeout.D())
 	defer cancelWork()
 
-	r := &sourceRunner{
+	r := &sourceRunner[P]{
 		cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(),
-		slots: make(chan struct{}, max(cfg.MaxInFlight, 1)), work: work, senders: map[string]*sender{},
+		slots: make(chan struct{}, max(cfg.MaxInFlight, 1)), work: work, senders: map[string]*sender[P]{},
 		commitWake: make(chan struct{}, 1), busy: newLiveness(cfg.LivenessTimeout.D()),
 	}
 	e.live(r.busy.Check)
-	shutdown, err := e.start(work, cfg.ConnectorName, conn)
+	g, shutdown, err := e.start(work, cfg.ConnectorName, conn, r.busy, r.policy)
 	if err != nil {
 		return err
 	}
+	r.gate = g
 	defer func() { err = errors.Join(err, shutdown()) }()
 	if cfg.Topic != "" { // create the default producer up front: fail fast on a bad broker URL
 		if _, err := r.sender(ctx, cfg.Topic); err != nil {
@@ -97,17 +109,18 @@ func RunSource(ctx context.Context, cfg *SourceConfig, conn SourceConnector, opt
 		}
 	}
 	e.danube.Set(nil)
-	e.log.Info("source started", "default_topic", cfg.Topic, "max_in_flight", cfg.MaxInFlight)
+	e.log.Info("source started", "default_topic", cfg.Topic, "max_in_flight", cfg.MaxInFlight, "publish_order", cfg.PublishOrder.String())
 	return r.run(ctx)
 }
 
 // run polls until ctx ends or a fatal error, then drains: senders publish what was polled (bounded
 // by the work context) and the committer commits the rest.
-func (r *sourceRunner) run(ctx context.Context) error {
-	// A fatal error elsewhere (commit) must interrupt a Poll that blocks on a stream.
+func (r *sourceRunner[P]) run(ctx context.Context) error {
+	// A fatal error elsewhere (commit, publish, reconnect) must interrupt a Poll that blocks.
 	intake, stopIntake := context.WithCancelCause(ctx)
 	defer stopIntake(nil)
 	r.stopIntake = stopIntake
+	r.gate.fatal = func(err error) { stopIntake(err) }
 	commitDone := make(chan struct{})
 	go func() { defer close(commitDone); r.committer() }()
 
@@ -134,11 +147,26 @@ func (r *sourceRunner) run(ctx context.Context) error {
 	return runErr
 }
 
-func (r *sourceRunner) pollLoop(ctx context.Context) error {
+// poll calls Poll with no reconnect in progress; a reconnect started elsewhere (Commit, the health
+// check) cancels it rather than wait for data that may never come.
+func (r *sourceRunner[P]) poll(ctx context.Context) (recs []SourceRecord[P], gen uint64, err error) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.gate.setInterrupt(cancel)
+	defer r.gate.setInterrupt(nil)
+	gen = r.gate.run(func() { recs, err = r.conn.Poll(pctx) })
+	if err == nil && pctx.Err() != nil && ctx.Err() == nil {
+		err = pctx.Err() // interrupted by a reconnect: poll again after it
+	}
+	return recs, gen, err
+}
+
+func (r *sourceRunner[P]) pollLoop(ctx context.Context) error {
 	failures := 0
+	lr, reportsLag := r.conn.(LagReporter)
 	for {
-		recs, err := r.conn.Poll(ctx)
-		if lr, ok := r.conn.(LagReporter); ok {
+		recs, gen, err := r.poll(ctx)
+		if reportsLag {
 			r.env.metrics.Lag(lr.Lag())
 		}
 		if ctx.Err() != nil {
@@ -146,8 +174,18 @@ func (r *sourceRunner) pollLoop(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			if ClassOf(err) == ClassFatal {
+			r.abandon(recs, err)
+			switch ClassOf(err) {
+			case ClassFatal:
 				return fmt.Errorf("runtime: poll: %w", err)
+			case ClassDisconnected:
+				if rerr := r.gate.reconnect(ctx, gen, err); rerr != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return rerr
+				}
+				continue
 			}
 			failures++
 			r.env.metrics.Failed(1, ClassOf(err).String())
@@ -159,50 +197,69 @@ func (r *sourceRunner) pollLoop(ctx context.Context) error {
 			continue
 		}
 		failures = 0
+		r.gate.ok()
 		if len(recs) == 0 {
 			if retry.Sleep(ctx, r.cfg.PollInterval.D()) != nil {
 				return nil
 			}
 			continue
 		}
-		r.env.metrics.Received(len(recs))
-		for i, rec := range recs {
-			select {
-			case r.slots <- struct{}{}:
-			case <-ctx.Done():
-				r.abandon(recs[i:], context.Cause(ctx))
-				return nil
-			}
-			topic := rec.Topic
-			if topic == "" {
-				topic = r.cfg.Topic
-			}
-			s, err := r.sender(ctx, topic)
-			if err != nil {
-				<-r.slots
-				r.abandon(recs[i:], err)
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			s.queue <- outRecord{rec: rec, seq: r.marks.Add(rec.Position)}
+		if err := r.enqueue(ctx, recs); err != nil {
+			return err
 		}
 	}
 }
 
+// enqueue hands recs to their topics' senders in source order, taking a MAX_IN_FLIGHT slot for
+// each; checkpoint records take none and pass the watermark at once.
+func (r *sourceRunner[P]) enqueue(ctx context.Context, recs []SourceRecord[P]) error {
+	published := 0
+	for i, rec := range recs {
+		pos := position[P]{rec.pos, rec.hasPos}
+		if rec.checkpoint {
+			r.queueCommit(r.marks.Done(r.marks.Add(pos), nil))
+			continue
+		}
+		published++
+		select {
+		case r.slots <- struct{}{}:
+		case <-ctx.Done():
+			r.abandon(recs[i:], context.Cause(ctx))
+			return nil
+		}
+		topic := cmp.Or(rec.Topic, r.cfg.Topic)
+		s, err := r.sender(ctx, topic)
+		if err != nil {
+			<-r.slots
+			r.abandon(recs[i:], err)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.queue <- outRecord[P]{rec: rec, seq: r.marks.Add(pos)}
+	}
+	r.env.metrics.Received(published)
+	return nil
+}
+
 // abandon tells per-record callbacks that these records will not be published.
-func (r *sourceRunner) abandon(recs []SourceRecord, cause error) {
+func (r *sourceRunner[P]) abandon(recs []SourceRecord[P], cause error) {
+	n := 0
 	for _, rec := range recs {
+		if rec.checkpoint {
+			continue
+		}
+		n++
 		if rec.OnAck != nil {
 			rec.OnAck(cause)
 		}
 	}
-	r.env.metrics.Dropped(len(recs))
+	r.env.metrics.Dropped(n)
 }
 
 // sender returns topic's sender, creating its reliable producer on first use.
-func (r *sourceRunner) sender(ctx context.Context, topic string) (*sender, error) {
+func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P], error) {
 	r.mu.Lock()
 	s := r.senders[topic]
 	r.mu.Unlock()
@@ -216,94 +273,149 @@ func (r *sourceRunner) sender(ctx context.Context, topic string) (*sender, error
 		return nil, Fatal(fmt.Errorf("runtime: record topic %q: %w", topic, err))
 	}
 	var prod *danube.Producer
-	for attempt := 1; ; attempt++ {
-		var err error
+	err := r.env.retryDanube(ctx, r.policy, "create producer", nil, func(ctx context.Context) (err error) {
 		prod, err = r.env.client.NewProducer(ctx, danube.ProducerOptions{
 			Topic: topic, Name: r.cfg.ConnectorName, Partitions: r.cfg.Partitions, Dispatch: danube.Reliable,
 		})
-		if err == nil {
-			break
+		if err != nil {
+			return fmt.Errorf("runtime: create producer on %q: %w", topic, err)
 		}
-		err = fmt.Errorf("runtime: create producer on %q: %w", topic, err)
-		r.env.danube.Set(err)
-		d := r.policy.Next(attempt)
-		r.env.log.Warn("create producer failed; retrying", "topic", topic, "attempt", attempt, "wait", d, "err", err)
-		if serr := retry.Sleep(ctx, d); serr != nil {
-			return nil, errors.Join(err, serr)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return r.addSender(topic, prod), nil
 }
 
-func (r *sourceRunner) addSender(topic string, prod publisher) *sender {
-	s := &sender{topic: topic, prod: prod, queue: make(chan outRecord, cap(r.slots))}
+func (r *sourceRunner[P]) addSender(topic string, prod publisher) *sender[P] {
+	s := &sender[P]{topic: topic, prod: prod, queue: make(chan outRecord[P], cap(r.slots))}
 	r.mu.Lock()
 	r.senders[topic] = s
 	r.mu.Unlock()
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); r.send(s) }()
+	r.wg.Go(func() { r.dispatch(s) })
 	return s
 }
 
-// send publishes s's queue in order. A failed send is retried (the client reconnects underneath)
-// until it succeeds or the shutdown timeout ends the work context: nothing is skipped, so order
-// and the watermark stay intact. A record Danube will never accept (see permanent) stops the
-// source with a fatal error naming the topic, the record and the broker's answer, instead of
-// blocking the topic forever; the records queued behind it on this topic are not published.
-func (r *sourceRunner) send(s *sender) {
-	var done []any
-	var rejected error
-	for out := range s.queue {
-		if r.work.Err() != nil || rejected != nil {
-			r.finish(out, cmp.Or(rejected, r.work.Err()))
-			continue
-		}
-		start := time.Now()
-		attrs := make(map[string]string, len(out.rec.Attributes)+1)
-		maps.Copy(attrs, out.rec.Attributes)
-		ctx, span := r.tracer.Start(r.work, "publish "+s.topic, producerSpan)
-		telemetry.Inject(ctx, attrs)
-		msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
-		var err error
-		for attempt := 1; ; attempt++ {
-			if _, err = s.prod.Send(ctx, msg); err == nil || r.work.Err() != nil {
-				break
-			}
-			if permanent(err) {
-				rejected = Fatal(fmt.Errorf("runtime: Danube rejected record %d (position %v, %d bytes) for topic %q; it cannot be published: %w",
-					out.seq, out.rec.Position, len(out.rec.Payload), s.topic, err))
-				r.env.metrics.Failed(1, ClassFatal.String())
-				r.stopIntake(rejected)
-				break
-			}
-			r.env.metrics.Retried(1)
-			d := r.policy.Next(attempt)
-			r.env.log.Warn("publish failed; retrying", "topic", s.topic, "attempt", attempt, "wait", d, "err", err)
-			if retry.Sleep(r.work, d) != nil {
-				break
-			}
-		}
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
-		r.env.metrics.Batch(1, time.Since(start).Seconds())
-		if err != nil {
-			r.finish(out, cmp.Or(rejected, err))
-			continue
-		}
-		r.env.metrics.Published(1)
-		r.env.metrics.Processed(1)
-		if out.rec.OnAck != nil {
-			out.rec.OnAck(nil)
-		}
-		done = r.marks.Done(out.seq, done[:0])
-		if len(done) > 0 {
-			r.queueCommit(done)
-		}
-		<-r.slots
+// orderKey returns the ordering domain of rec under PUBLISH_ORDER; ordered false = none.
+func (r *sourceRunner[P]) orderKey(rec *SourceRecord[P]) (key string, ordered bool) {
+	switch r.cfg.PublishOrder {
+	case OrderStrict:
+		return "", true
+	case OrderNone:
+		return "", false
 	}
+	return rec.Key, true
+}
+
+// dispatch starts a publish for each of s's records as soon as PUBLISH_ORDER allows: a record
+// whose ordering key has a publish in flight waits in that key's queue until it is acked, so
+// records of one key reach the topic in source order even when a publish is retried. The
+// MAX_IN_FLIGHT slots bound how many publishes run. It returns when the queue is closed and
+// everything taken is finished.
+func (r *sourceRunner[P]) dispatch(s *sender[P]) {
+	waiting := map[string][]outRecord[P]{} // keys in flight → their records waiting, oldest first
+	done := make(chan outRecord[P], cap(r.slots))
+	var publishing sync.WaitGroup
+	defer publishing.Wait()
+	start := func(out outRecord[P]) {
+		publishing.Go(func() {
+			r.publish(s, out)
+			done <- out
+		})
+	}
+	inFlight, queue := 0, s.queue
+	for queue != nil || inFlight > 0 {
+		select {
+		case out, ok := <-queue:
+			if !ok {
+				queue = nil
+				continue
+			}
+			if k, ordered := r.orderKey(&out.rec); ordered {
+				if q, busy := waiting[k]; busy {
+					waiting[k] = append(q, out)
+					continue
+				}
+				waiting[k] = nil
+			}
+			inFlight++
+			start(out)
+		case out := <-done:
+			inFlight--
+			k, ordered := r.orderKey(&out.rec)
+			if !ordered {
+				continue
+			}
+			if q := waiting[k]; len(q) > 0 {
+				waiting[k] = q[1:]
+				inFlight++
+				start(q[0])
+			} else {
+				delete(waiting, k)
+			}
+		}
+	}
+}
+
+// publish sends one record. A failed send is retried (the client reconnects underneath) until it
+// succeeds or the shutdown timeout ends the work context: nothing is skipped, so order and the
+// watermark stay intact. A record Danube will never accept (see permanent) stops the source with a
+// fatal error naming the topic, the record and the broker's answer, instead of blocking the topic
+// forever; the records behind it on this topic are not published.
+func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
+	if rej := s.rejected.Load(); rej != nil || r.work.Err() != nil {
+		var cause error
+		if rej != nil {
+			cause = *rej
+		}
+		r.finish(out, cmp.Or(cause, r.work.Err()))
+		return
+	}
+	start := time.Now()
+	attrs := make(map[string]string, len(out.rec.Attributes)+1)
+	maps.Copy(attrs, out.rec.Attributes)
+	ctx, span := r.tracer.Start(r.work, "publish "+s.topic, producerSpan)
+	telemetry.Inject(ctx, attrs)
+	msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
+	var err error
+	for attempt := 1; ; attempt++ {
+		if _, err = s.prod.Send(ctx, msg); err == nil || r.work.Err() != nil {
+			break
+		}
+		if permanent(err) {
+			pos, _ := out.rec.Position()
+			err = Fatal(fmt.Errorf("runtime: Danube rejected record %d (position %v, %d bytes) for topic %q; it cannot be published: %w",
+				out.seq, pos, len(out.rec.Payload), s.topic, err))
+			s.rejected.CompareAndSwap(nil, &err)
+			r.env.metrics.Failed(1, ClassFatal.String())
+			r.stopIntake(err)
+			break
+		}
+		r.env.metrics.Retried(1)
+		d := r.policy.Next(attempt)
+		r.env.log.Warn("publish failed; retrying", "topic", s.topic, "attempt", attempt, "wait", d, "err", err)
+		if retry.Sleep(r.work, d) != nil {
+			break
+		}
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+	r.env.metrics.Batch(1, time.Since(start).Seconds())
+	if err != nil {
+		r.finish(out, err)
+		return
+	}
+	r.env.metrics.Published(1)
+	r.env.metrics.Processed(1)
+	if out.rec.OnAck != nil {
+		out.rec.OnAck(nil)
+	}
+	r.queueCommit(r.marks.Done(out.seq, nil))
+	<-r.slots
 }
 
 // permanent reports whether Danube (or gRPC) rejected a publish in a way no retry can fix: a
@@ -329,7 +441,7 @@ func permanent(err error) bool {
 }
 
 // finish gives up on a record at shutdown: it stays uncommitted (the watermark stops before it).
-func (r *sourceRunner) finish(out outRecord, err error) {
+func (r *sourceRunner[P]) finish(out outRecord[P], err error) {
 	if out.rec.OnAck != nil {
 		out.rec.OnAck(err)
 	}
@@ -337,11 +449,15 @@ func (r *sourceRunner) finish(out outRecord, err error) {
 	<-r.slots
 }
 
-func (r *sourceRunner) queueCommit(positions []any) {
+// queueCommit adds the positions of records that joined the acked prefix and wakes the committer.
+func (r *sourceRunner[P]) queueCommit(done []position[P]) {
+	if len(done) == 0 {
+		return
+	}
 	r.commitMu.Lock()
-	for _, p := range positions {
-		if p != nil {
-			r.toCommit = append(r.toCommit, p)
+	for _, p := range done {
+		if p.ok {
+			r.toCommit = append(r.toCommit, p.p)
 		}
 	}
 	wake := len(r.toCommit) > 0
@@ -355,8 +471,9 @@ func (r *sourceRunner) queueCommit(positions []any) {
 }
 
 // committer calls Commit with everything that reached the watermark since the last call, one call
-// at a time; a failed commit is retried (with the positions that arrived meanwhile) after a wait.
-func (r *sourceRunner) committer() {
+// at a time; a failed commit is retried (with the positions that arrived meanwhile) after a wait,
+// or after a reconnect when the connection was lost.
+func (r *sourceRunner[P]) committer() {
 	failures := 0
 	for {
 		_, open := <-r.commitWake
@@ -368,21 +485,33 @@ func (r *sourceRunner) committer() {
 			if len(ps) == 0 {
 				break
 			}
-			leave := r.busy.enter()
-			err := r.conn.Commit(r.work, ps)
-			leave()
+			var err error
+			gen := r.gate.run(func() {
+				leave := r.busy.enter()
+				err = r.conn.Commit(r.work, ps)
+				leave()
+			})
 			if err == nil {
 				failures = 0
 				continue
 			}
-			if ClassOf(err) == ClassFatal {
-				r.stopIntake(fmt.Errorf("runtime: commit: %w", err))
-				return
-			}
-			failures++
 			r.commitMu.Lock()
 			r.toCommit = append(ps, r.toCommit...)
 			r.commitMu.Unlock()
+			switch ClassOf(err) {
+			case ClassFatal:
+				r.stopIntake(fmt.Errorf("runtime: commit: %w", err))
+				return
+			case ClassDisconnected:
+				if rerr := r.gate.reconnect(r.work, gen, err); rerr != nil {
+					if r.work.Err() == nil {
+						r.stopIntake(rerr)
+					}
+					return
+				}
+				continue
+			}
+			failures++
 			wait := r.policy.Next(failures)
 			r.env.log.Warn("commit failed; retrying", "positions", len(ps), "wait", wait, "err", err)
 			if retry.Sleep(r.work, wait) != nil {

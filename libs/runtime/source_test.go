@@ -3,7 +3,6 @@ package runtime_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,8 +37,8 @@ func appendLines(t *testing.T, path string, lines ...string) int64 {
 	return st.Size()
 }
 
-func newFileSource(cfg *runtime.SourceConfig, dir string) runtime.SourceConnector {
-	c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp")}, slog.New(slog.DiscardHandler))
+func newFileSource(cfg *runtime.SourceConfig, dir string) runtime.SourceConnector[filesource.Offset] {
+	c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp")}, runtime.NewResources(&cfg.Common))
 	return c
 }
 
@@ -80,16 +79,16 @@ func TestSourceManyTopicsOrderedWatermark(t *testing.T) {
 // streaming is a push source: Poll blocks on a channel (no sleep), each record has a per-record
 // callback (like an MQTT PUBACK) and a position.
 type streaming struct {
-	runtime.Base
-	in       chan runtime.SourceRecord
+	runtime.SourceBase
+	in       chan runtime.SourceRecord[int]
 	mu       sync.Mutex
 	acked    []string
-	commits  []any
+	commits  []int
 	inflight int
 	maxSeen  int
 }
 
-func (s *streaming) Poll(ctx context.Context) ([]runtime.SourceRecord, error) {
+func (s *streaming) Poll(ctx context.Context) ([]runtime.SourceRecord[int], error) {
 	select {
 	case r := <-s.in:
 		s.mu.Lock()
@@ -107,13 +106,13 @@ func (s *streaming) Poll(ctx context.Context) ([]runtime.SourceRecord, error) {
 				s.acked = append(s.acked, p)
 			}
 		}
-		return []runtime.SourceRecord{r}, nil
+		return []runtime.SourceRecord[int]{r}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-func (s *streaming) Commit(_ context.Context, ps []any) error {
+func (s *streaming) Commit(_ context.Context, ps []int) error {
 	s.mu.Lock()
 	s.commits = append(s.commits, ps...)
 	s.mu.Unlock()
@@ -126,13 +125,13 @@ func TestSourcePerRecordAckAndBoundedInFlight(t *testing.T) {
 	col := runtimetest.Collect(t, b, "/default/iot", "r")
 	cfg := runtimetest.SourceConfig(b, "mqtt", "/default/iot")
 	cfg.MaxInFlight = 2
-	s := &streaming{in: make(chan runtime.SourceRecord)}
+	s := &streaming{in: make(chan runtime.SourceRecord[int])}
 	r := runtimetest.StartSource(t, cfg, s, true)
 	var want []string
 	for i := range 20 {
 		p := "m" + strconv.Itoa(i)
 		want = append(want, p)
-		s.in <- runtime.NewSourceRecord("", []byte(p)).WithPosition(i)
+		s.in <- runtime.NewSourceRecord("", []byte(p), i)
 	}
 	col.WaitFor(t, "20 messages", func(ms []*danube.Message) bool { return len(ms) >= 20 })
 	if err := r.Stop(); err != nil {
@@ -143,20 +142,12 @@ func TestSourcePerRecordAckAndBoundedInFlight(t *testing.T) {
 	if !slices.Equal(s.acked, want) || !slices.Equal(col.Payloads(), want) {
 		t.Fatalf("acked %q, received %q", s.acked, col.Payloads())
 	}
-	if len(s.commits) != 20 || s.commits[19] != 19 || !slices.IsSorted(anyInts(s.commits)) {
+	if len(s.commits) != 20 || s.commits[19] != 19 || !slices.IsSorted(s.commits) {
 		t.Fatalf("commits %v", s.commits)
 	}
 	if s.maxSeen > cfg.MaxInFlight {
 		t.Fatalf("%d records in flight at a Poll, MAX_IN_FLIGHT=%d", s.maxSeen, cfg.MaxInFlight)
 	}
-}
-
-func anyInts(xs []any) []int {
-	out := make([]int, len(xs))
-	for i, x := range xs {
-		out[i] = x.(int)
-	}
-	return out
 }
 
 // Two replicas with a leadership lock: the second stays not ready (and reads nothing) until the
@@ -166,9 +157,9 @@ func TestSourceNotReadyWhileWaitingForLeadership(t *testing.T) {
 	runtimetest.CreateTopic(t, b, "/default/ha")
 	col := runtimetest.Collect(t, b, "/default/ha", "r")
 	dir := t.TempDir()
-	mk := func(name string) (*runtime.SourceConfig, runtime.SourceConnector) {
+	mk := func(name string) (*runtime.SourceConfig, runtime.SourceConnector[filesource.Offset]) {
 		cfg := runtimetest.SourceConfig(b, name, "/default/ha")
-		c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp"), Lock: filepath.Join(dir, "lock")}, slog.New(slog.DiscardHandler))
+		c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: filepath.Join(dir, "in"), Checkpoint: filepath.Join(dir, "cp"), Lock: filepath.Join(dir, "lock")}, runtime.NewResources(&cfg.Common))
 		return cfg, c
 	}
 	cfg1, c1 := mk("replica-1")
@@ -207,7 +198,7 @@ func TestSharedTelemetryServer(t *testing.T) {
 	dir := t.TempDir()
 	srcCfg := runtimetest.SourceConfig(b, "import", "/default/bridge")
 	sinkCfg := runtimetest.SinkConfig(b, "export", "/default/bridge")
-	sink, _ := filesink.New(&filesink.Config{SinkConfig: *sinkCfg, Path: filepath.Join(dir, "out")}, slog.New(slog.DiscardHandler))
+	sink, _ := filesink.New(&filesink.Config{SinkConfig: *sinkCfg, Path: filepath.Join(dir, "out")}, runtime.NewResources(&sinkCfg.Common))
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 2)
 	probe := &runtimetest.Running{Telemetry: srv}
@@ -242,10 +233,10 @@ func TestSourcePermanentRejectionIsFatal(t *testing.T) {
 	b := runtimetest.StartBroker(t)
 	runtimetest.CreateTopic(t, b, "/default/rejects")
 	cfg := runtimetest.SourceConfig(b, "rejecting", "/default/rejects")
-	s := &streaming{in: make(chan runtime.SourceRecord, 2)}
+	s := &streaming{in: make(chan runtime.SourceRecord[int], 2)}
 	r := runtimetest.StartSource(t, cfg, s, true)
 	b.FailNext("/danube.ProducerService/SendMessage", 1, codes.InvalidArgument)
-	s.in <- runtime.NewSourceRecord("", []byte("too big")).WithPosition(41)
+	s.in <- runtime.NewSourceRecord("", []byte("too big"), 41)
 	err := r.Wait()
 	want := `runtime: Danube rejected record 0 (position 41, 7 bytes) for topic "/default/rejects"; it cannot be published: ` +
 		`danube: send to topic "/default/rejects" (producer "rejecting"): rpc error: code = InvalidArgument desc = ` +

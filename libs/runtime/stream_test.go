@@ -18,7 +18,7 @@ import (
 // gated is a ConcurrentSinkConnector whose Process blocks on the record's gate (if any) and logs
 // every call start and every write per routing key.
 type gated struct {
-	runtime.Base
+	runtime.SinkBase
 	n       int
 	mu      sync.Mutex
 	gates   map[string]chan struct{} // payload → closed when it may be written
@@ -39,7 +39,7 @@ func newGated(n int) *gated {
 		changed: make(chan struct{}, 1)}
 }
 
-func (g *gated) Concurrency() int { return g.n }
+func (g *gated) Concurrent() bool { return true }
 
 func (g *gated) Process(ctx context.Context, r *runtime.SinkRecord) error {
 	p := string(r.Payload())
@@ -121,6 +121,7 @@ func TestSinkStreamsPastASlowRecord(t *testing.T) {
 	cfg := runtimetest.SinkConfig(b, "stream", topic)
 	cfg.BatchSize = 10 // a batch runtime would wait for slow-0 before taking record 11
 	g := newGated(4)
+	cfg.MaxInFlight = g.n
 	release := make(chan struct{})
 	g.gates["slow-0"] = release
 	// The first three other records are held until all three are in flight next to slow-0: the
@@ -183,6 +184,7 @@ func TestSinkStreamKeepsKeyOrderThroughRetries(t *testing.T) {
 	cfg := runtimetest.SinkConfig(b, "stream-retry", topic)
 	cfg.MaxRetries = -1
 	g := newGated(4)
+	cfg.MaxInFlight = g.n
 	transient := runtime.Retryable(errors.New("503"))
 	g.script["k-0"] = []error{transient, transient, transient}
 	r := runtimetest.StartSink(t, cfg, g)
@@ -214,6 +216,7 @@ func TestSinkStreamDrainsRecordsInFlight(t *testing.T) {
 	runtimetest.CreateTopic(t, b, topic)
 	cfg := runtimetest.SinkConfig(b, "stream-drain", topic)
 	g := newGated(4)
+	cfg.MaxInFlight = g.n
 	release := make(chan struct{})
 	g.gates["held"] = release
 	r := runtimetest.StartSink(t, cfg, g)
@@ -242,6 +245,7 @@ func TestSinkStreamFatalStops(t *testing.T) {
 	runtimetest.CreateTopic(t, b, topic)
 	cfg := runtimetest.SinkConfig(b, "stream-fatal", topic)
 	g := newGated(2)
+	cfg.MaxInFlight = g.n
 	g.script["boom"] = []error{runtime.Fatal(errors.New("disk full"))}
 	r := runtimetest.StartSink(t, cfg, g)
 	runtimetest.Produce(t, b, topic, keyed("k", "boom", "after")...)
@@ -266,6 +270,7 @@ func TestSinkStreamRetryExhaustedDeadLetters(t *testing.T) {
 	cfg.RetryExhausted = runtime.DeadLetterOnExhausted
 	cfg.DLQTopic = "/default/stream-dlq-dead"
 	g := newGated(4)
+	cfg.MaxInFlight = g.n
 	g.script["a"] = []error{errors.New("endpoint down"), errors.New("endpoint still down")}
 	g.script["bad"] = []error{runtime.InvalidData(errors.New("not a row"))}
 	r := runtimetest.StartSink(t, cfg, g)

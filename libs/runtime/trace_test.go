@@ -17,7 +17,7 @@ import (
 )
 
 type spanSink struct {
-	runtime.Base
+	runtime.SinkBase
 	mu  sync.Mutex
 	got []trace.SpanContext
 	ch  chan struct{}
@@ -44,9 +44,9 @@ func TestTraceparentFromSourceToSink(t *testing.T) {
 	col := runtimetest.Collect(t, b, "/default/traced", "r")
 	sink := &spanSink{ch: make(chan struct{}, 1)}
 	rs := runtimetest.StartSink(t, runtimetest.SinkConfig(b, "traced-sink", "/default/traced"), sink)
-	src := &streaming{in: make(chan runtime.SourceRecord)}
+	src := &streaming{in: make(chan runtime.SourceRecord[int])}
 	rsrc := runtimetest.StartSource(t, runtimetest.SourceConfig(b, "traced-src", "/default/traced"), src, true)
-	src.in <- runtime.NewSourceRecord("", []byte("x"))
+	src.in <- runtime.SourceRecord[int]{Payload: []byte("x")}
 	<-sink.ch
 	m := col.WaitFor(t, "1 message", func(ms []*danube.Message) bool { return len(ms) == 1 })[0]
 	if err := rsrc.Stop(); err != nil {

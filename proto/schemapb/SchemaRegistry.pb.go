@@ -233,7 +233,7 @@ type GetSchemaResponse struct {
 	Version    uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	Subject    string                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
 	SchemaType string                 `protobuf:"bytes,4,opt,name=schema_type,json=schemaType,proto3" json:"schema_type,omitempty"`
-	// The broker's JSON envelope around the schema, not the registered bytes (PROTOCOL.md §3.12).
+	// The broker's JSON envelope around the schema, not the registered bytes (see docs/danube-protocol.md).
 	SchemaDefinition  []byte   `protobuf:"bytes,5,opt,name=schema_definition,json=schemaDefinition,proto3" json:"schema_definition,omitempty"`
 	Description       string   `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	CreatedAt         uint64   `protobuf:"varint,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/sinkhttp"
@@ -61,7 +62,8 @@ func TestReadmeVariablesMatchHelp(t *testing.T) {
 }
 
 // TestDeployComposeConfigLoads loads the connector's environment from deploy/sink-http's
-// docker-compose file (the design's block, as written) through the real configuration path.
+// docker-compose file (the reference block of docs/connectors.md, as written) through the real
+// configuration path.
 func TestDeployComposeConfigLoads(t *testing.T) {
 	raw, err := os.ReadFile("../../deploy/sink-http/docker-compose.yml")
 	if err != nil {
@@ -88,7 +90,7 @@ func TestDeployComposeConfigLoads(t *testing.T) {
 	if err := config.Load(&cfg, environ); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.TargetURL != "https://hooks.slack.com/services/YOUR/WEBHOOK/URL" || cfg.SubscriptionType != "Exclusive" ||
+	if cfg.TargetURL != "https://hooks.slack.com/services/YOUR/WEBHOOK/URL" || cfg.SubscriptionType != danube.Exclusive ||
 		cfg.Timeout.D().Milliseconds() != 5000 || cfg.MaxRetries != 3 || cfg.RetryBackoff.D().Milliseconds() != 1000 {
 		t.Fatalf("loaded %+v", cfg)
 	}

@@ -33,9 +33,29 @@ func main() {
 // run serves until ctx is done; it writes its one status line and any
 // warnings to logw.
 func run(ctx context.Context, args []string, logw io.Writer) error {
+	cfg, cluster, err := parseFlags(args, logw)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b, err := devbroker.Start(cfg)
+	if err != nil {
+		return err
+	}
+	b.SetClusterMode(cluster)
+	fmt.Fprintf(logw, "devbroker: serving the Danube client API on %s (%s) and the admin API on %s\n",
+		b.Addr(), b.URL(), b.AdminAddr())
+	<-ctx.Done()
+	return b.Close()
+}
+
+// parseFlags turns the command line into a broker Config and whether to
+// emulate cluster mode; the broker logs to logw.
+func parseFlags(args []string, logw io.Writer) (cfg devbroker.Config, cluster bool, err error) {
 	fs := flag.NewFlagSet("devbroker", flag.ContinueOnError)
 	fs.SetOutput(logw)
-	var cfg devbroker.Config
 	fs.StringVar(&cfg.BrokerAddr, "broker-addr", "127.0.0.1:6650", "client API listen address (host:port)")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:50051", `admin API listen address (host:port); "-" disables it`)
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory persisting reliable topics and cursors (default: in memory)")
@@ -51,6 +71,10 @@ func run(ctx context.Context, args []string, logw io.Writer) error {
 	fs.DurationVar(&cfg.RetryTick, "retry-tick", 0, "heartbeat firing redeliveries and ack timeouts (default 500ms)")
 	fs.DurationVar(&cfg.CursorFlushInterval, "cursor-flush-interval", 0, "cursor persistence interval (default 10s)")
 	fs.DurationVar(&cfg.SubscriptionIdleGrace, "subscription-idle-grace", 0, "idle non-reliable subscription grace (default 60s)")
+	fs.DurationVar(&cfg.KeySharedEvictionTimeout, "key-shared-eviction-timeout", 0,
+		"inactivity after which a reliable Key-Shared consumer is evicted (default six retry ticks: 3s)")
+	fs.BoolVar(&cfg.KeySharedEvictionDropsUnacked, "key-shared-eviction-drops-unacked", false,
+		"settle an evicted Key-Shared consumer's unacked messages without redelivery (lost), as the real broker does")
 	fs.StringVar(&cfg.AdvertisedAddr, "advertised-addr", "", "host:port advertised in lookups' broker_url (default: the listen address)")
 	fs.StringVar(&cfg.ConnectURL, "connect-url", "", "externally reachable URL advertised as connect_url (proxy mode)")
 	mode := fs.String("mode", "standalone", `"standalone", or "cluster" to fail the first CreateProducer on a new topic with UNAVAILABLE as a cluster does`)
@@ -63,16 +87,13 @@ func run(ctx context.Context, args []string, logw io.Writer) error {
 	}
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return cfg, false, err
 	}
 	switch {
 	case *secretFile != "":
 		b, err := os.ReadFile(*secretFile)
 		if err != nil {
-			return fmt.Errorf("read --jwt-secret-file %q: %w", *secretFile, err)
+			return cfg, false, fmt.Errorf("read --jwt-secret-file %q: %w", *secretFile, err)
 		}
 		cfg.JWTSecret = []byte(strings.TrimSpace(string(b)))
 	case *secret != "":
@@ -85,15 +106,7 @@ func run(ctx context.Context, args []string, logw io.Writer) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 
 	if *mode != "standalone" && *mode != "cluster" {
-		return fmt.Errorf(`--mode %q: want "standalone" or "cluster"`, *mode)
+		return cfg, false, fmt.Errorf(`--mode %q: want "standalone" or "cluster"`, *mode)
 	}
-	b, err := devbroker.Start(cfg)
-	if err != nil {
-		return err
-	}
-	b.SetClusterMode(*mode == "cluster")
-	fmt.Fprintf(logw, "devbroker: serving the Danube client API on %s (%s) and the admin API on %s\n",
-		b.Addr(), b.URL(), b.AdminAddr())
-	<-ctx.Done()
-	return b.Close()
+	return cfg, *mode == "cluster", nil
 }

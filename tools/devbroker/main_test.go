@@ -72,3 +72,14 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestParseFlagsKeySharedEviction(t *testing.T) {
+	cfg, cluster, err := parseFlags([]string{"--key-shared-eviction-timeout", "5s", "--key-shared-eviction-drops-unacked", "--mode", "cluster"}, io.Discard)
+	if err != nil || !cluster || cfg.KeySharedEvictionTimeout != 5*time.Second || !cfg.KeySharedEvictionDropsUnacked {
+		t.Fatalf("parseFlags = %+v, %v, %v", cfg, cluster, err)
+	}
+	cfg, cluster, err = parseFlags(nil, io.Discard)
+	if err != nil || cluster || cfg.KeySharedEvictionTimeout != 0 || cfg.KeySharedEvictionDropsUnacked {
+		t.Fatalf("defaults = %+v, %v, %v", cfg, cluster, err)
+	}
+}

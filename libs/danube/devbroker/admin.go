@@ -86,8 +86,11 @@ func (a *namespaceAdmin) CreateNamespace(_ context.Context, req *apb.NamespaceRe
 	if _, ok := c.namespaces[ns]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "Namespace %s already exists.", ns)
 	}
+	if err := c.persist(metaRec{Op: opNamespacePut, Name: ns}); err != nil {
+		return nil, errPersist(err)
+	}
 	c.namespaces[ns] = struct{}{}
-	c.saveMeta()
+	c.maybeCompact()
 	return &apb.NamespaceResponse{Success: true}, nil
 }
 
@@ -104,8 +107,11 @@ func (a *namespaceAdmin) DeleteNamespace(_ context.Context, req *apb.NamespaceRe
 			return nil, status.Errorf(codes.FailedPrecondition, "Namespace %s is not empty", ns)
 		}
 	}
+	if err := c.persist(metaRec{Op: opNamespaceDel, Name: ns}); err != nil {
+		return nil, errPersist(err)
+	}
 	delete(c.namespaces, ns)
-	c.saveMeta()
+	c.maybeCompact()
 	return &apb.NamespaceResponse{Success: true}, nil
 }
 
@@ -183,8 +189,8 @@ func (a *topicAdmin) ListBrokerTopics(context.Context, *apb.BrokerRequest) (*apb
 }
 
 func (c *core) adminCreateTopic(name string, subject *string, ds apb.DispatchStrategy) error {
-	if !validTopicName(name) {
-		return errBadTopic(name)
+	if err := checkTopicName(name); err != nil {
+		return err
 	}
 	if ds != apb.DispatchStrategy_NonReliable && ds != apb.DispatchStrategy_Reliable {
 		return status.Error(codes.InvalidArgument, "Dispatch strategy is missing")
@@ -197,8 +203,7 @@ func (c *core) adminCreateTopic(name string, subject *string, ds apb.DispatchStr
 		return err
 	}
 	if subject != nil {
-		t.schemaSubject = *subject
-		c.saveMeta()
+		return c.setSchemaSubject(t, *subject)
 	}
 	return nil
 }
@@ -218,8 +223,14 @@ func (a *topicAdmin) CreatePartitionedTopic(_ context.Context, req *apb.Partitio
 	if req.GetPartitions() == 0 {
 		return nil, status.Error(codes.InvalidArgument, "partitions must be at least 1")
 	}
-	if !validTopicName(req.GetBaseName()) {
-		return nil, errBadTopic(req.GetBaseName())
+	// The longest partition name decides, so that no partition is created
+	// before a later one is found too long.
+	last := req.GetBaseName() + "-part-" + strconv.FormatUint(uint64(req.GetPartitions()-1), 10)
+	if err := checkTopicName(req.GetBaseName()); err != nil {
+		return nil, err
+	}
+	if err := checkTopicName(last); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -257,6 +268,9 @@ func (a *topicAdmin) DeleteTopic(_ context.Context, req *apb.TopicRequest) (*apb
 		return nil, status.Errorf(codes.NotFound, "Unable to find the topic: %s", name)
 	}
 	for _, v := range victims {
+		if err := c.persist(metaRec{Op: opTopicDel, Name: v}); err != nil {
+			return nil, errPersist(err)
+		}
 		t := c.topics[v]
 		for _, p := range t.producers {
 			delete(c.producers, p.id)
@@ -273,7 +287,7 @@ func (a *topicAdmin) DeleteTopic(_ context.Context, req *apb.TopicRequest) (*apb
 		}
 		delete(c.topics, v)
 	}
-	c.saveMeta()
+	c.maybeCompact()
 	return &apb.TopicResponse{Success: true}, nil
 }
 
@@ -304,13 +318,16 @@ func (a *topicAdmin) Unsubscribe(_ context.Context, req *apb.SubscriptionRequest
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "Unable to unsubscribe the subscription %s due to error: %v", req.GetSubscription(), err)
 	}
+	if err := c.persist(metaRec{Op: opSubDel, Name: s.topic.name, Sub: s.name}); err != nil {
+		return nil, errPersist(err)
+	}
 	for _, cons := range s.consumers {
 		cons.endSession(nil)
 		delete(c.consumers, cons.id)
 	}
 	delete(s.topic.subs, s.name)
 	s.topic.trim()
-	c.saveMeta()
+	c.maybeCompact()
 	return &apb.SubscriptionResponse{Success: true}, nil
 }
 
@@ -318,7 +335,7 @@ func (a *topicAdmin) UnloadTopic(context.Context, *apb.TopicRequest) (*apb.Topic
 	return nil, status.Error(codes.Unimplemented, "topic unload not available in standalone/edge mode")
 }
 
-func (a *topicAdmin) DescribeTopic(_ context.Context, req *apb.DescribeTopicRequest) (*apb.DescribeTopicResponse, error) {
+func (a *topicAdmin) DescribeTopic(ctx context.Context, req *apb.DescribeTopicRequest) (*apb.DescribeTopicResponse, error) {
 	c := a.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -331,6 +348,9 @@ func (a *topicAdmin) DescribeTopic(_ context.Context, req *apb.DescribeTopicRequ
 		out.Subscriptions = append(out.Subscriptions, name)
 	}
 	sort.Strings(out.Subscriptions)
+	if err := sendStatsHeader(ctx, t, out.Subscriptions); err != nil {
+		return nil, status.Errorf(codes.Internal, "subscription stats: %v", err)
+	}
 	if s := c.schemas.Subject(t.schemaSubject); s != nil {
 		subj, id, mode := s.Name, s.ID, s.Compat
 		out.SchemaSubject, out.SchemaId, out.CompatibilityMode = &subj, &id, &mode
@@ -389,12 +409,15 @@ func (a *topicAdmin) SetSubscriptionFailurePolicy(_ context.Context, req *apb.Se
 	if err != nil {
 		return nil, err
 	}
+	if err := c.persist(metaRec{Op: opPolicy, Name: t.name, Sub: req.GetSubscription(), Policy: &p}); err != nil {
+		return nil, errPersist(err)
+	}
 	t.policies[req.GetSubscription()] = p
 	if s := t.subs[req.GetSubscription()]; s != nil {
 		s.policy = p
 		s.dispatch(time.Now())
 	}
-	c.saveMeta()
+	c.maybeCompact()
 	return &apb.SubscriptionResponse{Success: true}, nil
 }
 
@@ -456,12 +479,15 @@ func (a *topicAdmin) SetSubscriptionDispatchConfig(_ context.Context, req *apb.S
 	if t == nil {
 		return nil, status.Errorf(codes.Internal, "Failed to set dispatch config: topic %s not found", req.GetTopic())
 	}
+	if err := c.persist(metaRec{Op: opDispatch, Name: t.name, Sub: req.GetSubscription(), MaxUnacked: int(n)}); err != nil {
+		return nil, errPersist(err)
+	}
 	t.dispatchCfg[req.GetSubscription()] = int(n)
 	if s := t.subs[req.GetSubscription()]; s != nil && s.window != nil {
 		s.maxUnacked = int(n)
 		s.dispatch(time.Now())
 	}
-	c.saveMeta()
+	c.maybeCompact()
 	return &apb.SubscriptionResponse{Success: true}, nil
 }
 

@@ -52,7 +52,19 @@ func BenchmarkProduceDeliverWindow(b *testing.B) {
 	}
 }
 
+// BenchmarkProduceDeliverDataDir is the reliable path with a data dir, where
+// SendMessage answers only after its record is fsynced: concurrent producers
+// share fsyncs.
+func BenchmarkProduceDeliverDataDir(b *testing.B) {
+	for _, producers := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("producers=%d", producers), func(b *testing.B) {
+			benchProduceDeliver(b, benchParams{ds: pb.DispatchStrategy_Reliable, producers: producers, consumers: 1, dataDir: true})
+		})
+	}
+}
+
 type benchParams struct {
+	dataDir   bool // persist to a temporary data dir
 	ds        pb.DispatchStrategy
 	producers int
 	consumers int  // 1: Exclusive; more: Shared
@@ -63,7 +75,11 @@ type benchParams struct {
 
 func benchProduceDeliver(b *testing.B, p benchParams) {
 	b.ReportAllocs()
-	br, err := Start(Config{AdminAddr: "-", MaxUnackedMessages: p.window})
+	cfg := Config{AdminAddr: "-", MaxUnackedMessages: p.window}
+	if p.dataDir {
+		cfg.DataDir = b.TempDir()
+	}
+	br, err := Start(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -179,7 +181,11 @@ func newCore(cfg Config, url, connectURL string, f *faults) (*core, error) {
 		stop:       make(chan struct{}),
 	}
 	if cfg.DataDir != "" {
-		st, err := openStore(cfg.DataDir)
+		var sync func(*os.File) error
+		if cfg.hooks != nil {
+			sync = cfg.hooks.fsync
+		}
+		st, err := openStore(cfg.DataDir, sync)
 		if err != nil {
 			return nil, err
 		}
@@ -228,9 +234,7 @@ func (c *core) loop() {
 			c.mu.Unlock()
 		case <-flush.C:
 			c.mu.Lock()
-			if c.cursorsDirty() {
-				c.saveMeta()
-			}
+			c.saveCursors()
 			c.mu.Unlock()
 		case now := <-reap.C:
 			c.mu.Lock()
@@ -261,18 +265,6 @@ func (c *core) reap(now time.Time) {
 	}
 }
 
-// cursorsDirty reports whether a subscription cursor moved since the last save.
-func (c *core) cursorsDirty() bool {
-	for _, t := range c.topics {
-		for _, s := range t.subs {
-			if s.dirty {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func (c *core) close() {
 	c.mu.Lock()
 	if c.closed {
@@ -287,7 +279,12 @@ func (c *core) close() {
 	close(c.stop)
 	c.wg.Wait()
 	c.mu.Lock()
-	c.saveMeta()
+	if c.store != nil {
+		if err := c.compact(); err != nil {
+			c.log.Error("compacting broker metadata", "dir", c.store.dir, "err", err)
+			c.saveCursors()
+		}
+	}
 	c.closeLogs()
 	c.mu.Unlock()
 }
@@ -300,6 +297,12 @@ func (c *core) closeLogs() {
 			}
 			t.log = nil
 		}
+	}
+	if c.store != nil && c.store.journal != nil {
+		if err := c.store.journal.Close(); err != nil {
+			c.log.Warn("closing metadata journal", "err", err)
+		}
+		c.store.journal = nil
 	}
 }
 
@@ -336,9 +339,47 @@ func validTopicName(name string) bool {
 	return true
 }
 
+// maxFileName is the longest file name common file systems (ext4, XFS, APFS,
+// NTFS) accept, in bytes.
+const maxFileName = 255
+
+// checkTopicName is validTopicName plus two rules of the development broker:
+// the namespace and topic parts must not be empty (the real broker accepts
+// "/default/" and then fails later in ways clients retry), and the name must
+// fit in a WAL file name, so that a topic works the same with and without
+// DataDir instead of failing with INTERNAL once it reaches the disk.
+func checkTopicName(name string) error {
+	if !validTopicName(name) {
+		return errBadTopic(name)
+	}
+	if parts := strings.Split(name, "/"); parts[1] == "" || parts[2] == "" {
+		return status.Errorf(codes.InvalidArgument,
+			"The topic: %s has an empty namespace or topic part, should be: /namespace_name/topic_name", shortName(name))
+	}
+	if n := len(walFileName(name)); n > maxFileName {
+		return status.Errorf(codes.InvalidArgument,
+			"The topic name %s is too long: its log file name would take %d bytes, at most %d are allowed",
+			shortName(name), n, maxFileName)
+	}
+	return nil
+}
+
+// shortName keeps error messages short whatever the length of a rejected name.
+func shortName(name string) string {
+	const keep = 64
+	if len(name) <= keep {
+		return name
+	}
+	cut := keep
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", name[:cut], len(name))
+}
+
 func errBadTopic(name string) error {
 	return status.Errorf(codes.InvalidArgument,
-		"The topic: %s has an invalid format, should be: /namespace_name/topic_name", name)
+		"The topic: %s has an invalid format, should be: /namespace_name/topic_name", shortName(name))
 }
 
 func namespaceOf(name string) string { return strings.Split(name, "/")[1] }
@@ -392,8 +433,14 @@ func (c *core) createTopic(name string, reliable bool) (*topic, error) {
 		t.base = l.Next()
 		t.log = l
 	}
+	if err := c.persist(metaRec{Op: opTopicPut, Name: name, Topic: t.meta()}); err != nil {
+		if t.log != nil {
+			_ = t.log.Close()
+		}
+		return nil, errPersist(err)
+	}
 	c.topics[name] = t
-	c.saveMeta()
+	c.maybeCompact()
 	return t, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -45,7 +46,26 @@ type Config struct {
 	CursorFlushInterval   time.Duration // 10s
 	SubscriptionIdleGrace time.Duration // 60s (non-reliable reaper)
 
+	// KeySharedEvictionTimeout is how long a reliable KeyShared consumer may
+	// stay inactive (no ReceiveMessages stream attached; health checks do not
+	// count) before it leaves the hash ring and its keys move to the other
+	// consumers. The real broker evicts on the sixth consecutive inactive
+	// 500 ms heartbeat, so zero means six RetryTicks: 3 s at the default tick.
+	KeySharedEvictionTimeout time.Duration
+	// KeySharedEvictionDropsUnacked makes an eviction settle the evicted
+	// consumer's unacknowledged messages as if acked, as the real broker
+	// does: they are never redelivered, so they are lost. By default the
+	// development broker redelivers them to the keys' new owners.
+	KeySharedEvictionDropsUnacked bool
+
 	Logger *slog.Logger // nil = discard
+
+	hooks *hooks // tests only
+}
+
+// hooks let tests reach what a Config cannot express, such as failing disks.
+type hooks struct {
+	fsync func(*os.File) error // replaces (*os.File).Sync in the data dir
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +80,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RetryTick, 500*time.Millisecond)
 	def(&c.CursorFlushInterval, 10*time.Second)
 	def(&c.SubscriptionIdleGrace, 60*time.Second)
+	def(&c.KeySharedEvictionTimeout, keySharedEvictionTicks*c.RetryTick)
 	if c.MaxRedeliveryCount <= 0 {
 		c.MaxRedeliveryCount = 5
 	}

@@ -103,13 +103,16 @@ func (a *schemaAPI) RegisterSchema(_ context.Context, req *spb.RegisterSchemaReq
 	c := a.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	undo := c.schemasUndo()
 	s, sv, isNew, err := c.schemas.Register(req.GetSubject(), req.GetSchemaType(), req.GetSchemaDefinition(),
 		req.GetDescription(), req.GetCreatedBy(), req.GetTags(), time.Now())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "Failed to register schema: %v", err)
 	}
 	if isNew {
-		c.saveMeta()
+		if err := c.putSchemas(undo); err != nil {
+			return nil, err
+		}
 	}
 	return &spb.RegisterSchemaResponse{SchemaId: s.ID, Version: sv.Version, IsNewVersion: isNew, Fingerprint: sv.Fingerprint}, nil
 }
@@ -223,8 +226,11 @@ func (a *schemaAPI) DeleteSchemaVersion(_ context.Context, req *spb.DeleteSchema
 	if sv == nil {
 		return nil, status.Errorf(codes.Internal, "Failed to delete schema version: version %d of subject %s not found", req.GetVersion(), req.GetSubject())
 	}
+	undo := c.schemasUndo()
 	sv.Deleted = true
-	c.saveMeta()
+	if err := c.putSchemas(undo); err != nil {
+		return nil, err
+	}
 	return &spb.DeleteSchemaVersionResponse{Success: true, Message: fmt.Sprintf("Deleted version %d for subject %s", sv.Version, s.Name)}, nil
 }
 
@@ -240,8 +246,11 @@ func (a *schemaAPI) SetCompatibilityMode(_ context.Context, req *spb.SetCompatib
 	if s == nil {
 		return nil, status.Errorf(codes.Internal, "Failed to set compatibility mode: subject %s not found", req.GetSubject())
 	}
+	undo := c.schemasUndo()
 	s.Compat = m
-	c.saveMeta()
+	if err := c.putSchemas(undo); err != nil {
+		return nil, err
+	}
 	return &spb.SetCompatibilityModeResponse{Success: true,
 		Message: fmt.Sprintf("Set compatibility mode to %s for subject %s", req.GetCompatibilityMode(), s.Name)}, nil
 }
@@ -287,10 +296,14 @@ func (a *schemaAPI) ConfigureTopicSchema(_ context.Context, req *spb.ConfigureTo
 	if t == nil {
 		return nil, errTopicNotHere(req.GetTopicName())
 	}
+	old := *t.meta()
 	t.schemaSubject = req.GetSchemaSubject()
 	t.validation = pol
 	t.payloadValidation = req.GetEnablePayloadValidation()
-	c.saveMeta()
+	if err := c.putTopic(t); err != nil {
+		t.schemaSubject, t.validation, t.payloadValidation = old.SchemaSubject, old.Validation, old.PayloadValidation
+		return nil, err
+	}
 	return &spb.ConfigureTopicSchemaResponse{Success: true, Message: fmt.Sprintf(
 		"Topic '%s' configured with schema '%s', validation policy '%s', payload validation %s",
 		t.name, t.schemaSubject, policyName(pol), enabled(t.payloadValidation))}, nil
@@ -312,9 +325,13 @@ func (a *schemaAPI) UpdateTopicValidationPolicy(_ context.Context, req *spb.Upda
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"Topic '%s' has no schema subject configured. Use ConfigureTopicSchema first.", t.name)
 	}
+	old := *t.meta()
 	t.validation = pol
 	t.payloadValidation = req.GetEnablePayloadValidation()
-	c.saveMeta()
+	if err := c.putTopic(t); err != nil {
+		t.validation, t.payloadValidation = old.Validation, old.PayloadValidation
+		return nil, err
+	}
 	return &spb.UpdateTopicValidationPolicyResponse{Success: true, Message: fmt.Sprintf(
 		"Validation policy updated to '%s', payload validation %s", policyName(pol), enabled(t.payloadValidation))}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker/internal/wal"
 	pb "github.com/danube-messaging/danube-connect-go/proto/danubepb"
 )
 
@@ -57,8 +58,8 @@ var errServedElsewhere = status.Error(codes.Unavailable,
 // servedHere checks what CreateProducer and Subscribe check first: a valid
 // topic name, and a topic not redirected to another broker.
 func (c *core) servedHere(name string) error {
-	if !validTopicName(name) {
-		return errBadTopic(name)
+	if err := checkTopicName(name); err != nil {
+		return err
 	}
 	if _, ok := c.faults.redirect(name); ok {
 		return errServedElsewhere
@@ -90,8 +91,9 @@ func (a *clientAPI) CreateProducer(_ context.Context, req *pb.ProducerRequest) (
 			return nil, err
 		}
 		if ref := req.GetSchemaRef(); ref != nil {
-			t.schemaSubject = ref.GetSubject()
-			c.saveMeta()
+			if err := c.setSchemaSubject(t, ref.GetSubject()); err != nil {
+				return nil, err
+			}
 		}
 		if c.faults.clusterMode() {
 			return nil, status.Error(codes.Unavailable,
@@ -117,8 +119,9 @@ func (a *clientAPI) CreateProducer(_ context.Context, req *pb.ProducerRequest) (
 						"Failed to assign schema '%s' to topic '%s': subject not found. Ensure schema is registered first.",
 						subj, name)
 				}
-				t.schemaSubject = subj
-				c.saveMeta()
+				if err := c.setSchemaSubject(t, subj); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -135,37 +138,56 @@ func (a *clientAPI) CreateProducer(_ context.Context, req *pb.ProducerRequest) (
 }
 
 func (a *clientAPI) SendMessage(_ context.Context, m *pb.StreamMessage) (*pb.MessageResponse, error) {
-	c := a.c
-	id := m.GetMsgId()
-	if id == nil {
+	if m.GetMsgId() == nil {
 		return nil, status.Error(codes.Internal, "msg_id is required")
 	}
+	log, next, err := a.c.send(m)
+	if err != nil {
+		return nil, err
+	}
+	// The fsync runs outside the broker lock, so producers sending meanwhile
+	// share the next one instead of queueing behind this one.
+	if log != nil {
+		if err := log.SyncThrough(next); err != nil {
+			return nil, status.Errorf(codes.PermissionDenied, "Unable to publish the message: %v", err)
+		}
+	}
+	return &pb.MessageResponse{RequestId: m.GetRequestId()}, nil
+}
+
+// send publishes m and returns the log SendMessage must sync through next
+// before it reports success; log is nil when nothing was written to disk.
+func (c *core) send(m *pb.StreamMessage) (log *wal.Log, next uint64, err error) {
+	id := m.GetMsgId()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.producers[id.GetProducerId()]
 	if p == nil {
-		return nil, status.Errorf(codes.NotFound, "The producer with id %d does not exist", id.GetProducerId())
+		return nil, 0, status.Errorf(codes.NotFound, "The producer with id %d does not exist", id.GetProducerId())
 	}
 	if len(m.GetPayload()) > maxMessageSize {
-		return nil, status.Errorf(codes.InvalidArgument,
+		return nil, 0, status.Errorf(codes.InvalidArgument,
 			"message size %d exceeds max_message_size %d", len(m.GetPayload()), maxMessageSize)
 	}
 	t := c.topics[id.GetTopicName()]
 	switch {
 	case t == nil:
-		return nil, status.Errorf(codes.PermissionDenied,
+		return nil, 0, status.Errorf(codes.PermissionDenied,
 			"Unable to publish the message: topic %s not found on this broker", id.GetTopicName())
 	case p.topic != t:
-		return nil, status.Errorf(codes.PermissionDenied,
+		return nil, 0, status.Errorf(codes.PermissionDenied,
 			"Unable to publish the message: producer %d is not attached to topic %s", p.id, t.name)
 	}
 	if err := c.validateMessage(t, m); err != nil {
-		return nil, status.Errorf(codes.PermissionDenied, "Unable to publish the message: %v", err)
+		return nil, 0, status.Errorf(codes.PermissionDenied, "Unable to publish the message: %v", err)
 	}
 	if err := c.publish(t, m); err != nil {
-		return nil, status.Errorf(codes.PermissionDenied, "Unable to publish the message: %v", err)
+		return nil, 0, status.Errorf(codes.PermissionDenied, "Unable to publish the message: %v", err)
 	}
-	return &pb.MessageResponse{RequestId: m.GetRequestId()}, nil
+	if t.reliable && t.log != nil {
+		return t.log, t.next(), nil
+	}
+	return nil, 0, nil
 }
 
 func (a *consumerAPI) Subscribe(_ context.Context, req *pb.ConsumerRequest) (*pb.ConsumerResponse, error) {
@@ -201,8 +223,15 @@ func (a *consumerAPI) Subscribe(_ context.Context, req *pb.ConsumerRequest) (*pb
 			return nil, status.Errorf(codes.PermissionDenied,
 				"Not able to subscribe to the topic %s due to unknown subscription type %d", name, typ)
 		}
+		sm := &subMeta{Name: subName, Type: int32(typ)}
+		if t.reliable {
+			sm.Cursor = t.next() // where newSubscription starts it
+		}
+		if err := c.persist(metaRec{Op: opSubPut, Name: t.name, Subscr: sm}); err != nil {
+			return nil, errPersist(err)
+		}
 		s = c.newSubscription(t, subName, typ)
-		c.saveMeta()
+		c.maybeCompact()
 	}
 	if s.typ == pb.ConsumerRequest_Exclusive && len(s.consumers) > 0 {
 		return nil, status.Errorf(codes.PermissionDenied,
@@ -370,8 +399,8 @@ func (c *core) findSubscription(topicName, sub string) (*subscription, error) {
 func (a *discoveryAPI) TopicLookup(_ context.Context, req *pb.TopicLookupRequest) (*pb.TopicLookupResponse, error) {
 	c := a.c
 	name := req.GetTopic()
-	if !validTopicName(name) {
-		return nil, errBadTopic(name)
+	if err := checkTopicName(name); err != nil {
+		return nil, err
 	}
 	if url, ok := c.faults.redirect(name); ok {
 		return &pb.TopicLookupResponse{
@@ -399,8 +428,8 @@ func (a *discoveryAPI) TopicLookup(_ context.Context, req *pb.TopicLookupRequest
 func (a *discoveryAPI) TopicPartitions(_ context.Context, req *pb.TopicLookupRequest) (*pb.TopicPartitionsResponse, error) {
 	c := a.c
 	name := req.GetTopic()
-	if !validTopicName(name) {
-		return nil, errBadTopic(name)
+	if err := checkTopicName(name); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

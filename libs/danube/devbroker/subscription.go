@@ -63,7 +63,8 @@ type entry struct {
 	key      string
 	keyID    int32 // KeyShared: key's id in the window's keyTable
 	state    entryState
-	consumer *consumer
+	consumer *consumer // holds the entry while stateInflight
+	owner    *consumer // last consumer it was delivered to, kept across retries
 	attempt  int
 	due      time.Time
 	reason   string // last failure reason, for x-failure-reason
@@ -199,6 +200,7 @@ func (s *subscription) requeue(e *entry, due, now time.Time) {
 func (s *subscription) deliver(e *entry, c *consumer, now time.Time) {
 	s.setState(e, stateInflight)
 	e.consumer = c
+	e.owner = c
 	e.attempt++
 	e.due = now.Add(s.policy.AckTimeout)
 	c.enqueue(e.msg)
@@ -338,16 +340,27 @@ func (s *subscription) tick(now time.Time) {
 	s.dispatch(now)
 }
 
-// keySharedEvictionTicks is how many consecutive heartbeats a reliable
-// KeyShared consumer may stay inactive before it leaves the hash ring (3 s at
-// the real broker's 500 ms heartbeat).
+// keySharedEvictionTicks is how many consecutive inactive heartbeats the
+// real broker lets a reliable KeyShared consumer miss before evicting it
+// (3 s at its 500 ms heartbeat); Config.KeySharedEvictionTimeout defaults to
+// as many RetryTicks.
 const keySharedEvictionTicks = 6
 
+// evictionTicks is KeySharedEvictionTimeout in whole heartbeats: like the
+// real broker, eviction counts consecutive inactive ticks, not wall time.
+func (c *core) evictionTicks() int {
+	n := int((c.cfg.KeySharedEvictionTimeout + c.cfg.RetryTick - 1) / c.cfg.RetryTick)
+	return max(n, 1)
+}
+
 // evictInactive removes reliable KeyShared consumers that stayed inactive for
-// keySharedEvictionTicks heartbeats, so their keys move to the others. Their
-// in-flight messages are redelivered (the real broker settles them as
-// skipped, losing them; the development broker keeps at-least-once).
+// the eviction timeout, so their keys move to the others. Their unsettled
+// messages are redelivered, or, with KeySharedEvictionDropsUnacked, settled
+// as the real broker's remove_consumer_entries does: every window entry last
+// delivered to the consumer counts as acked, whether it awaits its ack, a
+// retry or a Block poison decision.
 func (s *subscription) evictInactive(now time.Time) {
+	limit := s.core.evictionTicks()
 	kept := s.consumers[:0]
 	evicted := false
 	for _, c := range s.consumers {
@@ -357,15 +370,21 @@ func (s *subscription) evictInactive(now time.Time) {
 			continue
 		}
 		c.inactiveTicks++
-		if c.inactiveTicks < keySharedEvictionTicks {
+		if c.inactiveTicks < limit {
 			kept = append(kept, c)
 			continue
 		}
 		evicted = true
 		c.endSession(nil)
 		delete(s.core.consumers, c.id)
-		s.requeueInflight(c, now)
-		s.core.log.Debug("evicted inactive key-shared consumer", "topic", s.topic.name, "subscription", s.name, "consumer", c.name)
+		dropped := 0
+		if s.core.cfg.KeySharedEvictionDropsUnacked {
+			dropped = s.dropOwned(c)
+		} else {
+			s.requeueInflight(c, now)
+		}
+		s.core.log.Warn("evicting inactive consumer from Key-Shared ring", "topic", s.topic.name,
+			"subscription", s.name, "consumer", c.name, "grace_ticks", limit, "dropped_unacked", dropped)
 	}
 	for i := len(kept); i < len(s.consumers); i++ {
 		s.consumers[i] = nil
@@ -374,6 +393,20 @@ func (s *subscription) evictInactive(now time.Time) {
 	if evicted {
 		s.rebuildRing()
 	}
+}
+
+// dropOwned settles every unsettled entry last delivered to c and returns
+// how many there were.
+func (s *subscription) dropOwned(c *consumer) int {
+	n := 0
+	for off := s.ackFloor; off < s.next; off++ {
+		if e := s.get(off); e.owner == c && e.state != stateDone {
+			s.setState(e, stateDone)
+			e.consumer = nil
+			n++
+		}
+	}
+	return n
 }
 
 // fail handles an ack timeout or a nack: schedule a retry or apply the poison policy.
@@ -389,6 +422,11 @@ func (s *subscription) fail(e *entry, now time.Time, requested time.Duration, re
 			if s.deadLetter(e) {
 				s.setState(e, stateDone)
 			}
+		default:
+			// The one place a stall starts: say so once, with what an operator
+			// needs to find the message.
+			s.core.log.Warn("subscription blocked by a poison message", "topic", s.topic.name,
+				"subscription", s.name, "offset", e.off, "attempts", e.attempt, "reason", e.reason)
 		}
 		return
 	}
@@ -430,6 +468,14 @@ func (s *subscription) deadLetter(e *entry) bool {
 	if err := c.publish(dlt, m); err != nil {
 		c.log.Warn("dead-letter publish failed", "dead_letter_topic", name, "err", err)
 		return false
+	}
+	// The original is settled next, and its cursor may be saved before any
+	// producer's fsync covers the copy: make the copy durable first.
+	if dlt.log != nil {
+		if err := dlt.log.Sync(); err != nil {
+			c.log.Warn("dead-letter sync failed", "dead_letter_topic", name, "err", err)
+			return false
+		}
 	}
 	return true
 }

@@ -76,9 +76,13 @@ func Load(cfg any, environ []string) error {
 	// NAME_FILE variants of secrets: the file's content (without a trailing newline) wins over nothing,
 	// and setting both is a mistake worth reporting.
 	byName := map[string][]field{}
+	declared := map[string]bool{}
+	for _, f := range fields {
+		declared[f.Key] = true
+	}
 	for _, f := range fields {
 		byName[f.Name] = append(byName[f.Name], f)
-		if !f.Secret {
+		if !f.Secret || declared[f.Key+"_FILE"] { // a struct that declares NAME_FILE handles it itself
 			continue
 		}
 		path, ok := vars[f.Key+"_FILE"]

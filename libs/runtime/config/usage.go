@@ -18,6 +18,10 @@ func Usage(w io.Writer, cfg any) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tTYPE\tDEFAULT\tDESCRIPTION")
+	declared := map[string]bool{}
+	for _, f := range fields {
+		declared[f.Key] = true
+	}
 	for _, f := range fields {
 		def := f.Default
 		switch {
@@ -29,7 +33,7 @@ func Usage(w io.Writer, cfg any) error {
 			def = `""`
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Key, f.Type, def, f.Desc)
-		if f.Secret {
+		if f.Secret && !declared[f.Key+"_FILE"] {
 			fmt.Fprintf(tw, "%s_FILE\tpath\t-\tfile holding %s (alternative to setting it directly)\n", f.Key, f.Key)
 		}
 	}

@@ -1,16 +1,20 @@
 // Package retry computes waits between attempts for the RETRY_POLICY, MAX_RETRIES,
 // RETRY_BACKOFF_MS and RETRY_MAX_BACKOFF_MS settings.
 //
-// A Policy is a value: copy it freely. It satisfies the Danube client's Backoff interface
-// (Next(attempt) time.Duration), so one policy configures both the runtime and the client.
+// A Policy is a value: copy it freely. Its waits are jittered by the Danube client's one backoff
+// implementation (danube.ExponentialBackoff, danube.Jitter), so that replicas failing together do
+// not retry in lockstep.
 package retry
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
 
 // Kind selects how the wait grows with the attempt number.
@@ -48,6 +52,10 @@ func (k *Kind) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// DefaultJitter is the fraction of a wait removed at random when Policy.Jitter is zero: waits fall
+// uniformly in [d/2, d], the Danube client's default too.
+const DefaultJitter = 0.5
+
 // Policy decides whether and how long to wait before the next attempt. The zero value retries
 // never (MaxRetries 0); a negative MaxRetries retries forever.
 type Policy struct {
@@ -55,30 +63,43 @@ type Policy struct {
 	Base       time.Duration // wait before the first retry
 	Max        time.Duration // cap on any computed wait; 0 = no cap
 	MaxRetries int           // retries after the first attempt; <0 = unlimited
+	Jitter     float64       // fraction removed at random; 0 = DefaultJitter, <0 = none
 }
 
-// Next returns the wait before retry number attempt (1-based), capped at Max.
+// Next returns the jittered wait before retry number attempt (1-based), capped at Max.
 func (p Policy) Next(attempt int) time.Duration {
-	if attempt < 1 {
-		attempt = 1
+	if p.Base <= 0 {
+		return 0
 	}
-	var d time.Duration
-	switch p.Kind {
-	case Linear:
-		d = p.Base * time.Duration(attempt)
-	default:
-		d = p.Base
-		for i := 1; i < attempt && (p.Max <= 0 || d < p.Max); i++ {
-			if d > time.Duration(1<<62)/2 {
-				break
-			}
-			d *= 2
+	jitter := p.Jitter
+	if jitter == 0 {
+		jitter = DefaultJitter
+	}
+	maxWait := p.Max
+	if maxWait <= 0 {
+		maxWait = math.MaxInt64 / 2 // headroom: float64 rounding at MaxInt64 overflows
+	}
+	if p.Kind == Linear {
+		d := maxWait
+		if attempt < 1 {
+			attempt = 1
 		}
+		if attempt <= int(maxWait/p.Base) {
+			d = p.Base * time.Duration(attempt)
+		}
+		return danube.Jitter(d, jitter)
 	}
-	if p.Max > 0 && d > p.Max {
-		d = p.Max
+	if jitter < 0 {
+		jitter = -1 // ExponentialBackoff: < 0 means none
 	}
-	return d
+	return danube.ExponentialBackoff{Initial: p.Base, Max: maxWait, Multiplier: 2, Jitter: jitter}.Next(attempt)
+}
+
+// Forever returns p retrying without limit: for waits on Danube or a reconnect, where giving up
+// would lose data or exit.
+func (p Policy) Forever() Policy {
+	p.MaxRetries = -1
+	return p
 }
 
 // HintedError is implemented by errors that carry the remote system's own wait (HTTP Retry-After,

@@ -11,8 +11,8 @@ import (
 
 func TestNext(t *testing.T) {
 	ms := time.Millisecond
-	exp := retry.Policy{Kind: retry.Exponential, Base: 100 * ms, Max: 1000 * ms}
-	lin := retry.Policy{Kind: retry.Linear, Base: 100 * ms, Max: 250 * ms}
+	exp := retry.Policy{Kind: retry.Exponential, Base: 100 * ms, Max: 1000 * ms, Jitter: -1}
+	lin := retry.Policy{Kind: retry.Linear, Base: 100 * ms, Max: 250 * ms, Jitter: -1}
 	for i, want := range []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1000 * ms, 1000 * ms} {
 		if got := exp.Next(i + 1); got != want {
 			t.Errorf("exponential attempt %d: %v, want %v", i+1, got, want)
@@ -28,13 +28,39 @@ func TestNext(t *testing.T) {
 	}
 }
 
+// TestJitterSpreadsReplicas: two replicas failing at the same moment with the same settings wait
+// different times, each within [d/2, d] of the unjittered wait d.
+func TestJitterSpreadsReplicas(t *testing.T) {
+	for _, kind := range []retry.Kind{retry.Exponential, retry.Linear} {
+		p := retry.Policy{Kind: kind, Base: 100 * time.Millisecond, Max: time.Minute}
+		d := p
+		d.Jitter = -1
+		want := d.Next(3)
+		differ := 0
+		for range 100 {
+			a, b := p.Next(3), p.Next(3)
+			for _, w := range []time.Duration{a, b} {
+				if w < want/2 || w > want {
+					t.Fatalf("%v attempt 3: wait %v outside [%v, %v]", kind, w, want/2, want)
+				}
+			}
+			if a != b {
+				differ++
+			}
+		}
+		if differ < 90 {
+			t.Fatalf("%v: only %d of 100 pairs of replica waits differ", kind, differ)
+		}
+	}
+}
+
 type hinted struct{ d time.Duration }
 
 func (h hinted) Error() string             { return "429" }
 func (h hinted) RetryAfter() time.Duration { return h.d }
 
 func TestDelayHonoursHint(t *testing.T) {
-	p := retry.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	p := retry.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond, Jitter: -1}
 	if got := p.Delay(1, hinted{time.Minute}); got != time.Minute {
 		t.Fatalf("got %v", got)
 	}

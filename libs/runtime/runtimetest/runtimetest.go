@@ -29,7 +29,7 @@ var Timeout = 20 * time.Second
 func StartBroker(t testing.TB) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.Start(devbroker.Config{
-		AdminAddr: "-", DataDir: t.TempDir(),
+		DataDir: t.TempDir(),
 		AckTimeout: 2 * time.Second, RedeliveryBaseDelay: 10 * time.Millisecond, RedeliveryMaxDelay: 100 * time.Millisecond,
 		RetryTick: 10 * time.Millisecond, CursorFlushInterval: 20 * time.Millisecond,
 	})
@@ -54,7 +54,7 @@ func common(b *devbroker.Broker, name string) runtime.Common {
 // subscription named after the connector, BATCH_SIZE 1.
 func SinkConfig(b *devbroker.Broker, name, topic string) *runtime.SinkConfig {
 	return &runtime.SinkConfig{
-		Common: common(b, name), Topics: []string{topic}, SubscriptionName: name + "-sub", SubscriptionType: "Exclusive",
+		Common: common(b, name), Topics: []string{topic}, SubscriptionName: name + "-sub", SubscriptionType: danube.Exclusive, MaxInFlight: 1,
 		BatchSize: 1, BatchTimeout: config.Millis(20 * time.Millisecond), NackDelay: config.Millis(10 * time.Millisecond),
 	}
 }
@@ -198,7 +198,7 @@ func StartSink(t testing.TB, cfg *runtime.SinkConfig, conn runtime.SinkConnector
 
 // StartSource runs conn with RunSource; it waits for readiness only when waitReady is set (a source
 // waiting for leadership never gets there).
-func StartSource(t testing.TB, cfg *runtime.SourceConfig, conn runtime.SourceConnector, waitReady bool, opts ...runtime.Option) *Running {
+func StartSource[P any](t testing.TB, cfg *runtime.SourceConfig, conn runtime.SourceConnector[P], waitReady bool, opts ...runtime.Option) *Running {
 	t.Helper()
 	return start(t, func(ctx context.Context, opts ...runtime.Option) error {
 		return runtime.RunSource(ctx, cfg, conn, opts...)

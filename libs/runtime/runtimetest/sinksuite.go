@@ -29,6 +29,9 @@ type SinkSuite struct {
 	Valid func(i int) []byte
 	// Invalid is a payload the connector rejects as invalid data; nil skips the dead-letter case.
 	Invalid []byte
+	// Configure, if set, adjusts the runtime settings of every case (MAX_IN_FLIGHT, BATCH_SIZE)
+	// before New is called.
+	Configure func(cfg *runtime.SinkConfig)
 }
 
 // ErrSimulatedCrash is what the suite's crash wrapper fails with.
@@ -50,7 +53,11 @@ func (s SinkSuite) setup(t *testing.T, name string) (*runtime.SinkConfig, string
 	b := StartBroker(t)
 	topic := "/default/" + name
 	CreateTopic(t, b, topic)
-	return SinkConfig(b, name, topic), topic, b
+	cfg := SinkConfig(b, name, topic)
+	if s.Configure != nil {
+		s.Configure(cfg)
+	}
+	return cfg, topic, b
 }
 
 func (s SinkSuite) payloads(from, to int) []danube.ProducerMessage {
@@ -123,18 +130,15 @@ func (c *crashAfterBatch) ProcessBatch(ctx context.Context, rs []*runtime.SinkRe
 }
 
 // crashAfterConcurrent keeps a ConcurrentSinkConnector streaming under the crash wrapper.
-type crashAfterConcurrent struct {
-	*crashAfter
-	concurrency int
-}
+type crashAfterConcurrent struct{ *crashAfter }
 
-func (c *crashAfterConcurrent) Concurrency() int { return c.concurrency }
+func (c *crashAfterConcurrent) Concurrent() bool { return true }
 
 func crashing(conn runtime.SinkConnector, n int) runtime.SinkConnector {
 	c := &crashAfter{SinkConnector: conn}
 	c.n.Store(int64(n))
-	if cc, ok := conn.(runtime.ConcurrentSinkConnector); ok && cc.Concurrency() > 1 {
-		return &crashAfterConcurrent{crashAfter: c, concurrency: cc.Concurrency()}
+	if cc, ok := conn.(runtime.ConcurrentSinkConnector); ok && cc.Concurrent() {
+		return &crashAfterConcurrent{crashAfter: c}
 	}
 	if b, ok := conn.(runtime.BatchSinkConnector); ok {
 		return &crashAfterBatch{crashAfter: c, batch: b}
@@ -143,9 +147,9 @@ func crashing(conn runtime.SinkConnector, n int) runtime.SinkConnector {
 }
 
 // streams reports whether the runtime streams records to conn instead of batching them.
-func streams(conn runtime.SinkConnector) bool {
+func streams(conn runtime.SinkConnector, cfg *runtime.SinkConfig) bool {
 	cc, ok := conn.(runtime.ConcurrentSinkConnector)
-	return ok && cc.Concurrency() > 1
+	return ok && cc.Concurrent() && cfg.MaxInFlight > 1
 }
 
 // crash: the first instance dies (fatal, exit non-zero) after 3 of 10 records; a restarted instance
@@ -246,7 +250,7 @@ func (s SinkSuite) drain(t *testing.T) {
 	r := StartSink(t, cfg, conn)
 	Produce(t, br, topic, s.payloads(0, 5)...)
 	r.WaitMetric(t, `connector_records_received_total{connector="sink-drain"}`, 5) // taken into the batch
-	if w := s.Written(t); len(w) != 0 && !streams(conn) {
+	if w := s.Written(t); len(w) != 0 && !streams(conn, cfg) {
 		t.Fatalf("written %q before the batch was full or drained", w)
 	}
 	if err := r.Stop(); err != nil {

@@ -12,12 +12,12 @@ import (
 // several connectors can share one exporter. A nil *Metrics records nothing, so code paths never
 // need a nil check.
 type Metrics struct {
-	received, processed, failed, retried, deadLettered, published metric.Int64Counter
-	batchSize                                                     metric.Int64Histogram
-	latency                                                       metric.Float64Histogram
-	inFlight                                                      metric.Int64UpDownCounter
-	lag                                                           metric.Int64Gauge
-	set                                                           metric.MeasurementOption
+	received, processed, failed, retried, deadLettered, published, reconnects metric.Int64Counter
+	batchSize                                                                 metric.Int64Histogram
+	latency                                                                   metric.Float64Histogram
+	inFlight                                                                  metric.Int64UpDownCounter
+	lag                                                                       metric.Int64Gauge
+	set                                                                       metric.MeasurementOption
 	// Prebuilt option slices: passing them with ... avoids an allocation per measurement.
 	addOpts []metric.AddOption
 	recOpts []metric.RecordOption
@@ -26,7 +26,7 @@ type Metrics struct {
 // NewMetrics creates the instruments on mp for the connector called name.
 func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 	m := mp.Meter("github.com/danube-messaging/danube-connect-go/libs/runtime")
-	var errs [10]error
+	var errs [11]error
 	x := &Metrics{set: metric.WithAttributeSet(attribute.NewSet(attribute.String("connector", name)))}
 	x.received, errs[0] = m.Int64Counter("connector.records.received", metric.WithDescription("Records taken in: from Danube (sink) or from the external system (source)."))
 	x.processed, errs[1] = m.Int64Counter("connector.records.processed", metric.WithDescription("Records completed: written and acked (sink) or published and acked by Danube (source)."))
@@ -41,6 +41,7 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30))
 	x.inFlight, errs[8] = m.Int64UpDownCounter("connector.records.in_flight", metric.WithDescription("Records taken in and not yet completed."))
 	x.lag, errs[9] = m.Int64Gauge("connector.source.lag", metric.WithDescription("Source-reported lag behind the external system (records or bytes, as the connector knows it)."))
+	x.reconnects, errs[10] = m.Int64Counter("connector.reconnects", metric.WithDescription("Reconnects to the external system after the connector reported its connection lost."))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -98,6 +99,13 @@ func (m *Metrics) DeadLettered(n int) {
 	if m != nil {
 		m.add(m.deadLettered, int64(n))
 		m.InFlight(-n)
+	}
+}
+
+// Reconnected counts a completed reconnect to the external system.
+func (m *Metrics) Reconnected() {
+	if m != nil {
+		m.add(m.reconnects, 1)
 	}
 }
 

@@ -1,9 +1,9 @@
 // Package sinkhttp is the HTTP/webhook sink connector: it plugs the webhook delivery engine into
 // the connector runtime, which consumes the Danube topic, batches, retries, dead-letters and acks.
 //
-// With MAX_IN_FLIGHT above 1 (BATCH_MODE=single) records stream to MAX_IN_FLIGHT concurrent
-// requests as they arrive (runtime.ConcurrentSinkConnector), keeping the order of records that
-// share a routing key; otherwise each runtime batch (BATCH_SIZE records, BATCH_TIMEOUT_MS) is
+// With the runtime's MAX_IN_FLIGHT above 1 (BATCH_MODE=single) records stream to MAX_IN_FLIGHT
+// concurrent requests as they arrive (runtime.ConcurrentSinkConnector), keeping the order of
+// records that share a routing key; otherwise each runtime batch (BATCH_SIZE records, BATCH_TIMEOUT_MS) is
 // delivered in order, or as JSON arrays with BATCH_MODE=array. A record is acked
 // only after the endpoint answered 2xx; network errors, timeouts, 5xx, 408 and 429 are retried by
 // the runtime's RETRY_* policy (a Retry-After is honoured); other answers are rejections that go to
@@ -25,7 +25,8 @@ import (
 )
 
 // Config is the runtime's sink settings (DANUBE_*, SUBSCRIPTION_*, RETRY_*, BATCH_*, DLQ_TOPIC, ...)
-// plus the endpoint's. The variable names of the design's docker-compose example are kept.
+// plus the endpoint's. The variable names of the reference docker-compose block (docs/connectors.md)
+// are kept.
 type Config struct {
 	runtime.SinkConfig
 
@@ -43,9 +44,8 @@ type Config struct {
 	BasicUser     string        `env:"AUTH_BASIC_USER" desc:"basic auth user (with AUTH_BASIC_PASSWORD)"`
 	BasicPassword config.Secret `env:"AUTH_BASIC_PASSWORD" desc:"basic auth password"`
 
-	MaxInFlight int       `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"concurrent requests; above 1 (BATCH_MODE=single) messages stream to them with no batch barrier, each acked on its 2xx; same routing key stays in order, no key = no order"`
-	BatchMode   BatchMode `env:"BATCH_MODE" envDefault:"single" desc:"single: one request per message; array: one request per batch with a JSON array body (up to BATCH_SIZE messages)"`
-	RateLimit   float64   `env:"RATE_LIMIT_RPS" envDefault:"0" desc:"max requests per second (0 = unlimited)"`
+	BatchMode BatchMode `env:"BATCH_MODE" envDefault:"single" desc:"single: one request per message (MAX_IN_FLIGHT concurrent requests, same routing key in order); array: one request per batch with a JSON array body (up to BATCH_SIZE messages)"`
+	RateLimit float64   `env:"RATE_LIMIT_RPS" envDefault:"0" desc:"max requests per second (0 = unlimited)"`
 
 	BreakerFailures int           `env:"BREAKER_FAILURES" envDefault:"5" desc:"consecutive retryable failures that open the circuit breaker (0 = no breaker)"`
 	BreakerOpen     config.Millis `env:"BREAKER_OPEN_MS" envDefault:"10000" desc:"how long the open breaker refuses requests before one probe is let through"`
@@ -100,9 +100,6 @@ func (c *Config) Validate() error {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
 	default:
 		errs = append(errs, config.Invalid("HTTP_METHOD", c.HTTPMethod, "want POST, PUT or PATCH (the payload is the body)"))
-	}
-	if c.MaxInFlight < 1 {
-		errs = append(errs, config.Invalid("MAX_IN_FLIGHT", c.MaxInFlight, "must be at least 1"))
 	}
 	if c.RateLimit < 0 {
 		errs = append(errs, config.Invalid("RATE_LIMIT_RPS", c.RateLimit, "must not be negative"))

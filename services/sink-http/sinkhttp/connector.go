@@ -11,13 +11,13 @@ import (
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/webhook"
 )
 
-// Connector is the HTTP sink: a runtime.BatchSinkConnector around a webhook.Sender; with
-// MAX_IN_FLIGHT above 1 and BATCH_MODE=single it is a runtime.ConcurrentSinkConnector, so records
-// stream to MAX_IN_FLIGHT concurrent requests with no batch barrier.
+// Connector is the HTTP sink: a runtime.BatchSinkConnector around a webhook.Sender; in
+// BATCH_MODE=single it is also a runtime.ConcurrentSinkConnector, so with MAX_IN_FLIGHT above 1
+// records stream to that many concurrent requests with no batch barrier.
 type Connector struct {
-	runtime.Base
-	sender      *webhook.Sender
-	concurrency int
+	runtime.SinkBase
+	sender     *webhook.Sender
+	concurrent bool
 }
 
 // Option customises New.
@@ -53,22 +53,18 @@ func New(cfg *Config, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{sender: s, concurrency: 1}
-	if cfg.BatchMode == Single {
-		c.concurrency = cfg.MaxInFlight
-	}
-	return c, nil
+	return &Connector{sender: s, concurrent: cfg.BatchMode == Single}, nil
 }
 
 // NewConnector is New in the shape runtime.MainSink wants: it logs with the runtime's logger
 // (LOG_LEVEL, LOG_FORMAT), so the engine's warnings look like every other line.
-func NewConnector(cfg *Config, log *slog.Logger) (runtime.SinkConnector, error) {
-	return New(cfg, WithLogger(log))
+func NewConnector(cfg *Config, res runtime.Resources) (runtime.SinkConnector, error) {
+	return New(cfg, WithLogger(res.Logger))
 }
 
-// Concurrency is MAX_IN_FLIGHT in BATCH_MODE=single (the runtime then runs that many Process calls
-// at once, in routing-key order), else 1: array bodies are built from runtime batches.
-func (c *Connector) Concurrency() int { return c.concurrency }
+// Concurrent is true in BATCH_MODE=single: the runtime then runs MAX_IN_FLIGHT Process calls at
+// once, in routing-key order. Array bodies are built from runtime batches.
+func (c *Connector) Concurrent() bool { return c.concurrent }
 
 // Process delivers one record; it is safe for concurrent use.
 func (c *Connector) Process(ctx context.Context, r *runtime.SinkRecord) error {

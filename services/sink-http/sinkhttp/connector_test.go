@@ -273,8 +273,8 @@ func dedupe(in []string) []string {
 	return out
 }
 
-// TestDesignComposeBlockLoads checks that the design's docker-compose environment for
-// connector-http-sink is a complete, valid configuration as written.
+// TestDesignComposeBlockLoads checks that the reference docker-compose environment for
+// connector-http-sink (docs/connectors.md) is a complete, valid configuration as written.
 func TestDesignComposeBlockLoads(t *testing.T) {
 	var cfg Config
 	err := config.Load(&cfg, []string{
@@ -291,7 +291,7 @@ func TestDesignComposeBlockLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SubscriptionType != "Exclusive" || cfg.Timeout.D() != 5*time.Second || cfg.MaxRetries != 3 ||
+	if cfg.SubscriptionType != danube.Exclusive || cfg.Timeout.D() != 5*time.Second || cfg.MaxRetries != 3 ||
 		cfg.RetryBackoff.D() != time.Second || cfg.MaxInFlight != 1 || cfg.BatchMode != Single {
 		t.Fatalf("loaded %+v", cfg)
 	}
@@ -304,7 +304,7 @@ func TestConfigProblemsNameTheVariable(t *testing.T) {
 		want string
 	}{
 		{[]string{"TARGET_URL=ftp://x", "HTTP_METHOD=GET"}, "TARGET_URL=\"ftp://x\": want an absolute http:// or https:// URL\n  HTTP_METHOD=\"GET\": want POST, PUT or PATCH (the payload is the body)"},
-		{[]string{"TARGET_URL=http://x", "MAX_IN_FLIGHT=0", "RATE_LIMIT_RPS=-1"}, "MAX_IN_FLIGHT=\"0\": must be at least 1\n  RATE_LIMIT_RPS=\"-1\": must not be negative"},
+		{[]string{"TARGET_URL=http://x", "MAX_IN_FLIGHT=0", "RATE_LIMIT_RPS=-1"}, "MAX_IN_FLIGHT=\"0\": must be 1 to 10000\n  RATE_LIMIT_RPS=\"-1\": must not be negative"},
 		{[]string{"TARGET_URL=http://x", "BATCH_MODE=zip"}, `BATCH_MODE="zip": want "single" or "array"`},
 		{[]string{"TARGET_URL=http://x", "HTTP_HEADERS=novalue"}, `HTTP_HEADERS="[REDACTED]": want comma-separated Name:value pairs; "novalue" has no name or no ':'`},
 		{[]string{"TARGET_URL=http://x", "AUTH_BEARER_TOKEN=t", "AUTH_BASIC_USER=u"}, `AUTH_BEARER_TOKEN="[REDACTED]": set together with AUTH_BASIC_USER/AUTH_BASIC_PASSWORD; use one`},
@@ -331,10 +331,10 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 		"TIMEOUT_MS=soon", "MAX_IN_FLIGHT=many", "BATCH_SIZE=0", "HTTP_METHOD=GET", "TARGET_URL=ftp://x",
 		"IDEMPOTENCY_HEADER=bad header", "WEBHOOK_SECRET=whsec_!", "RETRY_EXHAUSTED=dlq"})
 	want := `invalid configuration (9 problems):
-  TIMEOUT_MS="soon": want a non-negative integer number of milliseconds
   MAX_IN_FLIGHT="many": want an integer (invalid syntax)
+  TIMEOUT_MS="soon": want a non-negative integer number of milliseconds
   DANUBE_SERVICE_URL="tcp://b": want http://host:port or https://host:port
-  BATCH_SIZE="0": must be at least 1
+  BATCH_SIZE="0": must be 1 to 10000 (the broker's largest window)
   DLQ_TOPIC: required when RETRY_EXHAUSTED=dlq
   TARGET_URL="ftp://x": want an absolute http:// or https:// URL
   HTTP_METHOD="GET": want POST, PUT or PATCH (the payload is the body)
@@ -353,8 +353,8 @@ func TestNewConnectorUsesTheRuntimeLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs strings.Builder
-	log := telemetry.NewLogger(&logs, slog.LevelWarn, telemetry.JSON).With("connector", "c")
-	conn, err := NewConnector(&cfg, log)
+	res := runtime.NewResources(&cfg.Common, runtime.WithLogger(telemetry.NewLogger(&logs, slog.LevelWarn, telemetry.JSON)))
+	conn, err := NewConnector(&cfg, res)
 	if err != nil {
 		t.Fatal(err)
 	}

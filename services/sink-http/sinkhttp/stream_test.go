@@ -165,17 +165,18 @@ func TestConformanceStreaming(t *testing.T) {
 			cfg := &Config{
 				SinkConfig: *sc, TargetURL: rc.URL, HTTPMethod: http.MethodPost, Timeout: config.Millis(5 * time.Second),
 				ContentType: "application/octet-stream", AttributePrefix: "X-Danube-Attr-", IdempotencyHeader: "Idempotency-Key",
-				MaxInFlight: 4, MaxRetryAfter: config.Millis(time.Second),
+				MaxRetryAfter: config.Millis(time.Second),
 			}
 			conn, err := New(cfg, WithLogger(slog.New(slog.DiscardHandler)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if conn.Concurrency() != 4 {
-				t.Fatalf("Concurrency() = %d, want MAX_IN_FLIGHT=4", conn.Concurrency())
+			if !conn.Concurrent() {
+				t.Fatal("Concurrent() = false in BATCH_MODE=single")
 			}
 			return conn
 		},
+		Configure: func(sc *runtime.SinkConfig) { sc.MaxInFlight = 4 },
 		Written: func(*testing.T) []string {
 			mu.Lock()
 			defer mu.Unlock()

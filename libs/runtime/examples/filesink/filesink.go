@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 )
 
@@ -20,15 +22,21 @@ type Config struct {
 
 // Sink appends records to a file.
 type Sink struct {
-	path string
-	log  *slog.Logger
-	mu   sync.Mutex
-	f    *os.File
+	path    string
+	log     *slog.Logger
+	written metric.Int64Counter
+	mu      sync.Mutex
+	f       *os.File
 }
 
-// New returns a sink for cfg that logs to log (the runtime's logger).
-func New(cfg *Config, log *slog.Logger) (runtime.SinkConnector, error) {
-	return &Sink{path: cfg.Path, log: log}, nil
+// New returns a sink for cfg that logs with the runtime's logger and counts the bytes it appends.
+func New(cfg *Config, res runtime.Resources) (runtime.SinkConnector, error) {
+	written, err := res.Meter.Int64Counter("filesink.bytes.written", metric.WithUnit("By"),
+		metric.WithDescription("Bytes appended to OUTPUT_PATH."))
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{path: cfg.Path, log: res.Logger, written: written}, nil
 }
 
 // Initialize opens the file.
@@ -50,9 +58,11 @@ func (s *Sink) Process(_ context.Context, r *runtime.SinkRecord) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.f.Write(append(r.Payload(), '\n')); err != nil {
+	n, err := s.f.Write(append(r.Payload(), '\n'))
+	if err != nil {
 		return runtime.Retryable(fmt.Errorf("append to %s: %w", s.path, err))
 	}
+	s.written.Add(context.Background(), int64(n))
 	return nil
 }
 

@@ -3,7 +3,6 @@ package filesink_test
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +21,7 @@ func TestConformance(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	runtimetest.SinkSuite{
 		New: func(t *testing.T, cfg *runtime.SinkConfig) runtime.SinkConnector {
-			c, _ := filesink.New(&filesink.Config{SinkConfig: *cfg, Path: path}, slog.New(slog.DiscardHandler))
+			c, _ := filesink.New(&filesink.Config{SinkConfig: *cfg, Path: path}, runtime.NewResources(&cfg.Common))
 			return c
 		},
 		Written: func(t *testing.T) []string {

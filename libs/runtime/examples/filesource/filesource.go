@@ -1,7 +1,8 @@
 // Package filesource is the minimal example source: it tails a JSON-lines file and publishes each
 // line, committing the byte offset to a checkpoint file once Danube acked everything before it.
-// A line's "topic" and "key" fields, when present, pick the destination topic and routing key. With
-// LOCK_PATH set, only the instance holding the lock reads (the other stays not ready).
+// A line's "topic" and "key" fields, when present, pick the destination topic and routing key; a
+// line with "skip": true is filtered out but still advances the checkpoint (a checkpoint record).
+// With LOCK_PATH set, only the instance holding the lock reads (the other stays not ready).
 package filesource
 
 import (
@@ -28,22 +29,23 @@ type Config struct {
 	Lock       string `env:"LOCK_PATH" desc:"leadership lock file; empty = always leader"`
 }
 
+// Offset is the source's position: the byte offset after a line.
+type Offset int64
+
 // Source tails a file.
 type Source struct {
-	cfg    *Config
-	log    *slog.Logger
-	offset int64       // next byte to read (Poll's goroutine only)
-	leader atomic.Bool // readiness: holds the lock
-	lock   *os.File
+	runtime.SourceBase // a no-op Initialize; there is no default Commit
+	cfg                *Config
+	log                *slog.Logger
+	offset             int64       // next byte to read (Poll's goroutine only)
+	leader             atomic.Bool // readiness: holds the lock
+	lock               *os.File
 }
 
-// New returns a source for cfg that logs to log (the runtime's logger).
-func New(cfg *Config, log *slog.Logger) (runtime.SourceConnector, error) {
-	return &Source{cfg: cfg, log: log}, nil
+// New returns a source for cfg that logs with the runtime's logger.
+func New(cfg *Config, res runtime.Resources) (runtime.SourceConnector[Offset], error) {
+	return &Source{cfg: cfg, log: res.Logger}, nil
 }
-
-// Initialize has nothing to do: the checkpoint is read on becoming leader (first Poll).
-func (s *Source) Initialize(context.Context) error { return nil }
 
 // resume reads the committed offset.
 func (s *Source) resume() error {
@@ -58,7 +60,7 @@ func (s *Source) resume() error {
 }
 
 // Poll returns the complete lines after the offset, at most BATCH_SIZE of them; nil at end of file.
-func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord, error) {
+func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Offset], error) {
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
@@ -69,7 +71,7 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord, error) {
 	defer f.Close()
 	buf := make([]byte, 64<<10)
 	n, _ := f.ReadAt(buf, s.offset)
-	var recs []runtime.SourceRecord
+	var recs []runtime.SourceRecord[Offset]
 	for rest := buf[:n]; len(recs) < s.cfg.BatchSize; {
 		line, after, ok := bytes.Cut(rest, []byte("\n"))
 		if !ok {
@@ -77,9 +79,16 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord, error) {
 		}
 		s.offset += int64(len(line) + 1)
 		rest = after
-		var meta struct{ Topic, Key string }
+		var meta struct {
+			Topic, Key string
+			Skip       bool
+		}
 		_ = json.Unmarshal(line, &meta)
-		recs = append(recs, runtime.NewSourceRecord(meta.Topic, bytes.Clone(line)).WithKey(meta.Key).WithPosition(s.offset))
+		if meta.Skip {
+			recs = append(recs, runtime.Checkpoint(Offset(s.offset)))
+			continue
+		}
+		recs = append(recs, runtime.NewSourceRecord(meta.Topic, bytes.Clone(line), Offset(s.offset)).WithKey(meta.Key))
 	}
 	return recs, nil
 }
@@ -94,10 +103,10 @@ func (s *Source) Lag() int64 {
 }
 
 // Commit persists the last acked offset (write to a temp file, then rename: never a torn checkpoint).
-func (s *Source) Commit(_ context.Context, positions []any) error {
+func (s *Source) Commit(_ context.Context, positions []Offset) error {
 	tmp := s.cfg.Checkpoint + ".tmp"
-	last := positions[len(positions)-1].(int64)
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(last, 10)), 0o644); err != nil {
+	last := positions[len(positions)-1]
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(int64(last), 10)), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, s.cfg.Checkpoint)

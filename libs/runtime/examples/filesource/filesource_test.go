@@ -2,7 +2,6 @@ package filesource_test
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,9 +18,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestConformance(t *testing.T) {
 	dir := t.TempDir()
 	in, cp := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "checkpoint")
-	runtimetest.SourceSuite{
-		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector {
-			c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: in, Checkpoint: cp}, slog.New(slog.DiscardHandler))
+	runtimetest.SourceSuite[filesource.Offset]{
+		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector[filesource.Offset] {
+			c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: in, Checkpoint: cp}, runtime.NewResources(&cfg.Common))
 			return c
 		},
 		Emit: func(t *testing.T, payloads ...[]byte) {
@@ -40,6 +39,7 @@ func TestConformance(t *testing.T) {
 			os.Remove(in)
 			os.Remove(cp)
 		},
-		Payload: func(i int) []byte { return fmt.Appendf(nil, `{"n":%d}`, i) },
+		Payload: func(i int) []byte { return fmt.Appendf(nil, `{"n":%d,"key":"k%d"}`, i, i%3) },
+		Key:     func(i int) string { return fmt.Sprintf("k%d", i%3) },
 	}.Run(t)
 }

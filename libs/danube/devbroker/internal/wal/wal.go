@@ -31,6 +31,20 @@ type Log struct {
 	f    *os.File
 	next uint64
 	buf  []byte
+	sync func(*os.File) error
+
+	// syncMu serializes fsyncs so that callers waiting for the same records
+	// share one: a caller whose records an earlier fsync covered returns at
+	// once (group commit).
+	syncMu sync.Mutex
+	synced uint64 // every record below is on stable storage
+}
+
+// Options tunes Open.
+type Options struct {
+	// Sync flushes the file to stable storage; nil means (*os.File).Sync.
+	// Tests replace it to make fsync fail.
+	Sync func(*os.File) error
 }
 
 // Record is one message read back from the log.
@@ -43,12 +57,15 @@ type Record struct {
 // order, and truncates the file after the last intact record so that a torn
 // tail left by a crash is discarded instead of failing the open. Records must
 // carry contiguous offsets; a gap is treated like corruption.
-func Open(path string, fn func(Record) error) (*Log, error) {
+func Open(path string, opts Options, fn func(Record) error) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("wal: open %q: %w", path, err)
 	}
-	l := &Log{f: f}
+	l := &Log{f: f, sync: opts.Sync}
+	if l.sync == nil {
+		l.sync = (*os.File).Sync
+	}
 	good, err := l.replay(fn)
 	if err != nil {
 		f.Close()
@@ -62,6 +79,14 @@ func Open(path string, fn func(Record) error) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("wal: seek %q: %w", path, err)
 	}
+	// What replay read is what a crash would keep only once synced: a torn
+	// tail was just cut, and records may sit in the page cache of a process
+	// that died before its fsync.
+	if err := l.sync(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: sync %q: %w", path, err)
+	}
+	l.synced = l.next
 	return l, nil
 }
 
@@ -107,6 +132,33 @@ func (l *Log) SetNext(next uint64) {
 	l.mu.Lock()
 	l.next = next
 	l.mu.Unlock()
+	l.syncMu.Lock()
+	l.synced = max(l.synced, next)
+	l.syncMu.Unlock()
+}
+
+// Reset empties the log durably; the next Append must carry offset next.
+// A crash during Reset leaves either the old records or none, so a caller
+// that must not replay them records next elsewhere first.
+func (l *Log) Reset(next uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return errors.New("wal: reset of a closed log")
+	}
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("wal: reset: %w", err)
+	}
+	if _, err := l.f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("wal: reset: %w", err)
+	}
+	if err := l.sync(l.f); err != nil {
+		return fmt.Errorf("wal: reset: sync: %w", err)
+	}
+	l.next, l.synced = next, next
+	return nil
 }
 
 // Next is the offset the next appended record must carry.
@@ -116,9 +168,8 @@ func (l *Log) Next() uint64 {
 	return l.next
 }
 
-// Append writes one record with the given offset. Offsets must be contiguous;
-// the write is handed to the OS (no fsync), like the real broker's WAL, which
-// acknowledges producers before its periodic flush.
+// Append writes one record with the given offset. Offsets must be contiguous.
+// The write is only handed to the OS; SyncThrough makes it durable.
 func (l *Log) Append(offset uint64, payload []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -147,24 +198,51 @@ func (l *Log) Append(offset uint64, payload []byte) error {
 	return nil
 }
 
-// Sync flushes the file to stable storage.
-func (l *Log) Sync() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+// SyncThrough returns once every record below offset next is on stable
+// storage. Concurrent callers share fsyncs, and the fsync runs without
+// blocking Append, so producers appending while one fsync runs are covered
+// by the next.
+func (l *Log) SyncThrough(next uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.synced >= next {
 		return nil
 	}
-	return l.f.Sync()
+	l.mu.Lock()
+	f, target := l.f, l.next
+	l.mu.Unlock()
+	if f == nil {
+		return errors.New("wal: sync of a closed log")
+	}
+	if err := l.sync(f); err != nil {
+		return fmt.Errorf("wal: sync: %w", err)
+	}
+	l.synced = target
+	return nil
+}
+
+// Sync flushes every appended record to stable storage.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	next := l.next
+	l.mu.Unlock()
+	return l.SyncThrough(next)
 }
 
 // Close syncs and closes the file; it is idempotent.
 func (l *Log) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return nil
 	}
-	err := errors.Join(l.f.Sync(), l.f.Close())
+	serr := l.sync(l.f)
+	if serr == nil {
+		l.synced = l.next // a SyncThrough that lost the race with Close succeeds
+	}
+	err := errors.Join(serr, l.f.Close())
 	l.f = nil
 	return err
 }

@@ -10,7 +10,7 @@ import (
 func collect(t *testing.T, path string) ([]Record, *Log) {
 	t.Helper()
 	var recs []Record
-	l, err := Open(path, func(r Record) error { recs = append(recs, r); return nil })
+	l, err := Open(path, Options{}, func(r Record) error { recs = append(recs, r); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,5 +71,65 @@ func TestCorruptionTruncates(t *testing.T) {
 				t.Fatalf("after append: %d records", len(recs))
 			}
 		})
+	}
+}
+
+func TestSyncThrough(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.log")
+	syncs := 0
+	var failWith error
+	l, err := Open(path, Options{Sync: func(f *os.File) error {
+		syncs++
+		if failWith != nil {
+			return failWith
+		}
+		return f.Sync()
+	}}, func(Record) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if syncs != 1 { // Open syncs what it replayed and truncated
+		t.Fatalf("open: %d syncs", syncs)
+	}
+	for i := 0; i < 3; i++ {
+		if err := l.Append(uint64(i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One fsync covers every record appended before it started.
+	if err := l.SyncThrough(1); err != nil || syncs != 2 {
+		t.Fatalf("SyncThrough(1): %v, %d syncs", err, syncs)
+	}
+	if err := l.SyncThrough(3); err != nil || syncs != 2 {
+		t.Fatalf("SyncThrough(3) after a covering fsync: %v, %d syncs", err, syncs)
+	}
+	failWith = fmt.Errorf("disk gone")
+	l.Append(3, []byte("y"))
+	if err := l.SyncThrough(4); err == nil || err.Error() != "wal: sync: disk gone" {
+		t.Fatalf("SyncThrough with a failing fsync: %v", err)
+	}
+	failWith = nil
+	if err := l.SyncThrough(4); err != nil || syncs != 4 {
+		t.Fatalf("retry: %v, %d syncs", err, syncs)
+	}
+}
+
+func TestReset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.log")
+	_, l := collect(t, path)
+	l.Append(0, []byte("a"))
+	l.Append(1, []byte("b"))
+	if err := l.Reset(7); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(7, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recs, l := collect(t, path)
+	defer l.Close()
+	if len(recs) != 1 || recs[0].Offset != 7 || l.Next() != 8 {
+		t.Fatalf("after reset: %v next %d", recs, l.Next())
 	}
 }

@@ -1,0 +1,152 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
+)
+
+// SinkRecord is one Danube message handed to a sink.
+type SinkRecord struct {
+	Message   *danube.Message
+	Partition string            // exact topic the message came from (the partition for partitioned topics)
+	Metadata  map[string]string // free for the connector's own use between stages
+
+	ctx context.Context // carries the span continued from the message's traceparent
+}
+
+// NewSinkRecord wraps m (the runtime does this; tests of a connector may too).
+func NewSinkRecord(m *danube.Message) *SinkRecord {
+	return &SinkRecord{Message: m, Partition: m.Topic}
+}
+
+// Context carries the trace span of this record (continued from the producer's traceparent).
+func (r *SinkRecord) Context() context.Context {
+	if r.ctx == nil {
+		return context.Background()
+	}
+	return r.ctx
+}
+
+// Payload returns the raw payload.
+func (r *SinkRecord) Payload() []byte { return r.Message.Payload }
+
+// PayloadString returns the payload as text; invalid UTF-8 is invalid data.
+func (r *SinkRecord) PayloadString() (string, error) {
+	if !utf8.Valid(r.Message.Payload) {
+		return "", InvalidData(fmt.Errorf("message %s: payload is not valid UTF-8", r.MessageID()))
+	}
+	return string(r.Message.Payload), nil
+}
+
+// PayloadJSON decodes the payload into v; a decoding failure is invalid data.
+func (r *SinkRecord) PayloadJSON(v any) error {
+	if err := json.Unmarshal(r.Message.Payload, v); err != nil {
+		return InvalidData(fmt.Errorf("message %s: payload is not valid JSON for %T: %w", r.MessageID(), v, err))
+	}
+	return nil
+}
+
+// Attributes returns the message attributes (never nil).
+func (r *SinkRecord) Attributes() map[string]string {
+	if r.Message.Attributes == nil {
+		return map[string]string{}
+	}
+	return r.Message.Attributes
+}
+
+// MessageID identifies the message in logs: "topic:/ns/t-part-0/producer:7/offset:42".
+func (r *SinkRecord) MessageID() string {
+	return messageID(r.Message)
+}
+
+func messageID(m *danube.Message) string {
+	b := make([]byte, 0, len(m.Topic)+40)
+	b = append(b, "topic:"...)
+	b = append(b, m.Topic...)
+	b = append(b, "/producer:"...)
+	b = strconv.AppendUint(b, m.ProducerID, 10)
+	b = append(b, "/offset:"...)
+	b = strconv.AppendUint(b, m.Offset, 10)
+	return string(b)
+}
+
+// SourceRecord is one record a source publishes to Danube, with its position of type P.
+type SourceRecord[P any] struct {
+	Topic      string            // destination; "" = the configured DANUBE_TOPIC
+	Payload    []byte            // message body
+	Attributes map[string]string // message attributes (headers)
+	Key        string            // routing key: partition choice, KeyShared order, publish order
+	// OnAck, if set, is called once with nil when Danube acked this record, or with the error when
+	// it could not be published before shutdown (MQTT sends PUBACK here). It must not block; calls
+	// for different records may run concurrently.
+	OnAck func(err error)
+
+	pos        P
+	hasPos     bool
+	checkpoint bool
+}
+
+// NewSourceRecord returns a record for topic with payload, at position pos: pos is handed to Commit
+// once this record and every record before it are acked by Danube.
+func NewSourceRecord[P any](topic string, payload []byte, pos P) SourceRecord[P] {
+	return SourceRecord[P]{Topic: topic, Payload: payload, pos: pos, hasPos: true}
+}
+
+// SourceRecordFromJSON returns a record at pos whose payload is v encoded as JSON.
+func SourceRecordFromJSON[P any](topic string, v any, pos P) (SourceRecord[P], error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return SourceRecord[P]{}, InvalidData(fmt.Errorf("encode %T as JSON: %w", v, err))
+	}
+	return NewSourceRecord(topic, b, pos), nil
+}
+
+// Checkpoint returns a record that publishes nothing and only carries pos: the watermark passes it
+// like an acked record, in source order, so an idle or fully filtered stream (CDC keepalives,
+// changes to tables nobody asked for) still advances its committed position.
+func Checkpoint[P any](pos P) SourceRecord[P] {
+	return SourceRecord[P]{pos: pos, hasPos: true, checkpoint: true}
+}
+
+// Position returns the record's position and whether it has one. Several records may share one
+// position (the events of one transaction): give it to the last of them only, or to all.
+func (r SourceRecord[P]) Position() (P, bool) { return r.pos, r.hasPos }
+
+// IsCheckpoint reports whether r only carries a position.
+func (r SourceRecord[P]) IsCheckpoint() bool { return r.checkpoint }
+
+// WithAttribute returns a copy of r with attribute k set to v (r's map is not modified).
+func (r SourceRecord[P]) WithAttribute(k, v string) SourceRecord[P] {
+	attrs := maps.Clone(r.Attributes)
+	if attrs == nil {
+		attrs = make(map[string]string, 1)
+	}
+	attrs[k] = v
+	r.Attributes = attrs
+	return r
+}
+
+// WithKey returns a copy of r with routing key k.
+func (r SourceRecord[P]) WithKey(k string) SourceRecord[P] {
+	r.Key = k
+	return r
+}
+
+// WithPosition returns a copy of r at position p.
+func (r SourceRecord[P]) WithPosition(p P) SourceRecord[P] {
+	r.pos, r.hasPos = p, true
+	return r
+}
+
+// WithoutPosition returns a copy of r with no position (another record carries the shared one).
+func (r SourceRecord[P]) WithoutPosition() SourceRecord[P] {
+	var zero P
+	r.pos, r.hasPos = zero, false
+	return r
+}

@@ -1,0 +1,85 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
+)
+
+// adminTimeout bounds each admin call: the settings are applied once at start.
+const adminTimeout = 10 * time.Second
+
+// configureSubscription sizes the window of the subscription on each of topics (partitions
+// included) and applies the SUBSCRIPTION_* failure settings through the admin API. The broker's
+// window (max_unacked_messages, 10 by default) caps how many messages a sink holds: below
+// BATCH_SIZE no batch ever fills. Without DANUBE_ADMIN_URL the runtime cannot read or set it, so
+// it says at start what a batch or MAX_IN_FLIGHT above the default needs.
+func (r *sinkRunner) configureSubscription(ctx context.Context, topics []string) error {
+	cfg := r.cfg
+	want := cfg.WantWindow()
+	if cfg.DanubeAdminURL == "" {
+		if want > defaultWindow {
+			r.env.log.Warn("the subscription's window may be too small: Danube lets a subscription hold "+
+				"10 unacked messages unless its max_unacked_messages was raised; set DANUBE_ADMIN_URL so that the "+
+				"connector raises it, or raise it with the admin API (SetSubscriptionDispatchConfig)",
+				"batch_size", cfg.BatchSize, "max_in_flight", cfg.MaxInFlight, "window_wanted", want, "subscription", cfg.SubscriptionName)
+		}
+		return nil
+	}
+	admin, err := danube.NewAdmin(cfg.DanubeAdminURL, cfg.ClientOptions()...)
+	if err != nil {
+		return fmt.Errorf("runtime: DANUBE_ADMIN_URL=%q: %w", cfg.DanubeAdminURL, err)
+	}
+	defer admin.Close()
+	for _, topic := range topics {
+		err := r.env.retryDanube(ctx, r.policy, "configure subscription", transient, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+			defer cancel()
+			return r.applySettings(ctx, admin, topic, want)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transient reports whether a failed Danube call may succeed later (see permanent).
+func transient(err error) bool { return !permanent(err) }
+
+func (r *sinkRunner) applySettings(ctx context.Context, admin *danube.Admin, topic string, window int) error {
+	cfg := r.cfg
+	if err := admin.SetSubscriptionWindow(ctx, topic, cfg.SubscriptionName, window); err != nil {
+		return err
+	}
+	r.env.log.Info("subscription window set", "topic", topic, "subscription", cfg.SubscriptionName, "max_unacked_messages", window)
+	if cfg.PoisonPolicy == PoisonKeep && cfg.MaxRedeliveries == 0 && cfg.AckTimeout == 0 {
+		return nil
+	}
+	p, err := admin.SubscriptionFailurePolicy(ctx, topic, cfg.SubscriptionName)
+	if err != nil {
+		return err
+	}
+	switch cfg.PoisonPolicy {
+	case PoisonBlock:
+		p.Poison = danube.PoisonBlock
+	case PoisonDrop:
+		p.Poison = danube.PoisonDrop
+	case PoisonDeadLetter:
+		p.Poison, p.DeadLetterTopic = danube.PoisonDeadLetter, cfg.DLQTopic
+	}
+	if cfg.MaxRedeliveries > 0 {
+		p.MaxRedeliveries = cfg.MaxRedeliveries
+	}
+	if cfg.AckTimeout > 0 {
+		p.AckTimeout = cfg.AckTimeout.D()
+	}
+	if err := admin.SetSubscriptionFailurePolicy(ctx, topic, cfg.SubscriptionName, p); err != nil {
+		return err
+	}
+	r.env.log.Info("subscription failure policy set", "topic", topic, "subscription", cfg.SubscriptionName,
+		"max_redeliveries", p.MaxRedeliveries, "ack_timeout", p.AckTimeout, "poison_policy", cfg.PoisonPolicy.String())
+	return nil
+}
