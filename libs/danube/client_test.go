@@ -20,7 +20,7 @@ func TestProduceConsumeNonReliable(t *testing.T) {
 	ev := newEvents()
 	c := newTestClient(t, b.URL(), WithHooks(ev.hooks()))
 	const topic = "/default/plain"
-	p := mustProducer(t, c, ProducerOptions{Topic: topic, Name: "prod"})
+	p := mustProducer(t, c, ProducerOptions{Topic: topic, Name: "prod", Dispatch: NonReliable})
 	cons := mustConsumer(t, c, ConsumerOptions{Topic: topic, Name: "cons", Subscription: "sub", Type: Shared})
 
 	// Non-reliable delivery drops what does not fit the consumer's 4-slot
@@ -179,7 +179,7 @@ func TestDispatchMismatchIsNotRetried(t *testing.T) {
 	ev := newEvents()
 	c := newTestClient(t, b.URL(), WithHooks(ev.hooks()))
 	mustProducer(t, c, ProducerOptions{Topic: "/default/mixed", Name: "rel", Dispatch: Reliable})
-	_, err := c.NewProducer(testCtx(t), ProducerOptions{Topic: "/default/mixed", Name: "nonrel"})
+	_, err := c.NewProducer(testCtx(t), ProducerOptions{Topic: "/default/mixed", Name: "nonrel", Dispatch: NonReliable})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("NewProducer with mismatched dispatch: %v, want FailedPrecondition", err)
 	}
@@ -300,8 +300,8 @@ func TestProducerRecreatedAfterForceClose(t *testing.T) {
 	cons := mustConsumer(t, c, ConsumerOptions{Topic: topic, Name: "c", Subscription: "s", Type: Exclusive})
 	mustSend(t, p, ProducerMessage{Payload: []byte("before")})
 	pp := p.parts[0]
-	b.ForceClose(pp.id.Load())
-	eventually(t, "producer marked for recreation", pp.stale.Load)
+	b.ForceClose(pp.current().id)
+	eventually(t, "producer marked for recreation", pp.current().isDead)
 	mustSend(t, p, ProducerMessage{Payload: []byte("after")})
 	ev.waitFor(t, "producer reconnect", func(e *events) bool { return e.reconnected("producer") == 1 })
 	ev.mu.Lock()
@@ -459,7 +459,7 @@ func TestRedirectBetweenBrokers(t *testing.T) {
 	a.RedirectTopic(topic, bb)
 	c := newTestClient(t, a.URL())
 	p := mustProducer(t, c, ProducerOptions{Topic: topic, Name: "prod", Dispatch: Reliable})
-	if got := p.parts[0].broker.connectURL; got != bb.URL() {
+	if got := p.parts[0].current().broker.connectURL; got != bb.URL() {
 		t.Fatalf("producer connected to %s, want %s", got, bb.URL())
 	}
 	cons := mustConsumer(t, c, ConsumerOptions{Topic: topic, Name: "c", Subscription: "s", Type: Exclusive})
@@ -486,10 +486,10 @@ func TestTopicMoveRecreatesProducer(t *testing.T) {
 	mustSend(t, p, ProducerMessage{Payload: []byte("on-a")})
 	// Move: lookups now point at B, and A forgets the producer.
 	a.RedirectTopic(topic, bb)
-	a.ForceClose(p.parts[0].id.Load())
-	eventually(t, "producer marked for recreation", p.parts[0].stale.Load)
+	a.ForceClose(p.parts[0].current().id)
+	eventually(t, "producer marked for recreation", p.parts[0].current().isDead)
 	mustSend(t, p, ProducerMessage{Payload: []byte("on-b")})
-	if got := p.parts[0].broker.connectURL; got != bb.URL() {
+	if got := p.parts[0].current().broker.connectURL; got != bb.URL() {
 		t.Fatalf("after move producer is at %s, want %s", got, bb.URL())
 	}
 	ev.waitFor(t, "producer reconnect", func(e *events) bool { return e.reconnected("producer") == 1 })

@@ -204,3 +204,12 @@ func hs256(secret []byte, ttl time.Duration) string {
 	mac.Write([]byte(header + "." + claims))
 	return header + "." + claims + "." + enc.EncodeToString(mac.Sum(nil))
 }
+
+// current returns the partition producer's session.
+func (pp *partitionProducer) current() *session {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return pp.cur
+}
+
+func (s *session) isDead() bool { return s.dead.Load() != nil }

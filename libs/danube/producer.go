@@ -20,7 +20,7 @@ type ProducerOptions struct {
 	Topic      string           // "/namespace/topic" (required)
 	Name       string           // producer name (required; its identity on the broker)
 	Partitions int              // 0 = non-partitioned; N => <topic>-part-0..N-1
-	Dispatch   DispatchStrategy // NonReliable by default
+	Dispatch   DispatchStrategy // zero value is Reliable (at-least-once)
 	Schema     *SchemaRef       // optional
 }
 
@@ -40,39 +40,64 @@ type ProducerMessage struct {
 }
 
 // Producer publishes to one topic, or to every partition of it. It is safe
-// for concurrent use.
+// for concurrent use; see [Producer.Send] for ordering.
 type Producer struct {
-	c      *Client
-	opts   ProducerOptions
-	parts  []*partitionProducer
-	rr     atomic.Uint64
-	closed atomic.Bool
+	c     *Client
+	opts  ProducerOptions
+	parts []*partitionProducer
+	rr    atomic.Uint64
 
-	done     context.Context // cancelled by Close: aborts Sends waiting on retries
+	// mu orders Close against Sends joining inflight, as WaitGroup requires
+	// every Add to happen before Wait.
+	mu       sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup // running Sends: Close stops health checks only after they return
+
+	done     context.Context // cancelled by Close: aborts Sends waiting on rpcs or retries
 	shutdown context.CancelFunc
 }
 
-// partitionProducer is the producer of one exact topic. mu is held across a
-// whole Send (retries and recreation included), which keeps the partition's
-// messages in call order.
+// partitionProducer is the producer of one exact topic. Sends on it run
+// their rpcs in parallel; only (re)creating the broker-side producer is
+// serialized, through the creating slot.
 type partitionProducer struct {
 	c        *Client
 	topic    string
 	name     string
-	dispatch DispatchStrategy
+	dispatch danubepb.DispatchStrategy
 	schema   *SchemaRef
 
-	mu            sync.Mutex
-	reqID         uint64
+	reqID atomic.Uint64 // last request id; CreateProducer and SendMessage draw from it
+
+	mu       sync.Mutex
+	cur      *session  // nil until first created
+	creating *creation // non-nil while one Send (re)creates the producer
+
+	// The health loop of cur. Only the holder of the creating slot touches
+	// these, or NewProducer and Close when no Send runs.
+	hcCancel context.CancelFunc
+	hcDone   chan struct{}
+}
+
+// session is one registration of the producer on a broker. Only dead
+// changes after creation, so Sends read a session without locking.
+type session struct {
+	id            uint64
 	broker        broker
 	schemaID      *uint64
 	schemaVersion *uint32
-	hcCancel      context.CancelFunc
-	hcDone        chan struct{}
-	closed        bool
+	dead          atomic.Pointer[string] // why it must be recreated; nil while usable
+}
 
-	id    atomic.Uint64 // 0 = not created on the broker
-	stale atomic.Bool   // broker answered CLOSE; recreate before the next send
+// kill marks s for recreation; the first reason wins, for the reconnect hook.
+func (s *session) kill(reason string) bool { return s.dead.CompareAndSwap(nil, &reason) }
+
+// creation is a (re)creation in progress. err and abandoned are written
+// before done is closed.
+type creation struct {
+	done      chan struct{}
+	err       error
+	abandoned bool // the creating Send's own context ended: err says nothing about the broker
 }
 
 // NewProducer creates the producer on the broker(s), one per partition,
@@ -87,8 +112,9 @@ func (c *Client) NewProducer(ctx context.Context, o ProducerOptions) (*Producer,
 	if o.Partitions < 0 {
 		return nil, fmt.Errorf("danube: ProducerOptions.Partitions = %d, want >= 0", o.Partitions)
 	}
-	if o.Dispatch != NonReliable && o.Dispatch != Reliable {
-		return nil, fmt.Errorf("danube: ProducerOptions.Dispatch = %d, want NonReliable or Reliable", int(o.Dispatch))
+	dispatch, ok := o.Dispatch.wire()
+	if !ok {
+		return nil, fmt.Errorf("danube: ProducerOptions.Dispatch = %d, want Reliable or NonReliable", int(o.Dispatch))
 	}
 	if o.Schema != nil && o.Schema.Subject == "" {
 		return nil, errors.New("danube: ProducerOptions.Schema.Subject is required when Schema is set")
@@ -97,7 +123,7 @@ func (c *Client) NewProducer(ctx context.Context, o ProducerOptions) (*Producer,
 	p.done, p.shutdown = context.WithCancel(context.Background())
 	n := max(o.Partitions, 1)
 	for i := range n {
-		pp := &partitionProducer{c: c, topic: o.Topic, name: o.Name, dispatch: o.Dispatch, schema: o.Schema}
+		pp := &partitionProducer{c: c, topic: o.Topic, name: o.Name, dispatch: dispatch, schema: o.Schema}
 		if o.Partitions > 0 {
 			pp.topic = partitionName(o.Topic, i)
 			pp.name = o.Name + "-" + strconv.Itoa(i)
@@ -105,9 +131,15 @@ func (c *Client) NewProducer(ctx context.Context, o ProducerOptions) (*Producer,
 		p.parts = append(p.parts, pp)
 	}
 	for _, pp := range p.parts {
-		pp.mu.Lock()
-		err := c.retry(ctx, "CreateProducer", pp.topic, func() error { return pp.create(ctx) })
-		pp.mu.Unlock()
+		err := c.retry(ctx, "CreateProducer", pp.topic, func() error {
+			s, err := pp.create(ctx)
+			if err == nil {
+				pp.mu.Lock()
+				pp.cur = s
+				pp.mu.Unlock()
+			}
+			return err
+		})
 		if err != nil {
 			_ = p.Close()
 			return nil, err
@@ -144,18 +176,29 @@ func validTopic(field, t string) error {
 func (p *Producer) Topic() string { return p.opts.Topic }
 
 // Send publishes one message and returns after the broker's reply with the
-// echoed request id; it never reports success before that reply. It is safe
-// for concurrent use; sequential calls keep their order within a partition
-// (one message is in flight per partition). On NOT_FOUND (broker restarted),
-// a moved topic, a health-check CLOSE or an unavailable broker it recreates
-// the partition producer and resends, within the client's retry budget. A
-// resend after a failure whose outcome is unknown (the broker may have
-// stored the message before the connection broke) can duplicate it: delivery
-// is at least once.
+// echoed request id; it never reports success before that reply.
+//
+// Send is safe for concurrent use, and concurrent calls are pipelined: each
+// runs its own rpc, so many messages can be in flight on one partition at
+// once. Calls from one goroutine are published in call order, since each
+// returns only once the broker has stored its message. Concurrent calls
+// carry no order among themselves, even on one partition: a caller that
+// needs per-key order must not have two messages with the same key in
+// flight at once.
+//
+// On NOT_FOUND (broker restarted), a moved topic, a health-check CLOSE or
+// an unavailable broker, Send recreates the partition producer (one call
+// recreates it while concurrent calls wait for it) and resends, within the
+// client's retry budget, which each call has to itself. A resend after a
+// failure whose outcome is unknown (the broker may have stored the message
+// before the connection broke) can duplicate it, and a call that returns
+// such an error may still have stored its message: delivery is at least
+// once.
 func (p *Producer) Send(ctx context.Context, m ProducerMessage) (uint64, error) {
-	if p.closed.Load() {
+	if !p.enter() {
 		return 0, ErrClosed
 	}
+	defer p.inflight.Done()
 	var pp *partitionProducer
 	switch n := len(p.parts); {
 	case n == 1:
@@ -171,49 +214,63 @@ func (p *Producer) Send(ctx context.Context, m ProducerMessage) (uint64, error) 
 	id, err := pp.send(ctx, m)
 	stop()
 	cancel()
-	if err != nil && p.closed.Load() {
+	if err != nil && p.done.Err() != nil {
 		err = ErrClosed
 	}
 	p.c.cfg.hooks.send(SendEvent{Topic: pp.topic, Bytes: len(m.Payload), Duration: time.Since(start), Err: err})
 	return id, err
 }
 
-// Close stops the producer's health checks. The broker keeps the producer
+// enter registers a Send with inflight unless the producer is closed.
+func (p *Producer) enter() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return false
+	}
+	p.inflight.Add(1)
+	return true
+}
+
+// Close aborts Sends in progress (they return ErrClosed), waits for them,
+// and stops the producer's health checks. The broker keeps the producer
 // registered (there is no close rpc); a producer with the same name gets the
 // same id back.
 func (p *Producer) Close() error {
-	if p.closed.Swap(true) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		return nil
 	}
+	p.closed = true
+	p.mu.Unlock()
 	p.shutdown()
+	p.inflight.Wait()
 	for _, pp := range p.parts {
-		pp.mu.Lock()
-		pp.closed = true
 		pp.stopHealth()
-		pp.mu.Unlock()
 	}
 	return nil
 }
 
 // create looks the topic up and creates the producer there, then resolves
-// its schema and starts the health check. Called with mu held.
-func (pp *partitionProducer) create(ctx context.Context) error {
+// its schema and starts the health check of the new session. Called only by
+// the holder of the creating slot, or before the Producer is shared.
+func (pp *partitionProducer) create(ctx context.Context) (*session, error) {
 	pp.stopHealth()
 	b, err := pp.c.lookup(ctx, pp.topic)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cc, err := pp.c.conn(b)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	pp.reqID++
 	req := &danubepb.ProducerRequest{
-		RequestId:          pp.reqID,
+		RequestId:          pp.reqID.Add(1),
 		ProducerName:       pp.name,
 		TopicName:          pp.topic,
 		ProducerAccessMode: danubepb.ProducerAccessMode_Shared,
-		DispatchStrategy:   danubepb.DispatchStrategy(pp.dispatch),
+		DispatchStrategy:   pp.dispatch,
 	}
 	if s := pp.schema; s != nil {
 		ref := &danubepb.SchemaReference{Subject: s.Subject}
@@ -229,38 +286,35 @@ func (pp *partitionProducer) create(ctx context.Context) error {
 	}
 	resp, err := danubepb.NewProducerServiceClient(cc).CreateProducer(rpcCtx(ctx, b), req)
 	if err != nil {
-		return fmt.Errorf("danube: create producer %q on topic %q at %s: %w", pp.name, pp.topic, b.connectURL, err)
+		return nil, fmt.Errorf("danube: create producer %q on topic %q at %s: %w", pp.name, pp.topic, b.connectURL, err)
 	}
+	s := &session{id: resp.GetProducerId(), broker: b}
 	if pp.schema != nil {
 		id, ver, err := resolveSchema(ctx, pp.c, *pp.schema)
 		if err != nil {
-			return fmt.Errorf("danube: producer %q on topic %q: %w", pp.name, pp.topic, err)
+			return nil, fmt.Errorf("danube: producer %q on topic %q: %w", pp.name, pp.topic, err)
 		}
-		pp.schemaID, pp.schemaVersion = &id, &ver
+		s.schemaID, s.schemaVersion = &id, &ver
 	}
-	pp.broker = b
-	pp.id.Store(resp.GetProducerId())
-	pp.stale.Store(false)
-	pp.startHealth(b, resp.GetProducerId())
-	return nil
+	pp.startHealth(s)
+	return s, nil
 }
 
-func (pp *partitionProducer) startHealth(b broker, id uint64) {
+func (pp *partitionProducer) startHealth(s *session) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	pp.hcCancel, pp.hcDone = cancel, done
 	go func() {
 		defer close(done)
-		pp.c.healthLoop(ctx, b, danubepb.HealthCheckRequest_Producer, id, func() {
-			if pp.id.Load() == id {
-				pp.stale.Store(true)
-				pp.c.log.Info("danube: broker closed producer; it will be recreated on the next send", "topic", pp.topic, "producer", pp.name, "id", id)
+		pp.c.healthLoop(ctx, s.broker, danubepb.HealthCheckRequest_Producer, s.id, func() {
+			if s.kill("health check CLOSE") {
+				pp.c.log.Info("danube: broker closed producer; it will be recreated on the next send", "topic", pp.topic, "producer", pp.name, "id", s.id)
 			}
 		})
 	}()
 }
 
-// stopHealth stops the health loop and waits for it. Called with mu held.
+// stopHealth stops the health loop and waits for it.
 func (pp *partitionProducer) stopHealth() {
 	if pp.hcCancel != nil {
 		pp.hcCancel()
@@ -276,41 +330,16 @@ func recoverable(code codes.Code) bool {
 }
 
 func (pp *partitionProducer) send(ctx context.Context, m ProducerMessage) (uint64, error) {
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	if pp.closed {
-		return 0, ErrClosed
-	}
 	var (
-		reason     string
 		deniedOnce bool
 		attempt    int
 	)
 	for {
-		if pp.stale.Load() || pp.id.Load() == 0 {
-			if reason == "" {
-				reason = "not connected"
-				if pp.stale.Load() {
-					reason = "health check CLOSE"
-				}
-			}
-			err := pp.create(ctx)
-			pp.c.cfg.hooks.reconnect(ReconnectEvent{Topic: pp.topic, Kind: "producer", Reason: reason, Err: err})
-			if err != nil {
-				pp.id.Store(0)
-				code := status.Code(err)
-				if ctx.Err() != nil || !(retryable(code) || code == codes.NotFound) || attempt >= pp.c.cfg.maxRetries {
-					return 0, err
-				}
-				attempt++
-				if err := pp.c.backoffWait(ctx, "CreateProducer", pp.topic, attempt, err); err != nil {
-					return 0, err
-				}
-				continue
-			}
-			pp.c.log.Info("danube: producer recreated", "topic", pp.topic, "producer", pp.name, "reason", reason)
+		s, err := pp.ready(ctx, &attempt)
+		if err != nil {
+			return 0, err
 		}
-		id, err := pp.sendOnce(ctx, m)
+		id, err := pp.sendOnce(ctx, s, m)
 		if err == nil {
 			return id, nil
 		}
@@ -330,8 +359,9 @@ func (pp *partitionProducer) send(ctx context.Context, m ProducerMessage) (uint6
 		if attempt > pp.c.cfg.maxRetries {
 			return 0, err
 		}
-		reason = code.String()
-		pp.stale.Store(true)
+		// Sends that failed on the same session kill it once; the first
+		// of them to reach ready recreates it for all.
+		s.kill(code.String())
 		if code != codes.NotFound && code != codes.PermissionDenied {
 			// The broker is unreachable or busy: wait before retrying. A
 			// NotFound/PermissionDenied broker is up, so recreate at once.
@@ -344,30 +374,90 @@ func (pp *partitionProducer) send(ctx context.Context, m ProducerMessage) (uint6
 	}
 }
 
-func (pp *partitionProducer) sendOnce(ctx context.Context, m ProducerMessage) (uint64, error) {
-	cc, err := pp.c.conn(pp.broker)
+// ready returns a live session, recreating the producer when the current
+// one is dead. One Send at a time recreates; the others wait for it and use
+// its session. A failed creation counts against the retry budget (attempt)
+// of every Send that waited for it, not just the creator's, so that waiters
+// back off too rather than retrying back to back.
+func (pp *partitionProducer) ready(ctx context.Context, attempt *int) (*session, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pp.mu.Lock()
+		s, cr := pp.cur, pp.creating
+		if s != nil && s.dead.Load() == nil {
+			pp.mu.Unlock()
+			return s, nil
+		}
+		if cr != nil {
+			pp.mu.Unlock()
+			select {
+			case <-cr.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if cr.err == nil || cr.abandoned {
+				continue
+			}
+		} else {
+			cr = &creation{done: make(chan struct{})}
+			pp.creating = cr
+			pp.mu.Unlock()
+			reason := "not connected"
+			if s != nil {
+				reason = *s.dead.Load()
+			}
+			ns, err := pp.create(ctx)
+			pp.c.cfg.hooks.reconnect(ReconnectEvent{Topic: pp.topic, Kind: "producer", Reason: reason, Err: err})
+			pp.mu.Lock()
+			if err == nil {
+				pp.cur = ns
+			}
+			cr.err, cr.abandoned = err, ctx.Err() != nil
+			pp.creating = nil
+			pp.mu.Unlock()
+			close(cr.done)
+			if err == nil {
+				pp.c.log.Info("danube: producer recreated", "topic", pp.topic, "producer", pp.name, "reason", reason)
+				return ns, nil
+			}
+		}
+		err := cr.err
+		code := status.Code(err)
+		if ctx.Err() != nil || !(retryable(code) || code == codes.NotFound) || *attempt >= pp.c.cfg.maxRetries {
+			return nil, err
+		}
+		*attempt++
+		if err := pp.c.backoffWait(ctx, "CreateProducer", pp.topic, *attempt, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (pp *partitionProducer) sendOnce(ctx context.Context, s *session, m ProducerMessage) (uint64, error) {
+	cc, err := pp.c.conn(s.broker)
 	if err != nil {
 		return 0, err
 	}
-	pp.reqID++
 	msg := &danubepb.StreamMessage{
-		RequestId: pp.reqID,
+		RequestId: pp.reqID.Add(1),
 		MsgId: &danubepb.MsgID{
-			ProducerId: pp.id.Load(),
+			ProducerId: s.id,
 			TopicName:  pp.topic,
-			BrokerAddr: pp.broker.brokerURL,
+			BrokerAddr: s.broker.brokerURL,
 		},
 		Payload:       m.Payload,
 		PublishTime:   uint64(time.Now().UnixMilli()),
 		ProducerName:  pp.name,
 		Attributes:    m.Attributes,
-		SchemaId:      pp.schemaID,
-		SchemaVersion: pp.schemaVersion,
+		SchemaId:      s.schemaID,
+		SchemaVersion: s.schemaVersion,
 	}
 	if m.Key != "" {
 		msg.RoutingKey = &m.Key
 	}
-	resp, err := danubepb.NewProducerServiceClient(cc).SendMessage(rpcCtx(ctx, pp.broker), msg)
+	resp, err := danubepb.NewProducerServiceClient(cc).SendMessage(rpcCtx(ctx, s.broker), msg)
 	if err != nil {
 		return 0, fmt.Errorf("danube: send to topic %q (producer %q): %w", pp.topic, pp.name, err)
 	}

@@ -3,28 +3,44 @@ package danube
 import (
 	"fmt"
 	"strings"
+
+	"github.com/danube-messaging/danube-connect-go/proto/danubepb"
 )
 
 // DispatchStrategy selects how the broker stores and delivers a topic's
-// messages. It is fixed by the topic's first producer.
+// messages. It is fixed by the topic's first producer. The zero value is
+// Reliable, so that a producer that does not choose gets at-least-once
+// delivery; the values differ from the wire enum, whose zero is NonReliable.
 type DispatchStrategy int
 
 const (
-	// NonReliable delivers at most once, straight from memory.
-	NonReliable DispatchStrategy = iota
 	// Reliable persists every message and redelivers until acked.
-	Reliable
+	Reliable DispatchStrategy = iota
+	// NonReliable delivers at most once, straight from memory.
+	NonReliable
 )
 
 // String returns the broker's name for the strategy.
 func (d DispatchStrategy) String() string {
 	switch d {
-	case NonReliable:
-		return "NonReliable"
 	case Reliable:
 		return "Reliable"
+	case NonReliable:
+		return "NonReliable"
 	}
 	return fmt.Sprintf("DispatchStrategy(%d)", int(d))
+}
+
+// wire maps the strategy to the protocol's enum; ok is false for values
+// outside the two strategies.
+func (d DispatchStrategy) wire() (w danubepb.DispatchStrategy, ok bool) {
+	switch d {
+	case Reliable:
+		return danubepb.DispatchStrategy_Reliable, true
+	case NonReliable:
+		return danubepb.DispatchStrategy_NonReliable, true
+	}
+	return 0, false
 }
 
 // SubscriptionType selects how a subscription spreads messages over its

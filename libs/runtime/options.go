@@ -191,6 +191,7 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 			return nil, err
 		}
 		e.metrics = m
+		e.cleanup = append(e.cleanup, func() { _ = m.Close() })
 		e.name, e.server = c.ConnectorName, o.telemetry
 		e.cleanup = append(e.cleanup, o.telemetry.AddReadiness(c.ConnectorName+"/danube", e.danube.Check))
 	}

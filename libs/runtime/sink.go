@@ -56,6 +56,8 @@ type sinkRunner struct {
 	settle  *settler
 	busy    *liveness
 	gate    *gate
+	tracing   bool     // an exporter records spans: start one per record
+	spanNames sync.Map // partition → span name
 }
 
 // RunSink runs conn until ctx ends (graceful: stop intake, flush batches, ack, within
@@ -74,7 +76,8 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 		return err
 	}
 	defer func() { err = errors.Join(err, e.close()) }()
-	r := &sinkRunner{cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(cfg.LivenessTimeout.D())}
+	r := &sinkRunner{cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(cfg.LivenessTimeout.D()),
+		tracing: telemetry.Tracing()}
 	r.batcher, _ = conn.(BatchSinkConnector)
 	e.live(r.busy.Check)
 
@@ -218,7 +221,7 @@ func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
 		case <-ctx.Done():
 			r.env.log.Info("stopping: flushing pending batches", "records", b.Len())
 			for _, bt := range b.Drain() {
-				if err := r.handle(work, bt); err != nil {
+				if err := r.handle(work, bt.Items); err != nil {
 					return err
 				}
 			}
@@ -230,7 +233,7 @@ func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
 			ready = b.Expired(now)
 		}
 		for _, bt := range ready {
-			if err := r.handle(work, bt); err != nil {
+			if err := r.handle(work, bt.Items); err != nil {
 				r.env.metrics.Dropped(b.Len())
 				return err
 			}
@@ -238,46 +241,49 @@ func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
 	}
 }
 
-// handle processes one batch to completion: every record ends written (its ack queued),
-// dead-lettered, nacked, or — on a fatal error or stop policy — left unacked while the error is
-// returned. Acks are sent by the settler, so the next batch starts while they are in flight.
-func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) error {
+// handle processes one batch (records of one partition, in offset order) to completion: every
+// record ends written (its ack queued), dead-lettered, nacked, or — on a fatal error or stop
+// policy — left unacked while the error is returned. Acks are sent by the settler, so the next
+// batch starts while they are in flight.
+func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 	start := time.Now()
-	n := len(bt.Items)
-	recs := make([]*SinkRecord, n)
-	slab := make([]SinkRecord, n) // one allocation for the batch's records
-	spans := make([]trace.Span, n)
-	name := "process " + bt.Partition // every record of a batch shares its partition
-	for i, d := range bt.Items {
-		rc := &slab[i]
+	n := len(items)
+	st := newBatchState(n)
+	recs, spans, pending := st.recs, st.spans, st.pending
+	for i, d := range items {
+		rc := &st.slab[i]
 		rc.Message, rc.Partition = d.msg, d.msg.Topic
-		rc.ctx, spans[i] = r.tracer.Start(telemetry.Extract(ctx, d.msg.Attributes), name, consumerSpan)
+		rc.ctx = telemetry.Extract(ctx, d.msg.Attributes) // the producer's trace, when it sent one
+		if r.tracing {
+			rc.ctx, spans[i] = r.tracer.Start(rc.ctx, r.spanName(d.msg.Topic), consumerSpan)
+		}
 		recs[i] = rc
+		pending[i] = i
 	}
 	defer func() {
 		for _, s := range spans {
-			s.End()
+			if s != nil {
+				s.End()
+			}
 		}
 		r.env.metrics.Batch(n, time.Since(start).Seconds())
 	}()
 
-	pending := make([]int, n)
-	for i := range pending {
-		pending[i] = i
-	}
 	for attempt := 1; ; {
 		var errs []error
-		gen := r.gate.run(func() { errs = r.process(ctx, recs, pending) })
+		gen := r.gate.run(func() { errs = r.process(ctx, recs, pending, st) })
 		var again []int
 		var last, lost error
 		for j, i := range pending {
 			err := errs[j]
 			if err == nil {
-				r.settle.ack(bt.Items[i])
+				r.settle.ack(items[i])
 				continue
 			}
-			spans[i].RecordError(err)
-			spans[i].SetStatus(codes.Error, err.Error())
+			if spans[i] != nil {
+				spans[i].RecordError(err)
+				spans[i].SetStatus(codes.Error, err.Error())
+			}
 			class := ClassOf(err)
 			r.env.metrics.Failed(1, class.String())
 			switch class {
@@ -286,10 +292,10 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 				return fmt.Errorf("runtime: fatal error on message %s: %w", recs[i].MessageID(), err)
 			case ClassInvalidData:
 				if r.dlq != nil {
-					r.deadLetter(ctx, bt.Items[i], err)
+					r.deadLetter(ctx, items[i], err)
 					continue
 				}
-				if err := r.exhausted(ctx, bt.Items[i], err); err != nil {
+				if err := r.exhausted(ctx, items[i], err); err != nil {
 					return err
 				}
 			case ClassDisconnected:
@@ -317,7 +323,7 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 		}
 		if !r.policy.Allows(attempt) || ctx.Err() != nil {
 			for _, i := range again {
-				if err := r.exhausted(ctx, bt.Items[i], fmt.Errorf("retries exhausted after %d attempts: %w", attempt, last)); err != nil {
+				if err := r.exhausted(ctx, items[i], fmt.Errorf("retries exhausted after %d attempts: %w", attempt, last)); err != nil {
 					return err
 				}
 			}
@@ -335,10 +341,11 @@ func (r *sinkRunner) handle(ctx context.Context, bt *batch.Batch[delivery]) erro
 }
 
 // process runs the connector on recs[pending...] and returns one result per pending record.
-func (r *sinkRunner) process(ctx context.Context, recs []*SinkRecord, pending []int) []error {
+func (r *sinkRunner) process(ctx context.Context, recs []*SinkRecord, pending []int, st *batchState) []error {
 	done := r.busy.enter()
 	defer done()
-	errs := make([]error, len(pending))
+	errs := st.errs[:len(pending)]
+	clear(errs)
 	if r.batcher == nil {
 		for j, i := range pending {
 			errs[j] = r.conn.Process(recs[i].Context(), recs[i])
@@ -410,4 +417,41 @@ func (r *sinkRunner) deadLetter(ctx context.Context, d delivery, cause error) {
 	r.env.metrics.Published(1)
 	r.env.log.Warn("record dead-lettered", "topic", d.msg.Topic, "offset", d.msg.Offset, "dlq", r.cfg.DLQTopic, "reason", cause)
 	r.settle.deadLettered(d)
+}
+
+// batchState is a batch's working memory, in one allocation; a batch of one (every record of a
+// streaming sink) uses the inline arrays.
+type batchState struct {
+	slab    []SinkRecord
+	recs    []*SinkRecord
+	spans   []trace.Span
+	pending []int
+	errs    []error
+
+	slab1    [1]SinkRecord
+	recs1    [1]*SinkRecord
+	spans1   [1]trace.Span
+	pending1 [1]int
+	errs1    [1]error
+}
+
+func newBatchState(n int) *batchState {
+	st := &batchState{}
+	if n == 1 {
+		st.slab, st.recs, st.spans, st.pending, st.errs = st.slab1[:], st.recs1[:], st.spans1[:], st.pending1[:], st.errs1[:]
+		return st
+	}
+	st.slab, st.recs, st.spans = make([]SinkRecord, n), make([]*SinkRecord, n), make([]trace.Span, n)
+	st.pending, st.errs = make([]int, n), make([]error, n)
+	return st
+}
+
+// spanName returns "process <partition>", built once per partition.
+func (r *sinkRunner) spanName(partition string) string {
+	if v, ok := r.spanNames.Load(partition); ok {
+		return v.(string)
+	}
+	name := "process " + partition
+	r.spanNames.Store(partition, name)
+	return name
 }

@@ -3,8 +3,6 @@ package runtime
 import (
 	"context"
 	"sync"
-
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/batch"
 )
 
 // streamResult is a record a worker finished: written, dead-lettered, nacked or left unacked.
@@ -46,8 +44,8 @@ func (r *sinkRunner) stream(ctx, work context.Context, in <-chan delivery, worke
 					results <- streamResult{d: d}
 					continue
 				}
-				bt := &batch.Batch[delivery]{Partition: d.msg.Topic, Items: []delivery{d}, First: d.msg.Offset, Last: d.msg.Offset}
-				results <- streamResult{d: d, err: r.handle(run, bt)}
+				one := [1]delivery{d}
+				results <- streamResult{d: d, err: r.handle(run, one[:])}
 			}
 		})
 	}

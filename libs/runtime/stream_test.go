@@ -233,8 +233,8 @@ func TestSinkStreamDrainsRecordsInFlight(t *testing.T) {
 	if err, ok := g.ctxErr["held"]; !ok || err != nil {
 		t.Fatalf("held written %v with context error %v, want written with a live context", ok, err)
 	}
-	if got := r.Metric(t, `connector_records_processed_total{connector="stream-drain"}`); got != 1 {
-		t.Fatalf("processed = %v, want 1 (acked before RunSink returned)", got)
+	if st, _ := b.SubscriptionStats(topic, cfg.SubscriptionName); st.Unacked != 0 || st.PendingRedelivery != 0 || st.Backlog != 0 {
+		t.Fatalf("subscription %+v after the stop, want everything acked before RunSink returned", st)
 	}
 }
 

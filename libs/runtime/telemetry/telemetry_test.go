@@ -170,7 +170,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.DeadLettered(1)
 	m.Published(1)
 	m.Dropped(1)
-	m.InFlight(1)
+	m.Reconnected()
 	m.Batch(1, 0.5)
 	m.Lag(3)
 }

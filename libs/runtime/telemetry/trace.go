@@ -33,6 +33,14 @@ func Extract(ctx context.Context, attrs map[string]string) context.Context {
 	return propagator.Extract(ctx, propagation.MapCarrier(attrs))
 }
 
+// Tracing reports whether spans are recorded: the global provider is an SDK provider (installed by
+// SetupTracing, or by a test). Without one the runtime starts no span per record, and only passes
+// an incoming traceparent on.
+func Tracing() bool {
+	_, sdk := otel.GetTracerProvider().(*sdktrace.TracerProvider)
+	return sdk
+}
+
 // Tracer is what the runtime creates its spans with (the global provider's).
 func Tracer() trace.Tracer {
 	return otel.Tracer("github.com/danube-messaging/danube-connect-go/libs/runtime")
