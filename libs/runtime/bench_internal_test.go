@@ -49,7 +49,8 @@ func BenchmarkSinkOverhead(b *testing.B) {
 			e := benchEnv(b)
 			r := &sinkRunner{cfg: cfg, conn: nopSink{}, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(0)}
 			r.gate = newGate(r.conn, e, r.busy, r.policy)
-			r.settle = newSettler(context.Background(), e)
+			r.in = newIntake(context.Background(), r, nil)
+			r.settle = newSettler(context.Background(), e, nil)
 			const pool = 4000 // a multiple of every batch size: offsets stay aligned when they wrap
 			msgs := make([]*danube.Message, pool)
 			for i := range msgs {

@@ -114,39 +114,62 @@ func (c *Common) ClientOptions() []danube.Option {
 type RetryExhausted int
 
 const (
-	// NackOnExhausted hands the record back to Danube (redelivered after NACK_DELAY_MS and the
-	// broker's own backoff; the broker's poison policy applies after its redelivery budget).
-	NackOnExhausted RetryExhausted = iota
+	// AutoOnExhausted tells an outage from a poison record. When nothing else gets written either,
+	// the external system is down: the sink pauses its Danube consumers (no delivery attempt is
+	// spent) and retries the records in hand until it recovers. When other records are written
+	// meanwhile, the record is poison: DeadLetterOnExhausted with DLQ_TOPIC, else
+	// HoldOnExhausted.
+	AutoOnExhausted RetryExhausted = iota
+	// NackOnExhausted hands the record back to Danube (redelivered after NACK_DELAY_MS; every
+	// redelivery spends one of the message's delivery attempts, and the broker's poison policy
+	// applies once they are used up: by default it stops the subscription).
+	NackOnExhausted
 	// StopOnExhausted stops the connector without acking, exiting non-zero.
 	StopOnExhausted
 	// DeadLetterOnExhausted publishes the record to DLQ_TOPIC with the last error as the reason,
-	// then acks it (if the publish fails, the record is nacked instead).
+	// then acks it (if the publish fails, the record is nacked instead). Outages still pause.
 	DeadLetterOnExhausted
+	// HoldOnExhausted keeps the record and retries it without limit, reporting it on /readyz and
+	// connector_records_poisoned. Outages still pause.
+	HoldOnExhausted
 )
 
+var exhaustedNames = [...]string{"auto", "nack", "stop", "dlq", "hold"}
+
 func (r RetryExhausted) String() string {
-	switch r {
-	case StopOnExhausted:
-		return "stop"
-	case DeadLetterOnExhausted:
-		return "dlq"
+	if r >= 0 && int(r) < len(exhaustedNames) {
+		return exhaustedNames[r]
 	}
-	return "nack"
+	return fmt.Sprintf("RetryExhausted(%d)", int(r))
 }
 
-// UnmarshalText parses "nack", "stop" or "dlq".
+// UnmarshalText parses "auto", "nack", "stop", "dlq" or "hold".
 func (r *RetryExhausted) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "nack":
-		*r = NackOnExhausted
-	case "stop":
-		*r = StopOnExhausted
-	case "dlq":
-		*r = DeadLetterOnExhausted
-	default:
-		return errors.New(`want "nack", "stop" or "dlq"`)
+	s := strings.ToLower(strings.TrimSpace(string(b)))
+	for i, n := range exhaustedNames {
+		if s == n {
+			*r = RetryExhausted(i)
+			return nil
+		}
 	}
-	return nil
+	return errors.New(`want "auto", "nack", "stop", "dlq" or "hold"`)
+}
+
+// resolve returns the policy for a poison record: auto picks dlq when there is a DLQ topic.
+func (r RetryExhausted) resolve(dlqTopic string) RetryExhausted {
+	if r != AutoOnExhausted {
+		return r
+	}
+	if dlqTopic != "" {
+		return DeadLetterOnExhausted
+	}
+	return HoldOnExhausted
+}
+
+// pausesOnOutage reports whether the policy tells outages from poison records (nack and stop
+// apply to every exhausted record, as their operator asked).
+func (r RetryExhausted) pausesOnOutage() bool {
+	return r == AutoOnExhausted || r == DeadLetterOnExhausted || r == HoldOnExhausted
 }
 
 // PoisonPolicy is SUBSCRIPTION_POISON_POLICY: the broker's treatment of a message that reached its
@@ -196,7 +219,7 @@ type SinkConfig struct {
 	BatchTimeout     config.Millis           `env:"BATCH_TIMEOUT_MS" envDefault:"1000" desc:"flush a partial batch this long after its first record"`
 	MaxInFlight      int                     `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"most records sent to the destination and not yet confirmed; for a sink, concurrent writes (above 1, records stream to that many concurrent writes in per-key order, where the connector supports it)"`
 	DLQTopic         string                  `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records (and exhausted ones with RETRY_EXHAUSTED=dlq); empty = invalid records are handled as RETRY_EXHAUSTED"`
-	RetryExhausted   RetryExhausted          `env:"RETRY_EXHAUSTED" envDefault:"nack" desc:"when retries run out: nack (redeliver after NACK_DELAY_MS), stop (exit non-zero, unacked) or dlq (publish to DLQ_TOPIC with the reason, then ack)"`
+	RetryExhausted   RetryExhausted          `env:"RETRY_EXHAUSTED" envDefault:"auto" desc:"when retries run out: auto (nothing else gets written: an outage, pause the consumers and retry until it recovers; others are written: a poison message, dlq with DLQ_TOPIC else hold), dlq (publish to DLQ_TOPIC with the reason, then ack), hold (keep retrying it, reported on /readyz), nack (give it back to Danube: spends its delivery attempts) or stop (exit non-zero, unacked)"`
 	NackDelay        config.Millis           `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
 
 	Window          int           `env:"SUBSCRIPTION_MAX_UNACKED" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the subscription's window (broker max_unacked_messages, 1-10000) set at start; 0 = enough for BATCH_SIZE and MAX_IN_FLIGHT"`

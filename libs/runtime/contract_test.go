@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -246,7 +247,7 @@ func TestResourcesMeterServedOnMetrics(t *testing.T) {
 	}
 	rows.Add(context.Background(), 42)
 	rec := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	var line string
 	for _, l := range strings.Split(rec.Body.String(), "\n") {
 		if strings.HasPrefix(l, "clickhouse_rows_inserted_total{") {

@@ -17,10 +17,11 @@ const ackWorkers = 64
 // connector finished are queued, so nothing is acked before its write; close waits for every
 // queued settlement, bounded by the work context (the shutdown timeout).
 type settler struct {
-	ctx  context.Context
-	env  *env
-	jobs chan settlement
-	wg   sync.WaitGroup
+	ctx    context.Context
+	env    *env
+	replay *replayFilter // written records whose ack failed: their redelivery is acked, not written
+	jobs   chan settlement
+	wg     sync.WaitGroup
 }
 
 type settlement struct {
@@ -38,8 +39,8 @@ const (
 	settleNack
 )
 
-func newSettler(ctx context.Context, e *env) *settler {
-	s := &settler{ctx: ctx, env: e, jobs: make(chan settlement, ackWorkers)}
+func newSettler(ctx context.Context, e *env, replay *replayFilter) *settler {
+	s := &settler{ctx: ctx, env: e, replay: replay, jobs: make(chan settlement, ackWorkers)}
 	for range ackWorkers {
 		s.wg.Go(s.work)
 	}
@@ -69,8 +70,11 @@ func (s *settler) work() {
 		switch j.kind {
 		case settleAck, settleDeadLettered:
 			if err := j.d.cons.Ack(s.ctx, m); err != nil {
-				// Written but not acked: Danube redelivers it (at-least-once).
-				s.env.log.Warn("ack failed; the message will be redelivered", "topic", m.Topic, "offset", m.Offset, "err", err)
+				// Written but not acked: Danube redelivers it, and the redelivery is acked then.
+				if s.replay != nil {
+					s.replay.add(m)
+				}
+				s.env.log.Debug("ack failed; the redelivery will be acked", "topic", m.Topic, "offset", m.Offset, "err", err)
 			}
 			if j.kind == settleAck {
 				s.env.metrics.Processed(1)

@@ -56,7 +56,8 @@ func testRunner(t *testing.T, work context.Context) (*sinkRunner, recordingSink)
 	sink := recordingSink{processed: make(chan uint64, 16)}
 	r := &sinkRunner{cfg: cfg, conn: sink, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(0)}
 	r.gate = newGate(sink, e, r.busy, r.policy)
-	r.settle = newSettler(work, e)
+	r.in = newIntake(context.Background(), r, nil)
+	r.settle = newSettler(work, e, nil)
 	return r, sink
 }
 

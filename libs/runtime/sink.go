@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -46,18 +47,22 @@ type delivery struct {
 }
 
 type sinkRunner struct {
-	cfg     *SinkConfig
-	conn    SinkConnector
-	batcher BatchSinkConnector // nil when conn only has Process
-	env     *env
-	policy  retry.Policy
-	dlq     *danube.Producer
-	tracer  trace.Tracer
-	settle  *settler
-	busy    *liveness
-	gate    *gate
+	cfg       *SinkConfig
+	conn      SinkConnector
+	batcher   BatchSinkConnector // nil when conn only has Process
+	env       *env
+	policy    retry.Policy
+	dlq       *danube.Producer
+	tracer    trace.Tracer
+	settle    *settler
+	busy      *liveness
+	gate      *gate
 	tracing   bool     // an exporter records spans: start one per record
 	spanNames sync.Map // partition → span name
+	in        *intake
+	lastOK    atomic.Int64 // unix nanoseconds of the last record written
+	streaming bool         // records go to concurrent Process calls (stream), not batches (loop)
+	parked    []delivery   // loop only: canaries that failed, processed before new intake
 }
 
 // RunSink runs conn until ctx ends (graceful: stop intake, flush batches, ack, within
@@ -111,44 +116,32 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 		defer r.dlq.Close()
 	}
 
-	intake, stopIntake := context.WithCancel(run)
+	intakeCtx, stopIntake := context.WithCancel(run)
 	defer stopIntake()
 	// Buffered so that the consumers fill the next batch while the loop processes this one.
 	merged := make(chan delivery, max(cfg.BatchSize, cfg.MaxInFlight))
-	var wg sync.WaitGroup
-	var consumers []*danube.Consumer
+	r.in = newIntake(intakeCtx, r, merged)
 	defer func() {
 		stopIntake()
-		wg.Wait()
-		for _, c := range consumers {
-			c.Close()
-		}
+		r.in.close()
 	}()
 	// Registered after the consumers' cleanup, so it runs before it: every pending ack and nack is
 	// sent (within the shutdown timeout) while the consumers are still open.
-	r.settle = newSettler(work, e)
+	r.settle = newSettler(work, e, r.in.replay)
 	defer r.settle.close()
-	for _, topic := range cfg.Topics {
-		c, err := r.subscribe(intake, topic)
-		if err != nil {
-			if stopped(err) && ctx.Err() != nil {
-				return nil
-			}
-			return err
+	if e.server != nil {
+		e.cleanup = append(e.cleanup, e.server.AddReadiness(cfg.ConnectorName+"/delivery", r.in.flag.Check))
+	}
+	if err := r.in.subscribe(intakeCtx, true); err != nil {
+		if stopped(err) && ctx.Err() != nil {
+			return nil
 		}
-		consumers = append(consumers, c)
-		if err := r.configureSubscription(intake, c.Topics()); err != nil {
-			if stopped(err) && ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		wg.Go(func() { forward(intake, c, merged) })
+		return err
 	}
 	e.danube.Set(nil)
 	subType := cfg.SubscriptionType.String()
 	if cc, ok := conn.(ConcurrentSinkConnector); ok && cc.Concurrent() && cfg.MaxInFlight > 1 {
-		r.batcher = nil // records are streamed one at a time to concurrent Process calls
+		r.batcher, r.streaming = nil, true // records are streamed one at a time to concurrent Process calls
 		e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType, "max_in_flight", cfg.MaxInFlight)
 		return r.stream(run, work, merged, cfg.MaxInFlight)
 	}
@@ -157,25 +150,6 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	}
 	e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType, "batch_size", cfg.BatchSize)
 	return r.loop(run, work, merged)
-}
-
-// forward moves c's messages into the sink's merged intake until ctx ends.
-func forward(ctx context.Context, c *danube.Consumer, out chan<- delivery) {
-	for {
-		select {
-		case m, ok := <-c.Messages():
-			if !ok {
-				return
-			}
-			select {
-			case out <- delivery{c, m}:
-			case <-ctx.Done():
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // dlqProducer creates the dead-letter producer, retrying like subscribe: the broker may still be
@@ -217,20 +191,26 @@ func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
 			tc = timer.C
 		}
 		var ready []*batch.Batch[delivery]
-		select {
-		case <-ctx.Done():
-			r.env.log.Info("stopping: flushing pending batches", "records", b.Len())
-			for _, bt := range b.Drain() {
-				if err := r.handle(work, bt.Items); err != nil {
-					return err
-				}
-			}
-			return nil
-		case d := <-in:
-			r.env.metrics.Received(1)
+		if len(r.parked) > 0 {
+			d := r.parked[0]
+			r.parked = r.parked[1:]
 			ready = b.Add(d.msg.Topic, d.msg.Offset, d, time.Now())
-		case now := <-tc:
-			ready = b.Expired(now)
+		} else {
+			select {
+			case <-ctx.Done():
+				r.env.log.Info("stopping: flushing pending batches", "records", b.Len())
+				for _, bt := range b.Drain() {
+					if err := r.handle(work, bt.Items); err != nil {
+						return err
+					}
+				}
+				return nil
+			case d := <-in:
+				r.env.metrics.Received(1)
+				ready = b.Add(d.msg.Topic, d.msg.Offset, d, time.Now())
+			case now := <-tc:
+				ready = b.Expired(now)
+			}
 		}
 		for _, bt := range ready {
 			if err := r.handle(work, bt.Items); err != nil {
@@ -269,7 +249,11 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 		r.env.metrics.Batch(n, time.Since(start).Seconds())
 	}()
 
-	for attempt := 1; ; {
+	// Whether anything else is written after these records first failed tells a poison record
+	// (others get through) from an outage (nothing does).
+	failedAt := time.Now().UnixNano()
+	holding := false // an outage (intake paused) or a held poison record: retry without limit
+	for attempt := 1; ; attempt++ {
 		var errs []error
 		gen := r.gate.run(func() { errs = r.process(ctx, recs, pending, st) })
 		var again []int
@@ -277,7 +261,7 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 		for j, i := range pending {
 			err := errs[j]
 			if err == nil {
-				r.settle.ack(items[i])
+				r.written(items[i])
 				continue
 			}
 			if spans[i] != nil {
@@ -295,7 +279,7 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 					r.deadLetter(ctx, items[i], err)
 					continue
 				}
-				if err := r.exhausted(ctx, items[i], err); err != nil {
+				if err := r.invalid(ctx, items[i], err); err != nil {
 					return err
 				}
 			case ClassDisconnected:
@@ -309,36 +293,116 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 			return nil
 		}
 		pending = again
+		if ctx.Err() != nil { // shutdown timeout: leave unacked, they are redelivered
+			r.env.metrics.Dropped(len(again))
+			return nil
+		}
 		if lost != nil {
-			// The connection is gone, not the records: reconnect, then repeat them all without
-			// spending a retry.
+			// The connection is gone, not the records: pause intake, reconnect, then repeat them
+			// all without spending a retry.
+			r.in.pause(lost)
 			if err := r.gate.reconnect(ctx, gen, lost); err != nil {
 				if ClassOf(err) == ClassFatal || !stopped(err) {
 					return err
 				}
-				r.env.metrics.Dropped(len(again)) // shutdown timeout: unacked, redelivered
+				r.env.metrics.Dropped(len(again))
 				return nil
 			}
 			continue
 		}
-		if !r.policy.Allows(attempt) || ctx.Err() != nil {
-			for _, i := range again {
-				if err := r.exhausted(ctx, items[i], fmt.Errorf("retries exhausted after %d attempts: %w", attempt, last)); err != nil {
-					return err
+		if !holding && !r.policy.Allows(attempt) {
+			cause := fmt.Errorf("retries exhausted after %d attempts: %w", attempt, last)
+			switch {
+			case r.cfg.RetryExhausted.pausesOnOutage() && !r.isolated(failedAt) && (r.streaming || !r.canaryWritten(ctx, items)):
+				r.in.pause(last)
+				holding = true
+			default:
+				var held []int
+				for _, i := range again {
+					hold, err := r.exhausted(ctx, items[i], cause)
+					if err != nil {
+						return err
+					}
+					if hold {
+						held = append(held, i)
+						r.in.holdPoison(recs[i].MessageID(), last.Error())
+						r.env.log.Error("poison message: it keeps failing while other messages are written; it is held "+
+							"and retried, and Danube will stop the subscription once it used up its delivery attempts: "+
+							"set DLQ_TOPIC to dead-letter such messages", "message", recs[i].MessageID(), "err", last)
+					}
 				}
+				if len(held) == 0 {
+					return nil
+				}
+				pending, holding = held, true
 			}
+		}
+		wait := r.policy.Forever().Delay(attempt, last)
+		r.env.metrics.Retried(len(pending))
+		r.env.log.Warn("processing failed; retrying", "records", len(pending), "attempt", attempt, "wait", wait, "err", last)
+		if retry.Sleep(ctx, wait) != nil {
+			r.env.metrics.Dropped(len(pending))
 			return nil
 		}
-		wait := r.policy.Delay(attempt, last)
-		r.env.metrics.Retried(len(again))
-		r.env.log.Warn("processing failed; retrying", "records", len(again), "attempt", attempt, "wait", wait, "err", last)
-		if retry.Sleep(ctx, wait) != nil { // shutdown timeout: leave unacked, they are redelivered
-			r.env.metrics.Dropped(len(again))
-			return nil
-		}
-		attempt++
 	}
 }
+
+// written queues the ack of a record the connector wrote; a write is also the sign that the
+// external system is up: intake resumes if it was paused, and a held poison record is cleared.
+func (r *sinkRunner) written(d delivery) {
+	r.lastOK.Store(time.Now().UnixNano())
+	r.in.resume()
+	if r.in.hasPoison() {
+		r.in.holdPoison(messageID(d.msg), "")
+	}
+	r.settle.ack(d)
+}
+
+// canaryWritten is the poison test of a sink that writes one record or batch at a time, where no
+// other record is written while one fails: it takes the next record from intake (if one comes
+// within RETRY_BACKOFF_MS) and writes it out of turn. Written, it proves that the external system
+// takes records, so the failing ones are poison; failing too, it is parked and processed in turn
+// after them. A redelivery of a failing record is no canary.
+func (r *sinkRunner) canaryWritten(ctx context.Context, failing []delivery) bool {
+	t := time.NewTimer(max(r.policy.Base, 10*time.Millisecond))
+	defer t.Stop()
+	var d delivery
+	select {
+	case d = <-r.in.out:
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	r.env.metrics.Received(1)
+	for _, f := range failing {
+		if f.msg.Topic == d.msg.Topic && f.msg.Offset == d.msg.Offset {
+			r.parked = append(r.parked, d)
+			return false
+		}
+	}
+	rec := NewSinkRecord(d.msg)
+	rec.ctx = telemetry.Extract(ctx, d.msg.Attributes)
+	var err error
+	r.gate.run(func() {
+		leave := r.busy.enter()
+		defer leave()
+		if r.batcher == nil {
+			err = r.conn.Process(rec.Context(), rec)
+			return
+		}
+		err = r.batcher.ProcessBatch(ctx, []*SinkRecord{rec})
+	})
+	if err != nil {
+		r.parked = append(r.parked, d)
+		return false
+	}
+	r.written(d)
+	return true
+}
+
+// isolated reports whether some record was written after failedAt (unix nanoseconds).
+func (r *sinkRunner) isolated(failedAt int64) bool { return r.lastOK.Load() > failedAt }
 
 // process runs the connector on recs[pending...] and returns one result per pending record.
 func (r *sinkRunner) process(ctx context.Context, recs []*SinkRecord, pending []int, st *batchState) []error {
@@ -382,17 +446,34 @@ func (r *sinkRunner) process(ctx context.Context, recs []*SinkRecord, pending []
 	return errs
 }
 
-// exhausted applies RETRY_EXHAUSTED to a record that cannot be written now.
-func (r *sinkRunner) exhausted(ctx context.Context, d delivery, cause error) error {
-	switch r.cfg.RetryExhausted {
+// exhausted applies RETRY_EXHAUSTED to a record whose retries ran out; hold reports that it stays
+// in the sink and is retried.
+func (r *sinkRunner) exhausted(ctx context.Context, d delivery, cause error) (hold bool, err error) {
+	switch r.cfg.RetryExhausted.resolve(r.cfg.DLQTopic) {
 	case StopOnExhausted:
-		return fmt.Errorf("runtime: %s offset %d (RETRY_EXHAUSTED=stop): %w", d.msg.Topic, d.msg.Offset, cause)
+		return false, fmt.Errorf("runtime: %s offset %d (RETRY_EXHAUSTED=stop): %w", d.msg.Topic, d.msg.Offset, cause)
 	case DeadLetterOnExhausted:
 		if r.dlq != nil {
 			r.deadLetter(ctx, d, cause)
-			return nil
+			return false, nil
 		}
+	case HoldOnExhausted:
+		return true, nil
 	}
+	r.settle.nack(d, r.cfg.NackDelay.D(), cause.Error())
+	return false, nil
+}
+
+// invalid handles a record the connector rejected as invalid data when there is no DLQ_TOPIC:
+// retrying cannot help, so it goes back to Danube (nack) — or, with RETRY_EXHAUSTED=stop, stops
+// the sink — and says loudly that Danube's poison policy will decide its fate.
+func (r *sinkRunner) invalid(ctx context.Context, d delivery, cause error) error {
+	if r.cfg.RetryExhausted == StopOnExhausted {
+		_, err := r.exhausted(ctx, d, cause)
+		return err
+	}
+	r.env.log.Error("invalid message nacked: without DLQ_TOPIC it goes back to Danube, which stops the subscription "+
+		"once it used up its delivery attempts; set DLQ_TOPIC to dead-letter such messages", "message", messageID(d.msg), "err", cause)
 	r.settle.nack(d, r.cfg.NackDelay.D(), cause.Error())
 	return nil
 }

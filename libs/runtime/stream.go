@@ -30,8 +30,8 @@ func orderKey(d delivery) string {
 // the shutdown timeout). On a fatal error intake stops, records not yet started are left unacked
 // (Danube redelivers them), records in flight are cancelled, and the error is returned.
 func (r *sinkRunner) stream(ctx, work context.Context, in <-chan delivery, workers int) error {
-	limit := 2 * workers // records taken but not finished: a queue behind each busy key, bounded
-	ready := make(chan delivery, limit)      // never blocks: at most limit records are pending
+	limit := 2 * workers                // records taken but not finished: a queue behind each busy key, bounded
+	ready := make(chan delivery, limit) // never blocks: at most limit records are pending
 	results := make(chan streamResult, limit)
 	run, halt := context.WithCancel(work)
 	defer halt()

@@ -38,7 +38,7 @@ func walk(v reflect.Value, prefix string, out *[]field) {
 		key, opts, _ := strings.Cut(tag, ",")
 		if key == "" {
 			switch {
-			case fv.Kind() == reflect.Ptr && !fv.IsNil() && fv.Elem().Kind() == reflect.Struct:
+			case fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Kind() == reflect.Struct:
 				walk(fv.Elem(), prefix+sf.Tag.Get("envPrefix"), out)
 			case fv.Kind() == reflect.Struct && !reflect.PointerTo(sf.Type).Implements(textUnmarshalerType):
 				walk(fv, prefix+sf.Tag.Get("envPrefix"), out)
@@ -79,7 +79,7 @@ func typeName(t reflect.Type) string {
 // fieldsOf lists the variables of cfg, which must be a non-nil pointer to a struct.
 func fieldsOf(cfg any) ([]field, bool) {
 	v := reflect.ValueOf(cfg)
-	if v.Kind() != reflect.Ptr || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return nil, false
 	}
 	var out []field

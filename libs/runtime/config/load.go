@@ -203,7 +203,7 @@ func validate(cfg reflect.Value) []error {
 	seen := map[string]bool{}
 	var visit func(v reflect.Value)
 	visit = func(v reflect.Value) {
-		if v.Kind() == reflect.Ptr {
+		if v.Kind() == reflect.Pointer {
 			if v.IsNil() {
 				return
 			}

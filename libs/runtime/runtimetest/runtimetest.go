@@ -5,6 +5,7 @@ package runtimetest
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -29,14 +30,14 @@ var Timeout = 20 * time.Second
 func StartBroker(t testing.TB) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.Start(devbroker.Config{
-		DataDir: t.TempDir(),
+		DataDir:    t.TempDir(),
 		AckTimeout: 2 * time.Second, RedeliveryBaseDelay: 10 * time.Millisecond, RedeliveryMaxDelay: 100 * time.Millisecond,
 		RetryTick: 10 * time.Millisecond, CursorFlushInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("start devbroker: %v", err)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
 
@@ -74,7 +75,7 @@ func Client(t testing.TB, b *devbroker.Broker, opts ...danube.Option) *danube.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
@@ -142,7 +143,7 @@ func Collect(t testing.TB, b *devbroker.Broker, topic, sub string) *Collector {
 			}
 		}
 	}()
-	t.Cleanup(func() { cons.Close(); <-done })
+	t.Cleanup(func() { _ = cons.Close(); <-done })
 	return col
 }
 
@@ -216,9 +217,9 @@ func start(t testing.TB, run func(context.Context, ...runtime.Option) error, wai
 	go func() { r.done <- run(ctx, append(opts, runtime.WithTelemetry(srv))...) }()
 	t.Cleanup(func() {
 		if !r.stopped {
-			r.Stop()
+			_ = r.Stop() // the test that wanted the run's error called Stop itself
 		}
-		srv.Shutdown(context.Background())
+		_ = srv.Shutdown(context.Background())
 	})
 	if waitReady {
 		r.WaitReady(t)
@@ -281,7 +282,7 @@ func (r *Running) Done() bool {
 func (r *Running) Metric(t testing.TB, series string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	r.Telemetry.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	r.Telemetry.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	for _, line := range strings.Split(rec.Body.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)

@@ -20,6 +20,7 @@ type Metrics struct {
 	failed                                                                     [4]atomic.Int64 // by class, see classes
 	lag                                                                        atomic.Int64
 	lagSet                                                                     atomic.Bool
+	paused, poisoned                                                           atomic.Int64
 
 	batchSize metric.Int64Histogram
 	latency   metric.Float64Histogram
@@ -51,6 +52,10 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 	reconnects := counter("connector.reconnects", "Reconnects to the external system after the connector reported its connection lost.")
 	inFlight, err := m.Int64ObservableUpDownCounter("connector.records.in_flight", metric.WithDescription("Records taken in and not yet completed."))
 	errs = append(errs, err)
+	paused, err := m.Int64ObservableGauge("connector.paused", metric.WithDescription("1 while a sink has paused its Danube consumers because the external system is failing."))
+	errs = append(errs, err)
+	poisoned, err := m.Int64ObservableGauge("connector.records.poisoned", metric.WithDescription("Records that keep failing while others are written, held because there is no DLQ_TOPIC: the broker stops the subscription once they use up their delivery attempts."))
+	errs = append(errs, err)
 	lag, err := m.Int64ObservableGauge("connector.source.lag", metric.WithDescription("Source-reported lag behind the external system (records or bytes, as the connector knows it)."))
 	errs = append(errs, err)
 	x.batchSize, err = m.Int64Histogram("connector.batch.size", metric.WithDescription("Records per processed batch."),
@@ -80,11 +85,13 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 				o.ObserveInt64(failed, n, byClass[i])
 			}
 		}
+		o.ObserveInt64(paused, x.paused.Load(), set)
+		o.ObserveInt64(poisoned, x.poisoned.Load(), set)
 		if x.lagSet.Load() {
 			o.ObserveInt64(lag, x.lag.Load(), set)
 		}
 		return nil
-	}, received, processed, failed, retried, deadLettered, published, reconnects, inFlight, lag)
+	}, received, processed, failed, retried, deadLettered, published, reconnects, inFlight, paused, poisoned, lag)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +176,25 @@ func (m *Metrics) Batch(n int, seconds float64) {
 	}
 	m.batchSize.Record(context.Background(), int64(n), m.recOpts...)
 	m.latency.Record(context.Background(), seconds, m.recOpts...)
+}
+
+// Paused records whether a sink's consumers are paused.
+func (m *Metrics) Paused(on bool) {
+	if m == nil {
+		return
+	}
+	var v int64
+	if on {
+		v = 1
+	}
+	m.paused.Store(v)
+}
+
+// Poisoned records how many poison records a sink holds.
+func (m *Metrics) Poisoned(n int) {
+	if m != nil {
+		m.poisoned.Store(int64(n))
+	}
 }
 
 // Lag records the source's lag, where the connector knows it.

@@ -146,7 +146,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.http != nil {
-		ln.Close()
+		_ = ln.Close() // never served: the already-started error is the one to report
 		return nil, errors.New("telemetry: server already started")
 	}
 	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}

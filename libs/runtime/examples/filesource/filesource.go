@@ -128,7 +128,7 @@ func (s *Source) lead(ctx context.Context) error {
 	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close() // the lock was never taken and nothing was written
 			return ctx.Err()
 		case <-time.After(s.cfg.PollInterval.D()):
 		}
