@@ -4,7 +4,7 @@
 # On a fresh Debian 12 machine with Go 1.26 it installs what it needs (apt packages, Go tools at
 # pinned versions, the local integration servers), then runs every check and prints a summary.
 # It exits non-zero if any check failed. Steps can be skipped for a quick local loop with
-# SKIP="integration staticcheck" (CI never sets it).
+# SKIP="integration lint" (CI never sets it).
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,7 +15,8 @@ PROTOC_GEN_GO=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC=google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 GAZELLE=github.com/bazelbuild/bazel-gazelle/cmd/gazelle@v0.53.0
 BUILDIFIER=github.com/bazelbuild/buildtools/buildifier@v0.0.0-20260904073137-eaa4d125b423
-STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# golangci-lint runs staticcheck (and the other linters in .golangci.yml).
+GOLANGCI_LINT=github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 APT_PACKAGES=(protobuf-compiler libprotobuf-dev)
 
 export GOBIN="${GOBIN:-$(go env GOPATH)/bin}"
@@ -54,7 +55,7 @@ install_go_tool() { # install_go_tool MODULE/PATH/cmd/NAME@VERSION
 install_tools() {
   install_apt || return 1
   local t
-  for t in "$PROTOC_GEN_GO" "$PROTOC_GEN_GO_GRPC" "$GAZELLE" "$BUILDIFIER" "$STATICCHECK"; do
+  for t in "$PROTOC_GEN_GO" "$PROTOC_GEN_GO_GRPC" "$GAZELLE" "$BUILDIFIER" "$GOLANGCI_LINT"; do
     install_go_tool "$t" || return 1
   done
 }
@@ -99,7 +100,7 @@ step tools      install_tools
 step gofmt      check_gofmt
 step go-mod     go mod tidy -diff
 step vet        go vet ./...
-step staticcheck staticcheck ./...
+step lint       golangci-lint run ./...
 step proto      check_proto_drift
 step bazel      check_bazel
 step buildifier buildifier -mode=check -lint=warn -r .

@@ -65,7 +65,7 @@ func BenchmarkInProcessSink(b *testing.B) {
 					Topics: []string{topic}, SubscriptionName: "webhook-sink", SubscriptionType: danube.Exclusive,
 					BatchSize: batchSize, MaxInFlight: 8, BatchTimeout: config.Millis(5 * time.Millisecond), NackDelay: config.Millis(10 * time.Millisecond),
 				},
-				TargetURL: rc.URL, HTTPMethod: "POST", Timeout: config.Millis(5 * time.Second), ContentType: "application/octet-stream",
+				TargetURL: config.URL(rc.URL), HTTPMethod: "POST", Timeout: config.Millis(5 * time.Second), ContentType: "application/octet-stream",
 				AttributePrefix: "X-Danube-Attr-", IdempotencyHeader: "Idempotency-Key",
 				BreakerFailures: 5, BreakerOpen: config.Millis(time.Second), MaxRetryAfter: config.Millis(time.Minute),
 			}

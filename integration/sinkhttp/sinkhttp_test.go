@@ -5,6 +5,7 @@ package sinkhttp_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,13 +29,6 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(plainClientEnv); spec != "" { // started by BenchmarkSinkVsPlainClient
-		if err := plainClient(spec); err != nil {
-			fmt.Fprintln(os.Stderr, "plain client:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
 	dir, err := os.MkdirTemp("", "sinkhttp-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -240,7 +234,8 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	cmd := exec.Command(binary)
 	cmd.Env = []string{"TARGET_URL=ftp://x"}
 	out, err = cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("bad config: exit %v, want 2\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "DANUBE_SERVICE_URL: required, but not set") {

@@ -186,7 +186,9 @@ func (c *Client) conn(b broker) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds)}
+	// The client retries by its own rules (lookup, recreate, backoff); gRPC's transparent retries
+	// would only buffer every request for nothing.
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithDisableRetry()}
 	if c.cfg.token != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerCreds{supply: c.cfg.token}))
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ type Common struct {
 	ShutdownTimeout config.Millis       `env:"SHUTDOWN_TIMEOUT_MS" envDefault:"25000" desc:"on SIGTERM: time to flush batches and wait for acks before closing"`
 	LogLevel        slog.Level          `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 	LogFormat       telemetry.LogFormat `env:"LOG_FORMAT" envDefault:"json" desc:"json or text"`
-	MetricsAddr     string              `env:"METRICS_ADDR" envDefault:":9090" desc:"listen address of /metrics, /healthz, /readyz; empty disables"`
+	MetricsAddr     string              `env:"METRICS_ADDR" envDefault:":9090" emptyDisables:"true" desc:"listen address of /metrics, /healthz, /readyz; empty disables"`
 	LivenessTimeout config.Millis       `env:"LIVENESS_TIMEOUT_MS" envDefault:"300000" desc:"/healthz fails while one connector call (process, batch, commit) runs longer than this (0 = never)"`
 }
 
@@ -61,6 +62,11 @@ func (c *Common) Validate() error {
 			errs = append(errs, config.Invalid(f.name, f.path, err.Error()))
 		}
 	}
+	if c.MetricsAddr != "" {
+		if err := checkListenAddr(c.MetricsAddr); err != nil {
+			errs = append(errs, config.Invalid("METRICS_ADDR", c.MetricsAddr, err.Error()))
+		}
+	}
 	if c.MaxRetries < -1 {
 		errs = append(errs, config.Invalid("MAX_RETRIES", c.MaxRetries, "must be -1 (forever) or more"))
 	}
@@ -68,6 +74,18 @@ func (c *Common) Validate() error {
 		errs = append(errs, config.Invalid("RETRY_MAX_BACKOFF_MS", c.RetryMaxBackoff, "must not be below RETRY_BACKOFF_MS="+c.RetryBackoff.String()))
 	}
 	return errors.Join(errs...)
+}
+
+// checkListenAddr accepts host:port or :port with a numeric port (or a service name net knows).
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port or :port")
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
 }
 
 // readable reports why path cannot be read ("" is fine: the setting is off).

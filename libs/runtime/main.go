@@ -120,6 +120,14 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 		log.Info("serving /metrics, /healthz, /readyz", "addr", addr.String())
 	}
 	log.Info("starting", "config", config.LogValue(cfg))
+	for _, w := range config.Warnings(cfg, environ) {
+		log.Warn(w)
+	}
+	// Said at once: a sink may be in the middle of a retry wait when the signal comes.
+	stopLog := context.AfterFunc(ctx, func() {
+		log.Info("stopping: no new deliveries; finishing what is in progress", "within", common.ShutdownTimeout.D())
+	})
+	defer stopLog()
 	runErr := run(ctx, WithLogger(log), WithTelemetry(srv))
 
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -60,9 +60,10 @@ type sinkRunner struct {
 	tracing   bool     // an exporter records spans: start one per record
 	spanNames sync.Map // partition → span name
 	in        *intake
-	lastOK    atomic.Int64 // unix nanoseconds of the last record written
-	streaming bool         // records go to concurrent Process calls (stream), not batches (loop)
-	parked    []delivery   // loop only: canaries that failed, processed before new intake
+	lastOK    atomic.Int64    // unix nanoseconds of the last record written
+	streaming bool            // records go to concurrent Process calls (stream), not batches (loop)
+	stop      context.Context // ends on SIGTERM: no retry starts after it
+	parked    []delivery      // loop only: canaries that failed, processed before new intake
 }
 
 // RunSink runs conn until ctx ends (graceful: stop intake, flush batches, ack, within
@@ -95,6 +96,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	}
 	r.gate = g
 	defer func() { err = errors.Join(err, shutdown()) }()
+	r.stop = ctx
 	// A background reconnect that fails fatally stops the sink like a fatal record does.
 	run, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
@@ -313,7 +315,7 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 		if !holding && !r.policy.Allows(attempt) {
 			cause := fmt.Errorf("retries exhausted after %d attempts: %w", attempt, last)
 			switch {
-			case r.cfg.RetryExhausted.pausesOnOutage() && !r.isolated(failedAt) && (r.streaming || !r.canaryWritten(ctx, items)):
+			case r.cfg.RetryExhausted.pausesOnOutage() && !r.isolated(failedAt) && !r.otherWritten(ctx, failedAt, items):
 				r.in.pause(last)
 				holding = true
 			default:
@@ -340,7 +342,8 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 		wait := r.policy.Forever().Delay(attempt, last)
 		r.env.metrics.Retried(len(pending))
 		r.env.log.Warn("processing failed; retrying", "records", len(pending), "attempt", attempt, "wait", wait, "err", last)
-		if retry.Sleep(ctx, wait) != nil {
+		// After SIGTERM no new attempt: the records stay unacked and Danube redelivers them.
+		if retry.Sleep(r.stopping(ctx), wait) != nil {
 			r.env.metrics.Dropped(len(pending))
 			return nil
 		}
@@ -356,6 +359,19 @@ func (r *sinkRunner) written(d delivery) {
 		r.in.holdPoison(messageID(d.msg), "")
 	}
 	r.settle.ack(d)
+}
+
+// otherWritten looks for a record written after failedAt, the sign of a poison record rather than
+// an outage: a streaming sink gives its other workers RETRY_BACKOFF_MS to write one; a sink that
+// writes one record or batch at a time tries a canary.
+func (r *sinkRunner) otherWritten(ctx context.Context, failedAt int64, failing []delivery) bool {
+	if !r.streaming {
+		return r.canaryWritten(ctx, failing)
+	}
+	if retry.Sleep(ctx, max(r.policy.Base, 10*time.Millisecond)) != nil {
+		return false
+	}
+	return r.isolated(failedAt)
 }
 
 // canaryWritten is the poison test of a sink that writes one record or batch at a time, where no
@@ -399,6 +415,14 @@ func (r *sinkRunner) canaryWritten(ctx context.Context, failing []delivery) bool
 	}
 	r.written(d)
 	return true
+}
+
+// stopping returns the context that ends on SIGTERM (the run's), or ctx where there is none.
+func (r *sinkRunner) stopping(ctx context.Context) context.Context {
+	if r.stop == nil {
+		return ctx
+	}
+	return r.stop
 }
 
 // isolated reports whether some record was written after failedAt (unix nanoseconds).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 )
 
@@ -267,15 +268,23 @@ func TestSinkStreamRetryExhaustedDeadLetters(t *testing.T) {
 	runtimetest.CreateTopic(t, b, "/default/stream-dlq")
 	cfg := runtimetest.SinkConfig(b, "stream-dlq", "/default/stream-dlq")
 	cfg.MaxRetries = 1
+	cfg.RetryBackoff = config.Millis(200 * time.Millisecond) // "b" is written between a's two attempts
 	cfg.RetryExhausted = runtime.DeadLetterOnExhausted
 	cfg.DLQTopic = "/default/stream-dlq-dead"
 	g := newGated(4)
 	cfg.MaxInFlight = g.n
-	g.script["a"] = []error{errors.New("endpoint down"), errors.New("endpoint still down")}
+	g.script["a"] = []error{errors.New("endpoint down"), errors.New("endpoint still down"), errors.New("endpoint still down")}
 	g.script["bad"] = []error{runtime.InvalidData(errors.New("not a row"))}
 	r := runtimetest.StartSink(t, cfg, g)
 	dlq := runtimetest.Collect(t, b, cfg.DLQTopic, "dlq-reader")
-	runtimetest.Produce(t, b, "/default/stream-dlq", runtimetest.Payloads("a", "bad", "b")...)
+	runtimetest.Produce(t, b, "/default/stream-dlq", runtimetest.Payloads("a", "bad")...)
+	waitUntil(t, "a's first failure", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.calls["a"] >= 1
+	})
+	// "b" is written while "a" keeps failing: "a" is poison, not an outage.
+	runtimetest.Produce(t, b, "/default/stream-dlq", runtimetest.Payloads("b")...)
 	g.wait(t, 1)
 	got := dlq.WaitFor(t, "two dead letters", func(ms []*danube.Message) bool { return len(ms) >= 2 })
 	reasons := map[string]string{}

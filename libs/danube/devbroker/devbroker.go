@@ -153,7 +153,7 @@ func (b *Broker) startLocked(addr, adminAddr string) error {
 	if adminAddr != "-" {
 		adminLn, err = net.Listen("tcp", adminAddr)
 		if err != nil {
-			ln.Close()
+			_ = ln.Close() // the listen error is the one to report
 			return fmt.Errorf("devbroker: listen on admin addr %q: %w", adminAddr, err)
 		}
 		b.adminAddr = adminLn.Addr().String()
@@ -168,9 +168,9 @@ func (b *Broker) startLocked(addr, adminAddr string) error {
 	}
 	c, err := newCore(b.cfg, url, connectURL, b.faults)
 	if err != nil {
-		ln.Close()
+		_ = ln.Close() // the newCore error is the one to report
 		if adminLn != nil {
-			adminLn.Close()
+			_ = adminLn.Close()
 		}
 		return err
 	}

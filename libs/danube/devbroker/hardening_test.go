@@ -145,8 +145,12 @@ func TestMetadataJournalSurvivesCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte{9, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1, 2, 3, 4, '{'})
-	f.Close()
+	if _, err := f.Write([]byte{9, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1, 2, 3, 4, '{'}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	cfg2 := fastConfig()
 	cfg2.DataDir = crashed

@@ -72,8 +72,12 @@ func TestTornLogTailIsTruncated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte{3, 0, 0, 0, 0, 0, 0, 0, 200, 0}) // half a header
-	f.Close()
+	if _, err := f.Write([]byte{3, 0, 0, 0, 0, 0, 0, 0, 200, 0}); err != nil { // half a header
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	b2, err := Start(cfg)
 	if err != nil {

@@ -111,7 +111,9 @@ func TestTopicSchemaBindingAndValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.reg.RegisterSchema(ctx(t), &spb.RegisterSchemaRequest{Subject: "other", SchemaType: "string"})
+	if _, err := e.reg.RegisterSchema(ctx(t), &spb.RegisterSchemaRequest{Subject: "other", SchemaType: "string"}); err != nil {
+		t.Fatal(err)
+	}
 	const topic = "/default/typed"
 	pr, err := e.prod.CreateProducer(ctx(t), &pb.ProducerRequest{TopicName: topic, ProducerName: "p", SchemaRef: &pb.SchemaReference{Subject: "users"}})
 	if err != nil {

@@ -153,7 +153,7 @@ func (s *store) openLog(topic string, fn func(wal.Record) error) (*wal.Log, erro
 	}
 	if errors.Is(statErr, fs.ErrNotExist) {
 		if err := s.syncDir(filepath.Dir(path)); err != nil {
-			l.Close()
+			_ = l.Close() // the sync error is the one to report
 			return nil, err
 		}
 	}

@@ -16,8 +16,11 @@ type field struct {
 	NotEmpty   bool
 	Desc       string
 	Secret     bool
-	Type       string
-	value      reflect.Value // the field itself (addressable)
+	// EmptyDisables: set to "" the variable turns its feature off rather than taking the default
+	// (tag emptyDisables:"true").
+	EmptyDisables bool
+	Type          string
+	value         reflect.Value // the field itself (addressable)
 }
 
 var (
@@ -49,6 +52,7 @@ func walk(v reflect.Value, prefix string, out *[]field) {
 		f := field{
 			Key: prefix + key, Name: sf.Name, Default: def, HasDefault: hasDef,
 			Desc: sf.Tag.Get("desc"), Secret: sf.Type == secretType, Type: typeName(sf.Type), value: fv,
+			EmptyDisables: sf.Tag.Get("emptyDisables") == "true",
 		}
 		for _, o := range strings.Split(opts, ",") {
 			switch o {
@@ -68,6 +72,8 @@ func typeName(t reflect.Type) string {
 		return "secret"
 	case t == reflect.TypeOf(Millis(0)):
 		return "milliseconds"
+	case t == reflect.TypeOf(URL("")):
+		return "url"
 	case t.Kind() == reflect.Slice:
 		return "list of " + typeName(t.Elem())
 	case reflect.PointerTo(t).Implements(textUnmarshalerType):

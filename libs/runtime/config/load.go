@@ -67,10 +67,7 @@ func Load(cfg any, environ []string) error {
 	if !ok {
 		return fmt.Errorf("config: Load needs a non-nil pointer to a struct, got %T", cfg)
 	}
-	if environ == nil {
-		environ = os.Environ()
-	}
-	vars := env.ToMap(environ)
+	vars := env.ToMap(environOrOS(environ))
 	var problems []error
 
 	// NAME_FILE variants of secrets: the file's content (without a trailing newline) wins over nothing,
@@ -101,7 +98,17 @@ func Load(cfg any, environ []string) error {
 		vars[f.Key] = strings.TrimRight(string(b), "\r\n")
 	}
 
+	// A variable documented as "empty disables" that is set to "" must not get its default.
+	var emptied []field
+	for _, f := range fields {
+		if v, set := vars[f.Key]; set && v == "" && f.EmptyDisables {
+			emptied = append(emptied, f)
+		}
+	}
 	err := env.ParseWithOptions(cfg, env.Options{Environment: vars})
+	for _, f := range emptied {
+		f.value.Set(reflect.Zero(f.value.Type()))
+	}
 	var agg env.AggregateError
 	if errors.As(err, &agg) {
 		for _, e := range agg.Errors {
@@ -245,4 +252,11 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+func environOrOS(environ []string) []string {
+	if environ == nil {
+		return os.Environ()
+	}
+	return environ
 }

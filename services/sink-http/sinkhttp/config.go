@@ -30,7 +30,7 @@ import (
 type Config struct {
 	runtime.SinkConfig
 
-	TargetURL  string        `env:"TARGET_URL,required" desc:"endpoint that receives the messages (http:// or https://)"`
+	TargetURL  config.URL    `env:"TARGET_URL,required" desc:"endpoint that receives the messages (http:// or https://); a password or token in it is redacted in logs"`
 	HTTPMethod string        `env:"HTTP_METHOD" envDefault:"POST" desc:"POST, PUT or PATCH; the payload is the body"`
 	Timeout    config.Millis `env:"TIMEOUT_MS" envDefault:"5000" desc:"max wait for a 2xx answer per attempt; longer counts as a retryable failure"`
 
@@ -93,7 +93,7 @@ func (m *BatchMode) UnmarshalText(b []byte) error {
 // configuration and reporting its complaints under the variable names.
 func (c *Config) Validate() error {
 	var errs []error
-	if u, err := url.Parse(c.TargetURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if u, err := url.Parse(c.TargetURL.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, config.Invalid("TARGET_URL", c.TargetURL, "want an absolute http:// or https:// URL"))
 	}
 	switch strings.ToUpper(c.HTTPMethod) {
@@ -112,6 +112,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseHeaders(c.Headers.Reveal()); err != nil {
 		errs = append(errs, config.Invalid("HTTP_HEADERS", "[REDACTED]", err.Error()))
+	}
+	for _, v := range []struct {
+		name  string
+		value string
+	}{{"AUTH_BEARER_TOKEN", c.BearerToken.Reveal()}, {"AUTH_BASIC_USER", c.BasicUser}, {"AUTH_BASIC_PASSWORD", c.BasicPassword.Reveal()}} {
+		if i := strings.IndexFunc(v.value, isControl); i >= 0 {
+			errs = append(errs, config.Invalid(v.name, "[REDACTED]", fmt.Sprintf("contains a control character (%U at byte %d): a newline copied from a file?", v.value[i], i)))
+		}
 	}
 	if c.BearerToken.IsSet() && (c.BasicUser != "" || c.BasicPassword.IsSet()) {
 		errs = append(errs, config.Invalid("AUTH_BEARER_TOKEN", "[REDACTED]", "set together with AUTH_BASIC_USER/AUTH_BASIC_PASSWORD; use one"))
@@ -159,25 +167,32 @@ func (c *Config) engineProblems() []error {
 	return errs
 }
 
-// parseHeaders reads "Name:value,Name2:value2".
+// parseHeaders reads "Name:value,Name2:value2". Its errors never quote the text: the values are
+// often credentials.
 func parseHeaders(s string) (map[string]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
 	out := map[string]string{}
-	for _, pair := range strings.Split(s, ",") {
+	for i, pair := range strings.Split(s, ",") {
 		if strings.TrimSpace(pair) == "" {
 			continue
 		}
 		k, v, ok := strings.Cut(pair, ":")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || k == "" {
-			return nil, fmt.Errorf("want comma-separated Name:value pairs; %q has no name or no ':'", strings.TrimSpace(k))
+			return nil, fmt.Errorf("want comma-separated Name:value pairs; pair %d has no name or no ':'", i+1)
+		}
+		if strings.IndexFunc(v, isControl) >= 0 {
+			return nil, fmt.Errorf("the value of pair %d contains a control character", i+1)
 		}
 		out[k] = v
 	}
 	return out, nil
 }
+
+// isControl reports characters no HTTP header value may carry (newline, carriage return, NUL…).
+func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
 
 // webhookConfig translates the environment settings into the engine's.
 func (c *Config) webhookConfig() (webhook.Config, error) {
@@ -186,7 +201,7 @@ func (c *Config) webhookConfig() (webhook.Config, error) {
 		return webhook.Config{}, err
 	}
 	wc := webhook.Config{
-		URL: c.TargetURL, Method: c.HTTPMethod, Timeout: c.Timeout.D(),
+		URL: c.TargetURL.Reveal(), Method: c.HTTPMethod, Timeout: c.Timeout.D(),
 		ContentType: c.ContentType, AttributePrefix: c.AttributePrefix, IdempotencyHeader: c.IdempotencyHeader,
 		Headers: headers, BearerToken: c.BearerToken.Reveal(), BasicUser: c.BasicUser, BasicPassword: c.BasicPassword.Reveal(),
 		Secret: c.WebhookSecret.Reveal(), MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit,

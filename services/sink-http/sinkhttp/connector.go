@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/webhook"
@@ -119,10 +121,13 @@ func (c *Connector) Shutdown(context.Context) error { return c.sender.Close() }
 // message converts a runtime record; the W3C trace context of the record rides along as headers.
 func message(r *runtime.SinkRecord) webhook.Message {
 	m := r.Message
-	trace := map[string]string{}
-	telemetry.Inject(r.Context(), trace)
+	var headers map[string]string
+	if trace.SpanContextFromContext(r.Context()).IsValid() { // most messages carry no trace: no map
+		headers = make(map[string]string, 2)
+		telemetry.Inject(r.Context(), headers)
+	}
 	return webhook.Message{
 		Topic: m.Topic, Offset: m.Offset, ProducerID: m.ProducerID, RequestID: m.RequestID, Key: m.Key,
-		Payload: m.Payload, Attributes: m.Attributes, PublishTime: m.PublishTime, Headers: trace,
+		Payload: m.Payload, Attributes: m.Attributes, PublishTime: m.PublishTime, Headers: headers,
 	}
 }

@@ -98,7 +98,9 @@ func TestSinkDeliversThroughDanube(t *testing.T) {
 		}
 		led.keys[p] = id
 		var off uint64
-		fmt.Sscan(r.Header.Get("X-Danube-Offset"), &off)
+		if _, err := fmt.Sscan(r.Header.Get("X-Danube-Offset"), &off); err != nil {
+			led.add(fmt.Sprintf("BAD OFFSET HEADER for %s: %v", p, err))
+		}
 		if led.acked[off] > 0 {
 			led.add(fmt.Sprintf("ACK BEFORE 2xx: offset %d acked before attempt %d", off, led.attempts[p]))
 		}
@@ -245,7 +247,7 @@ func TestSinkDeliversThroughDanube(t *testing.T) {
 	led.mu.Lock()
 	defer led.mu.Unlock()
 	for _, ev := range led.events {
-		if strings.HasPrefix(ev, "ACK BEFORE") || strings.HasPrefix(ev, "KEY CHANGED") || strings.HasPrefix(ev, "RETRY-AFTER") {
+		if strings.HasPrefix(ev, "ACK BEFORE") || strings.HasPrefix(ev, "KEY CHANGED") || strings.HasPrefix(ev, "RETRY-AFTER") || strings.HasPrefix(ev, "BAD OFFSET") {
 			t.Error(ev)
 		}
 	}
@@ -306,7 +308,7 @@ func TestConfigProblemsNameTheVariable(t *testing.T) {
 		{[]string{"TARGET_URL=ftp://x", "HTTP_METHOD=GET"}, "TARGET_URL=\"ftp://x\": want an absolute http:// or https:// URL\n  HTTP_METHOD=\"GET\": want POST, PUT or PATCH (the payload is the body)"},
 		{[]string{"TARGET_URL=http://x", "MAX_IN_FLIGHT=0", "RATE_LIMIT_RPS=-1"}, "MAX_IN_FLIGHT=\"0\": must be 1 to 10000\n  RATE_LIMIT_RPS=\"-1\": must not be negative"},
 		{[]string{"TARGET_URL=http://x", "BATCH_MODE=zip"}, `BATCH_MODE="zip": want "single" or "array"`},
-		{[]string{"TARGET_URL=http://x", "HTTP_HEADERS=novalue"}, `HTTP_HEADERS="[REDACTED]": want comma-separated Name:value pairs; "novalue" has no name or no ':'`},
+		{[]string{"TARGET_URL=http://x", "HTTP_HEADERS=novalue"}, `HTTP_HEADERS="[REDACTED]": want comma-separated Name:value pairs; pair 1 has no name or no ':'`},
 		{[]string{"TARGET_URL=http://x", "AUTH_BEARER_TOKEN=t", "AUTH_BASIC_USER=u"}, `AUTH_BEARER_TOKEN="[REDACTED]": set together with AUTH_BASIC_USER/AUTH_BASIC_PASSWORD; use one`},
 		{[]string{"TARGET_URL=http://x", "WEBHOOK_SECRET=whsec_!"}, `WEBHOOK_SECRET="[REDACTED]": signing secret whsec_...: the part after "whsec_" is not valid base64: illegal base64 data at input byte 0`},
 		{[]string{"TARGET_URL=http://x", "HTTP_HEADERS=bad name:v"}, `HTTP_HEADERS="[REDACTED]": Headers: "bad name" is not a valid header name or its value has control characters`},

@@ -163,7 +163,7 @@ func TestConformanceStreaming(t *testing.T) {
 	runtimetest.SinkSuite{
 		New: func(t *testing.T, sc *runtime.SinkConfig) runtime.SinkConnector {
 			cfg := &Config{
-				SinkConfig: *sc, TargetURL: rc.URL, HTTPMethod: http.MethodPost, Timeout: config.Millis(5 * time.Second),
+				SinkConfig: *sc, TargetURL: config.URL(rc.URL), HTTPMethod: http.MethodPost, Timeout: config.Millis(5 * time.Second),
 				ContentType: "application/octet-stream", AttributePrefix: "X-Danube-Attr-", IdempotencyHeader: "Idempotency-Key",
 				MaxRetryAfter: config.Millis(time.Second),
 			}

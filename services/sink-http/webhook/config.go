@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 )
 
@@ -116,7 +117,7 @@ func (c *Config) withDefaults() (Config, error) {
 	cfg := *c
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return cfg, fmt.Errorf("webhook: URL %q: want an absolute http or https URL", cfg.URL)
+		return cfg, fmt.Errorf("webhook: URL %q: want an absolute http or https URL", config.URL(cfg.URL))
 	}
 	if cfg.Method == "" {
 		cfg.Method = http.MethodPost

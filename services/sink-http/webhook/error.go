@@ -80,9 +80,9 @@ func retryableStatus(code int) bool {
 	return code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
 }
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP-date, capped at max. Unparsable
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP-date, capped at ceiling. Unparsable
 // or past values give 0.
-func parseRetryAfter(v string, now time.Time, max time.Duration) time.Duration {
+func parseRetryAfter(v string, now time.Time, ceiling time.Duration) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
@@ -92,8 +92,8 @@ func parseRetryAfter(v string, now time.Time, max time.Duration) time.Duration {
 		if secs <= 0 {
 			return 0
 		}
-		if secs > int64(max/time.Second)+1 {
-			return max
+		if secs > int64(ceiling/time.Second)+1 {
+			return ceiling
 		}
 		d = time.Duration(secs) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
@@ -102,8 +102,8 @@ func parseRetryAfter(v string, now time.Time, max time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	if d > max {
-		d = max
+	if d > ceiling {
+		d = ceiling
 	}
 	return d
 }

@@ -10,12 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/net/http/httpguts"
@@ -38,6 +40,7 @@ type Sender struct {
 	limiter    *rate.Limiter
 	breaker    *gobreaker.CircuitBreaker[struct{}]
 	openedAt   atomic.Int64 // unix nanos of the breaker's last transition to open
+	shownURL   string       // the URL with its credentials redacted: for logs and errors
 }
 
 // New checks cfg and prepares the sender; it does no I/O besides reading the TLS files.
@@ -46,7 +49,7 @@ func New(cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sender{cfg: c, log: c.Logger, idemHeader: http.CanonicalHeaderKey(c.IdempotencyHeader)}
+	s := &Sender{cfg: c, log: c.Logger, idemHeader: http.CanonicalHeaderKey(c.IdempotencyHeader), shownURL: config.URL(c.URL).String()}
 	rt := c.Transport
 	if rt == nil {
 		t, err := newTransport(&c)
@@ -55,7 +58,7 @@ func New(cfg Config) (*Sender, error) {
 		}
 		rt = t
 		if c.InsecureSkipVerify {
-			s.log.Warn("TLS certificate verification of the webhook endpoint is DISABLED: anyone on the network path can impersonate it; use only for testing", "url", c.URL)
+			s.log.Warn("TLS certificate verification of the webhook endpoint is DISABLED: anyone on the network path can impersonate it; use only for testing", "url", s.shownURL)
 		}
 	}
 	s.client = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
@@ -86,7 +89,7 @@ func New(cfg Config) (*Sender, error) {
 	}
 	if c.BreakerFailures > 0 {
 		s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-			Name:        c.URL,
+			Name:        s.shownURL,
 			MaxRequests: 1,
 			Timeout:     c.BreakerOpen,
 			ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= uint32(c.BreakerFailures) },
@@ -97,7 +100,7 @@ func New(cfg Config) (*Sender, error) {
 				if to == gobreaker.StateOpen {
 					s.openedAt.Store(time.Now().UnixNano())
 				}
-				s.log.Warn("webhook circuit breaker changed state", "url", c.URL, "from", from.String(), "to", to.String())
+				s.log.Warn("webhook circuit breaker changed state", "url", s.shownURL, "from", from.String(), "to", to.String())
 				if c.Hooks.OnBreaker != nil {
 					c.Hooks.OnBreaker(from.String(), to.String())
 				}
@@ -407,7 +410,11 @@ func (s *Sender) do(ctx context.Context, body []byte, hdr http.Header, id string
 		case ctx.Err() != nil:
 			return &Error{Err: ctx.Err(), retry: true}
 		case errors.Is(err, context.DeadlineExceeded):
-			return &Error{Err: fmt.Errorf("%s %s: no response within %s", s.cfg.Method, s.cfg.URL, s.cfg.Timeout), retry: true}
+			return &Error{Err: fmt.Errorf("%s %s: no response within %s", s.cfg.Method, s.shownURL, s.cfg.Timeout), retry: true}
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = s.shownURL // net/http hides a password, but not a token in the query
 		}
 		return &Error{Err: err, retry: true}
 	}

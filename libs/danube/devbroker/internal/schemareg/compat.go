@@ -17,7 +17,7 @@ func Compatible(oldType, newType, mode string, oldDef, newDef []byte) []string {
 	if oldType != newType {
 		return []string{"Schema types must match (cannot change from Avro to JSON, etc.)"}
 	}
-	var backward, forward func(old, new []byte) []string
+	var backward, forward func(old, newer []byte) []string
 	switch newType {
 	case "json_schema":
 		backward, forward = jsonBackward, jsonForward
@@ -73,7 +73,7 @@ func (d jsonDoc) requires(f string) bool {
 }
 
 // typeChanges lists shared properties whose "type" differs (both must declare one).
-func typeChanges(old, new jsonDoc) []string {
+func typeChanges(old, newer jsonDoc) []string {
 	var names []string
 	for name := range old.props {
 		names = append(names, name)
@@ -81,7 +81,7 @@ func typeChanges(old, new jsonDoc) []string {
 	sort.Strings(names)
 	var out []string
 	for _, name := range names {
-		np, ok := new.props[name]
+		np, ok := newer.props[name]
 		if !ok {
 			continue
 		}
@@ -105,22 +105,22 @@ func typeOf(prop any) (any, bool) {
 
 func jsonBackward(oldDef, newDef []byte) []string {
 	old, err1 := parseJSONSchema(oldDef)
-	new, err2 := parseJSONSchema(newDef)
+	newer, err2 := parseJSONSchema(newDef)
 	if err1 != nil || err2 != nil {
 		return []string{fmt.Sprintf("Failed to parse JSON schema: %v", firstErr(err1, err2))}
 	}
 	var errs []string
 	for _, f := range old.required {
-		if !new.has(f) {
+		if !newer.has(f) {
 			errs = append(errs, fmt.Sprintf("Backward incompatible: removed required field '%s'", f))
 		}
 	}
-	for _, f := range new.required {
+	for _, f := range newer.required {
 		if old.has(f) && !old.requires(f) {
 			errs = append(errs, fmt.Sprintf("Backward incompatible: made optional field '%s' required", f))
 		}
 	}
-	for _, f := range typeChanges(old, new) {
+	for _, f := range typeChanges(old, newer) {
 		errs = append(errs, fmt.Sprintf("Backward incompatible: changed type of field '%s'", f))
 	}
 	return errs
@@ -128,17 +128,17 @@ func jsonBackward(oldDef, newDef []byte) []string {
 
 func jsonForward(oldDef, newDef []byte) []string {
 	old, err1 := parseJSONSchema(oldDef)
-	new, err2 := parseJSONSchema(newDef)
+	newer, err2 := parseJSONSchema(newDef)
 	if err1 != nil || err2 != nil {
 		return []string{fmt.Sprintf("Failed to parse JSON schema: %v", firstErr(err1, err2))}
 	}
 	var errs []string
-	for _, f := range new.required {
+	for _, f := range newer.required {
 		if !old.has(f) {
 			errs = append(errs, fmt.Sprintf("Forward incompatible: added new required field '%s'", f))
 		}
 	}
-	for _, f := range typeChanges(old, new) {
+	for _, f := range typeChanges(old, newer) {
 		errs = append(errs, fmt.Sprintf("Forward incompatible: changed type of field '%s'", f))
 	}
 	return errs
@@ -290,11 +290,11 @@ func parseAvroDef(b []byte) (avro, error) {
 
 func avroBackward(oldDef, newDef []byte) []string {
 	old, err1 := parseAvroDef(oldDef)
-	new, err2 := parseAvroDef(newDef)
+	newer, err2 := parseAvroDef(newDef)
 	if err := firstErr(err1, err2); err != nil {
 		return []string{fmt.Sprintf("Backward incompatible: %v", err)}
 	}
-	if !avroReads(new, old) {
+	if !avroReads(newer, old) {
 		return []string{"Reader schema cannot read data written with writer schema"}
 	}
 	return nil
@@ -302,11 +302,11 @@ func avroBackward(oldDef, newDef []byte) []string {
 
 func avroForward(oldDef, newDef []byte) []string {
 	old, err1 := parseAvroDef(oldDef)
-	new, err2 := parseAvroDef(newDef)
+	newer, err2 := parseAvroDef(newDef)
 	if err := firstErr(err1, err2); err != nil {
 		return []string{fmt.Sprintf("Forward incompatible: %v", err)}
 	}
-	if !avroReads(old, new) {
+	if !avroReads(old, newer) {
 		return []string{"Old schema cannot read data written with new schema"}
 	}
 	return nil

@@ -95,7 +95,7 @@ func NormalizeType(t string) (string, error) {
 	case "protobuf", "proto":
 		return "protobuf", nil
 	}
-	//lint:ignore ST1005 the text is the real broker's, which clients see verbatim
+	//nolint:staticcheck // ST1005: the text is the real broker's, which clients see verbatim
 	return "", fmt.Errorf("Unknown schema type: %s", t)
 }
 
@@ -125,7 +125,7 @@ func Fingerprint(typ string, def []byte) (string, error) {
 	case "json_schema", "avro":
 		canon, err := canonicalJSON(def)
 		if err != nil {
-			return "", fmt.Errorf("invalid %s definition: %v", typ, err)
+			return "", fmt.Errorf("invalid %s definition: %w", typ, err)
 		}
 		sum := sha256.Sum256(canon)
 		return "sha256:" + hex.EncodeToString(sum[:]), nil
@@ -175,7 +175,7 @@ func (r *Registry) Register(subject, schemaType string, def []byte, description,
 		}
 		if l := s.Latest(); l != nil && s.Compat != "none" {
 			if errs := Compatible(l.Type, typ, s.Compat, l.Definition, def); len(errs) > 0 {
-				//lint:ignore ST1005 the text is the real broker's, which clients see verbatim
+				//nolint:staticcheck // ST1005: the text is the real broker's, which clients see verbatim
 				return nil, nil, false, fmt.Errorf("Schema is not compatible with subject '%s' (mode: %s): %s",
 					subject, ModeName(s.Compat), strings.Join(errs, "; "))
 			}

@@ -68,22 +68,22 @@ func Open(path string, opts Options, fn func(Record) error) (*Log, error) {
 	}
 	good, err := l.replay(fn)
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the open failed: its error is the one to report
 		return nil, err
 	}
 	if err := f.Truncate(good); err != nil {
-		f.Close()
+		_ = f.Close() // the open failed: its error is the one to report
 		return nil, fmt.Errorf("wal: truncate %q at %d: %w", path, good, err)
 	}
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
+		_ = f.Close() // the open failed: its error is the one to report
 		return nil, fmt.Errorf("wal: seek %q: %w", path, err)
 	}
 	// What replay read is what a crash would keep only once synced: a torn
 	// tail was just cut, and records may sit in the page cache of a process
 	// that died before its fsync.
 	if err := l.sync(f); err != nil {
-		f.Close()
+		_ = f.Close() // the open failed: its error is the one to report
 		return nil, fmt.Errorf("wal: sync %q: %w", path, err)
 	}
 	l.synced = l.next
@@ -102,7 +102,7 @@ func (l *Log) replay(fn func(Record) error) (int64, error) {
 	first := true
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return pos, nil // clean EOF or torn header
+			return pos, nil //nolint:nilerr // clean EOF or torn header: the log ends at the last whole record
 		}
 		off := binary.LittleEndian.Uint64(hdr[0:8])
 		n := binary.LittleEndian.Uint32(hdr[8:12])
@@ -112,7 +112,7 @@ func (l *Log) replay(fn func(Record) error) (int64, error) {
 		}
 		payload := make([]byte, n)
 		if _, err := io.ReadFull(r, payload); err != nil {
-			return pos, nil // torn payload
+			return pos, nil //nolint:nilerr // torn payload: the log ends at the last whole record
 		}
 		if checksum(hdr[0:12], payload) != sum {
 			return pos, nil

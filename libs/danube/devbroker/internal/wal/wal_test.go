@@ -52,11 +52,20 @@ func TestCorruptionTruncates(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "t.log")
 			_, l := collect(t, path)
 			for i := 0; i < 3; i++ {
-				l.Append(uint64(i), []byte("ab"))
+				if err := l.Append(uint64(i), []byte("ab")); err != nil {
+					t.Fatal(err)
+				}
 			}
-			l.Close()
-			b, _ := os.ReadFile(path)
-			os.WriteFile(path, tc.corrupt(b), 0o644)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, tc.corrupt(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			recs, l := collect(t, path)
 			if len(recs) != tc.want || l.Next() != uint64(tc.want) {
 				t.Fatalf("kept %d records next %d, want %d", len(recs), l.Next(), tc.want)
@@ -105,7 +114,9 @@ func TestSyncThrough(t *testing.T) {
 		t.Fatalf("SyncThrough(3) after a covering fsync: %v, %d syncs", err, syncs)
 	}
 	failWith = fmt.Errorf("disk gone")
-	l.Append(3, []byte("y"))
+	if err := l.Append(3, []byte("y")); err != nil { // buffered: only the fsync fails
+		t.Fatal(err)
+	}
 	if err := l.SyncThrough(4); err == nil || err.Error() != "wal: sync: disk gone" {
 		t.Fatalf("SyncThrough with a failing fsync: %v", err)
 	}
@@ -118,8 +129,11 @@ func TestSyncThrough(t *testing.T) {
 func TestReset(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.log")
 	_, l := collect(t, path)
-	l.Append(0, []byte("a"))
-	l.Append(1, []byte("b"))
+	for i, p := range []string{"a", "b"} {
+		if err := l.Append(uint64(i), []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := l.Reset(7); err != nil {
 		t.Fatal(err)
 	}

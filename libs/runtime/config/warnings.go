@@ -1,0 +1,50 @@
+package config
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/agnivade/levenshtein"
+)
+
+// Warnings lists the environment variables that look like misspellings of cfg's variables
+// (SUBSCRIPTON_TYPE for SUBSCRIPTION_TYPE, DANUBE_TOKEN_FIEL for DANUBE_TOKEN_FILE): an unknown
+// variable is otherwise ignored without a word. environ nil means os.Environ().
+func Warnings(cfg any, environ []string) []string {
+	fields, ok := fieldsOf(cfg)
+	if !ok {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, f := range fields {
+		known[f.Key] = true
+		if f.Secret {
+			known[f.Key+"_FILE"] = true
+		}
+	}
+	var out []string
+	for _, kv := range environOrOS(environ) {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "" || known[name] || strings.ToUpper(name) != name {
+			continue
+		}
+		if best := closest(name, known); best != "" {
+			out = append(out, name+" is not a variable of this connector; did you mean "+best+"?")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// closest returns the known name within a small edit distance of name ("" when none): one edit
+// per five characters, at most two, so that short unrelated names (PATH, HOME) never match.
+func closest(name string, known map[string]bool) string {
+	limit := min(2, len(name)/5)
+	best, bestD := "", limit+1
+	for k := range known {
+		if d := levenshtein.ComputeDistance(name, k); d <= limit && (d < bestD || d == bestD && k < best) {
+			best, bestD = k, d
+		}
+	}
+	return best
+}

@@ -1,0 +1,137 @@
+// Package bridge runs the Kafka bridge: every mapping of IMPORT_MAPPINGS as a source and every
+// mapping of EXPORT_MAPPINGS as a sink, in one process with one telemetry server.
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkaconn"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/mapping"
+)
+
+// Config is the bridge's whole configuration: the runtime's common settings, the Kafka connection,
+// and the settings of each direction. The runtime's source and sink variables whose meaning differs
+// between the directions (MAX_IN_FLIGHT, BATCH_SIZE) are prefixed IMPORT_ and EXPORT_.
+type Config struct {
+	runtime.Common
+	Kafka  kafkaconn.Config
+	Import Import
+	Export Export
+}
+
+// Import is the Kafka → Danube direction.
+type Import struct {
+	Mappings     mapping.Imports      `env:"IMPORT_MAPPINGS" desc:"Kafka topics to import: kafka-topic=/namespace/topic, semicolon-separated"`
+	GroupID      string               `env:"KAFKA_GROUP_ID" desc:"consumer group of the imports (required with IMPORT_MAPPINGS); replicas in one group share the partitions"`
+	Start        Start                `env:"KAFKA_AUTO_OFFSET_RESET" envDefault:"earliest" desc:"where a group without committed offsets starts: earliest (the topic's existing data) or latest"`
+	Partitions   int                  `env:"DANUBE_PARTITIONS" envDefault:"0" desc:"partitions of the Danube topics the imports create (0 = not partitioned); the Kafka key picks the partition"`
+	MaxInFlight  int                  `env:"IMPORT_MAX_IN_FLIGHT" envDefault:"1000" desc:"per import: records read from Kafka and not yet acked by Danube (reading waits above it)"`
+	BatchSize    int                  `env:"IMPORT_BATCH_SIZE" envDefault:"500" desc:"per import: most records handed to the runtime at once"`
+	PublishOrder runtime.PublishOrder `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes in flight per Danube topic: key (one per Kafka key: Kafka's per-key order; records without a key in order), strict or none"`
+	Properties   kafkaconn.Properties `env:"KAFKA_CONSUMER_PROPERTIES" desc:"extra librdkafka consumer properties, name=value;name=value (not the ones the bridge sets)"`
+}
+
+// Export is the Danube → Kafka direction.
+type Export struct {
+	Mappings         mapping.Exports         `env:"EXPORT_MAPPINGS" desc:"Danube topics to export: /namespace/topic=kafka-topic, semicolon-separated"`
+	SubscriptionName string                  `env:"SUBSCRIPTION_NAME" envDefault:"bridge-kafka" desc:"Danube subscription of the exports (the position is kept per subscription)"`
+	SubscriptionType danube.SubscriptionType `env:"SUBSCRIPTION_TYPE" envDefault:"Exclusive" desc:"Exclusive, Shared, Failover or KeyShared"`
+	MaxInFlight      int                     `env:"EXPORT_MAX_IN_FLIGHT" envDefault:"64" desc:"per export: records produced to Kafka and not yet confirmed (concurrent produces, in order per routing key)"`
+	DeliveryTimeout  config.Millis           `env:"KAFKA_DELIVERY_TIMEOUT_MS" envDefault:"20000" desc:"how long the producer retries a record before the export reconnects and produces it again (message.timeout.ms)"`
+	DLQTopic         string                  `env:"DLQ_TOPIC" desc:"dead-letter topic for records Kafka refuses for good (too large, invalid); empty = handled as RETRY_EXHAUSTED"`
+	RetryExhausted   runtime.RetryExhausted  `env:"RETRY_EXHAUSTED" envDefault:"nack" desc:"when retries run out: nack (redeliver after NACK_DELAY_MS), stop (exit non-zero, unacked) or dlq"`
+	NackDelay        config.Millis           `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
+	Window           int                     `env:"SUBSCRIPTION_MAX_UNACKED" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the subscription's window set at start; 0 = 2 x EXPORT_MAX_IN_FLIGHT"`
+	PoisonPolicy     runtime.PoisonPolicy    `env:"SUBSCRIPTION_POISON_POLICY" envDefault:"keep" desc:"with DANUBE_ADMIN_URL: keep, block, drop or dead_letter (to DLQ_TOPIC)"`
+	MaxRedeliveries  int                     `env:"SUBSCRIPTION_MAX_REDELIVERIES" envDefault:"0" desc:"with DANUBE_ADMIN_URL: delivery attempts before the poison policy; 0 = keep the broker's"`
+	AckTimeout       config.Millis           `env:"SUBSCRIPTION_ACK_TIMEOUT_MS" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the broker's re-send interval of an unacked message; 0 = keep the broker's"`
+	Properties       kafkaconn.Properties    `env:"KAFKA_PRODUCER_PROPERTIES" desc:"extra librdkafka producer properties, name=value;name=value (not the ones the bridge sets)"`
+}
+
+// Start is KAFKA_AUTO_OFFSET_RESET.
+type Start string
+
+// UnmarshalText accepts earliest or latest.
+func (s *Start) UnmarshalText(b []byte) error {
+	switch v := Start(strings.ToLower(strings.TrimSpace(string(b)))); v {
+	case "earliest", "latest":
+		*s = v
+		return nil
+	}
+	return errors.New("want earliest or latest")
+}
+
+// Validate implements config.Validator: what the types cannot check, and the runtime's own checks
+// of every source and sink the mappings imply.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Import.Mappings.Routes) == 0 && len(c.Export.Mappings.Routes) == 0 {
+		errs = append(errs, &config.FieldError{Var: "IMPORT_MAPPINGS", Reason: "set IMPORT_MAPPINGS, EXPORT_MAPPINGS or both"})
+	}
+	if len(c.Import.Mappings.Routes) > 0 && c.Import.GroupID == "" {
+		errs = append(errs, &config.FieldError{Var: "KAFKA_GROUP_ID", Reason: "required with IMPORT_MAPPINGS"})
+	}
+	if c.Import.MaxInFlight < 1 {
+		errs = append(errs, config.Invalid("IMPORT_MAX_IN_FLIGHT", c.Import.MaxInFlight, "must be at least 1"))
+	}
+	if c.Import.BatchSize < 1 {
+		errs = append(errs, config.Invalid("IMPORT_BATCH_SIZE", c.Import.BatchSize, "must be at least 1"))
+	}
+	if c.Export.MaxInFlight < 1 || c.Export.MaxInFlight > 10000 {
+		errs = append(errs, config.Invalid("EXPORT_MAX_IN_FLIGHT", c.Export.MaxInFlight, "must be 1 to 10000"))
+	}
+	if c.Export.DeliveryTimeout <= 0 {
+		errs = append(errs, config.Invalid("KAFKA_DELIVERY_TIMEOUT_MS", c.Export.DeliveryTimeout, "must be positive"))
+	}
+	errs = append(errs, c.Import.Properties.Check("KAFKA_CONSUMER_PROPERTIES"), c.Export.Properties.Check("KAFKA_PRODUCER_PROPERTIES"))
+	// The runtime's own checks (DLQ_TOPIC, RETRY_EXHAUSTED, SUBSCRIPTION_*, DANUBE_PARTITIONS) on
+	// one representative source and sink; the bridge-specific fields above are valid there.
+	sc := c.sinkConfig(mapping.Route{Danube: "/default/x"})
+	sc.MaxInFlight = max(1, min(sc.MaxInFlight, 10000))
+	errs = append(errs, sc.Validate())
+	src := c.sourceConfig(mapping.Route{Danube: "/default/x"})
+	src.MaxInFlight, src.BatchSize = max(1, src.MaxInFlight), max(1, src.BatchSize)
+	errs = append(errs, src.Validate())
+	return errors.Join(errs...)
+}
+
+// name is the connector name of one mapping: CONNECTOR_NAME-import-<kafka topic> or
+// CONNECTOR_NAME-export-<namespace>-<topic>. It names the Danube producer or consumer and labels
+// the mapping's metrics and readiness checks.
+func (c *Config) name(dir string, r mapping.Route) string {
+	if dir == "import" {
+		return c.ConnectorName + "-import-" + r.Kafka
+	}
+	return c.ConnectorName + "-export-" + strings.ReplaceAll(strings.TrimPrefix(r.Danube, "/"), "/", "-")
+}
+
+// sourceConfig is the runtime configuration of the import of r.
+func (c *Config) sourceConfig(r mapping.Route) *runtime.SourceConfig {
+	sc := &runtime.SourceConfig{
+		Common: c.Common, Topic: r.Danube, Partitions: c.Import.Partitions, MaxInFlight: c.Import.MaxInFlight,
+		PublishOrder: c.Import.PublishOrder, BatchSize: c.Import.BatchSize,
+	}
+	sc.ConnectorName = c.name("import", r)
+	return sc
+}
+
+// sinkConfig is the runtime configuration of the export of r.
+func (c *Config) sinkConfig(r mapping.Route) *runtime.SinkConfig {
+	e := c.Export
+	sc := &runtime.SinkConfig{
+		Common: c.Common, Topics: []string{r.Danube}, SubscriptionName: e.SubscriptionName, SubscriptionType: e.SubscriptionType,
+		BatchSize: 1, MaxInFlight: e.MaxInFlight, DLQTopic: e.DLQTopic, RetryExhausted: e.RetryExhausted, NackDelay: e.NackDelay,
+		Window: e.Window, PoisonPolicy: e.PoisonPolicy, MaxRedeliveries: e.MaxRedeliveries, AckTimeout: e.AckTimeout,
+	}
+	sc.ConnectorName = c.name("export", r)
+	return sc
+}
+
+func (r Start) String() string { return string(r) }
+
+var _ fmt.Stringer = Start("")

@@ -1,0 +1,148 @@
+package mqttsource_test
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/danube-messaging/danube-connect-go/integration/harness"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+	"github.com/danube-messaging/danube-connect-go/services/source-mqtt/mqttsource"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+const mqttTimeout = 20 * time.Second
+
+// baseConfig is a connector config for runtime settings cfg with test-friendly MQTT settings.
+func baseConfig(cfg *runtime.SourceConfig, mode mqttsource.Mode, mappings string) *mqttsource.Config {
+	return &mqttsource.Config{
+		SourceConfig: *cfg, Mode: mode, Mappings: mappings, MaxPayload: 1 << 20, QoS: 1,
+		KeepAlive: config.Millis(30 * time.Second), ConnectTimeout: config.Millis(10 * time.Second),
+	}
+}
+
+func newSource(t *testing.T, c *mqttsource.Config) runtime.SourceConnector[mqttsource.Seq] {
+	t.Helper()
+	src, err := mqttsource.New(c, runtime.NewResources(&c.Common))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// connect returns a paho client of url (clean session unless a session is asked for) closed at cleanup.
+func connect(t testing.TB, url, id string, persistent bool, opts ...func(*paho.ClientOptions)) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(!persistent).
+		SetAutoReconnect(false).SetConnectTimeout(mqttTimeout)
+	for _, f := range opts {
+		f(o)
+	}
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(mqttTimeout) || tok.Error() != nil {
+		t.Fatalf("connect %s to %s: %v", id, url, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// forgetSession removes the broker's persistent session of id (a clean-session connect does that).
+func forgetSession(t testing.TB, url, id string) {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(true).SetConnectTimeout(mqttTimeout))
+	if tok := c.Connect(); tok.WaitTimeout(mqttTimeout) && tok.Error() == nil {
+		c.Disconnect(100)
+	}
+}
+
+// publish sends payloads in order at qos and waits for the broker's (or the embedded server's)
+// acknowledgement of each; topic gives each payload's MQTT topic.
+func publish(t testing.TB, c paho.Client, qos byte, topic func(p []byte) string, payloads ...[]byte) {
+	t.Helper()
+	toks := make([]paho.Token, len(payloads))
+	for i, p := range payloads {
+		toks[i] = c.Publish(topic(p), qos, false, p)
+	}
+	for i, tok := range toks {
+		if !tok.WaitTimeout(mqttTimeout) || tok.Error() != nil {
+			t.Fatalf("publish %q: timed out or failed: %v", payloads[i], tok.Error())
+		}
+	}
+}
+
+// index reads i back from a suite payload "n=<i>".
+func index(p []byte) int {
+	i, _ := strconv.Atoi(strings.TrimPrefix(string(p), "n="))
+	return i
+}
+
+// TestClientConformance runs the runtime's source conformance suite in client mode against the real
+// MQTT broker: QoS 1, persistent session, one MQTT topic per device key.
+func TestClientConformance(t *testing.T) {
+	ep := harness.MQTT(t)
+	base := harness.Name(t)
+	var gen atomic.Int64
+	prefix := func() string { return fmt.Sprintf("%s/%d", base, gen.Load()) }
+	clientID := func() string { return fmt.Sprintf("%s-%d", base, gen.Load()) }
+	topic := func(i int) string { return fmt.Sprintf("%s/dev%d/temp", prefix(), i%3) }
+	pub := connect(t, ep.URL, base+"-pub", false)
+	t.Cleanup(func() {
+		for g := range gen.Load() + 1 {
+			forgetSession(t, ep.URL, fmt.Sprintf("%s-%d", base, g))
+		}
+	})
+	harnessSuite(t, suite{
+		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector[mqttsource.Seq] {
+			c := baseConfig(cfg, mqttsource.ClientMode, prefix()+"/+/temp="+cfg.Topic)
+			c.BrokerURLs, c.ClientID = []string{ep.URL}, clientID()
+			return newSource(t, c)
+		},
+		Emit: func(t *testing.T, payloads ...[]byte) {
+			publish(t, pub, 1, func(p []byte) string { return topic(index(p)) }, payloads...)
+		},
+		Reset: func(*testing.T) { gen.Add(1) },
+		Key:   topic,
+	})
+}
+
+// TestServerConformance runs the suite in server mode: a device publishes QoS 1 to the embedded
+// server, whose PUBACK (the publish token completing) comes only after Danube acked.
+func TestServerConformance(t *testing.T) {
+	base := harness.Name(t)
+	var addr string
+	var gen atomic.Int64
+	topic := func(i int) string { return fmt.Sprintf("dev%d/temp", i%3) }
+	harnessSuite(t, suite{
+		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector[mqttsource.Seq] {
+			c := baseConfig(cfg, mqttsource.ServerMode, "+/temp="+cfg.Topic)
+			c.ServerTCPAddr, c.ServerAnonymous = addr, true
+			return newSource(t, c)
+		},
+		Emit: func(t *testing.T, payloads ...[]byte) {
+			// a fresh connection each time: the server of the previous instance may be gone
+			dev := connect(t, "tcp://"+addr, fmt.Sprintf("%s-dev-%d", base, gen.Add(1)), false)
+			publish(t, dev, 1, func(p []byte) string { return topic(index(p)) }, payloads...)
+			dev.Disconnect(100)
+		},
+		Reset: func(t *testing.T) { addr = freeAddr(t) },
+		Key:   topic,
+	})
+}
+
+// freeAddr returns a local address nothing listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
+)
+
+func init() { register(bridgeKafkaCase{}) }
+
+// bridgeKafkaCase measures the bridge-kafka binary in both directions against a plain
+// confluent-kafka-go consumer and producer doing the same Kafka work in the same run.
+type bridgeKafkaCase struct{}
+
+func (bridgeKafkaCase) Name() string { return "bridge-kafka" }
+
+func (bridgeKafkaCase) About() string {
+	return "Records of 1 KiB with 64 keys, through an in-process Kafka-protocol server (franz-go's kfake, " +
+		"4 partitions) and the in-process development broker. **import**: the topic is filled first; the " +
+		"`bridge-kafka` binary (a separate process, configured by its environment only) consumes it in a " +
+		"group and publishes every record to Danube, committing offsets after Danube's acks; the rate is " +
+		"taken at a Danube consumer from the first to the last arrival. The baseline is a plain " +
+		"confluent-kafka-go consumer reading the same topic in a new group (no commits), in the bench process. " +
+		"**export**: the Danube topic is filled first; the bridge produces every message to Kafka with an " +
+		"idempotent producer, acking each on its delivery report (EXPORT_MAX_IN_FLIGHT=128, broker window " +
+		"256); the rate is taken from the first to the last record read back from Kafka. The baseline is a " +
+		"plain idempotent confluent-kafka-go producer producing the same messages and waiting for every " +
+		"delivery report. Peak RSS is the bridge's VmHWM (the baselines run in the bench process: not measured). " +
+		"Goals: at least 0.8x the baseline's rate, RSS under 64 MiB."
+}
+
+func (c bridgeKafkaCase) Run(ctx context.Context, env *Env) (Result, error) {
+	n := 20000
+	if env.Quick {
+		n = 300
+	}
+	bin, err := env.Build(ctx, "services/bridge-kafka")
+	if err != nil {
+		return Result{}, err
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "bench-in", "bench-out", "bench-plain-out"))
+	if err != nil {
+		return Result{}, err
+	}
+	defer cluster.Close()
+	bootstrap := strings.Join(cluster.ListenAddrs(), ",")
+	env.Logf("bridge-kafka: %d records each way", n)
+
+	imp, err := c.importRows(ctx, bin, bootstrap, n)
+	if err != nil {
+		return Result{}, fmt.Errorf("import: %w", err)
+	}
+	exp, err := c.exportRows(ctx, bin, bootstrap, n)
+	if err != nil {
+		return Result{}, fmt.Errorf("export: %w", err)
+	}
+	return Result{Groups: []Group{{Setting: "import Kafka → Danube", Rows: imp}, {Setting: "export Danube → Kafka", Rows: exp}}}, nil
+}
+
+func benchPayload() []byte { return bytes.Repeat([]byte("x"), 1024) }
+
+func kafkaConf(bootstrap string, kv ...any) *kafka.ConfigMap {
+	m := kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false, "log_level": 3}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return &m
+}
+
+// produceAll produces n keyed records to topic with an idempotent producer and waits for every
+// delivery report; it is also the export's baseline.
+func produceAll(bootstrap, topic string, n int) (time.Duration, error) {
+	p, err := kafka.NewProducer(kafkaConf(bootstrap, "enable.idempotence", true, "linger.ms", 2))
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	go func() {
+		for range p.Events() {
+		}
+	}()
+	done := make(chan kafka.Event, n)
+	payload := benchPayload()
+	start := time.Now()
+	for i := range n {
+		m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+			Key: fmt.Appendf(nil, "k%d", i%64), Value: payload}
+		for {
+			err := p.Produce(m, done)
+			var ke kafka.Error
+			if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+			break
+		}
+	}
+	for range n {
+		if m := (<-done).(*kafka.Message); m.TopicPartition.Error != nil {
+			return 0, m.TopicPartition.Error
+		}
+	}
+	return time.Since(start), nil
+}
+
+// consumeAll reads n records of topic in a new group; it returns the time from the first record
+// to the last.
+func consumeAll(ctx context.Context, bootstrap, topic, group string, n int) (time.Duration, error) {
+	c, err := kafka.NewConsumer(kafkaConf(bootstrap, "group.id", group, "auto.offset.reset", "earliest", "enable.auto.commit", false))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.Subscribe(topic, nil); err != nil {
+		return 0, err
+	}
+	var first time.Time
+	deadline := time.Now().Add(5 * time.Minute)
+	for got := 0; got < n; {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return 0, fmt.Errorf("read %d of %d records of %s", got, n, topic)
+		}
+		if m, ok := c.Poll(100).(*kafka.Message); ok && m.TopicPartition.Error == nil {
+			if got == 0 {
+				first = time.Now()
+			}
+			got++
+		}
+	}
+	return time.Since(first), nil
+}
+
+func bridgeEnv(brokerURL, bootstrap string, extra ...string) []string {
+	return append([]string{"DANUBE_SERVICE_URL=" + brokerURL, "CONNECTOR_NAME=bench", "METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text",
+		"LOG_LEVEL=warn", "KAFKA_BOOTSTRAP_SERVERS=" + bootstrap, "SHUTDOWN_TIMEOUT_MS=5000",
+		"KAFKA_CONSUMER_PROPERTIES=log_level=3", "KAFKA_PRODUCER_PROPERTIES=log_level=3"}, extra...)
+}
+
+func (bridgeKafkaCase) importRows(ctx context.Context, bin, bootstrap string, n int) ([]Row, error) {
+	if _, err := produceAll(bootstrap, "bench-in", n); err != nil {
+		return nil, err
+	}
+	cpu0 := selfCPU()
+	d, err := consumeAll(ctx, bootstrap, "bench-in", "plain-consumer", n)
+	if err != nil {
+		return nil, err
+	}
+	plain := Row{Variant: "plain confluent-kafka-go consumer", Msgs: n, Rate: float64(n) / d.Seconds(),
+		CPUMicros: float64(selfCPU()-cpu0) / float64(time.Microsecond) / float64(n)}
+
+	broker, err := devbroker.Start(devbroker.Config{AdminAddr: "-", MaxUnackedMessages: 1000})
+	if err != nil {
+		return nil, err
+	}
+	defer broker.Close()
+	client, err := danube.NewClient(broker.URL())
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	const topic = "/default/bench-in"
+	prod, err := client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "creator", Dispatch: danube.Reliable})
+	if err != nil {
+		return nil, err
+	}
+	_ = prod.Close()
+	cons, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "reader", Subscription: "reader", Type: danube.Exclusive})
+	if err != nil {
+		return nil, err
+	}
+	defer cons.Close()
+	child, err := startChild(bin, bridgeEnv(broker.URL(), bootstrap, "KAFKA_GROUP_ID=bridge", "IMPORT_MAPPINGS=bench-in="+topic))
+	if err != nil {
+		return nil, err
+	}
+	var first time.Time
+	timeout := time.After(5 * time.Minute)
+	for got := 0; got < n; got++ {
+		select {
+		case m := <-cons.Messages():
+			if got == 0 {
+				first = time.Now()
+			}
+			_ = cons.Ack(ctx, m)
+		case <-timeout:
+			_ = child.stop()
+			return nil, fmt.Errorf("bridge imported %d of %d\n%s", got, n, child.out.String())
+		}
+	}
+	d = time.Since(first)
+	if err := child.stop(); err != nil {
+		return nil, err
+	}
+	return []Row{plain, {Variant: "bridge-kafka", Msgs: n, Rate: float64(n) / d.Seconds(), CPUMicros: child.cpuMicros(n), RSSMiB: child.rss}}, nil
+}
+
+func (bridgeKafkaCase) exportRows(ctx context.Context, bin, bootstrap string, n int) ([]Row, error) {
+	cpu0 := selfCPU()
+	d, err := produceAll(bootstrap, "bench-plain-out", n)
+	if err != nil {
+		return nil, err
+	}
+	plain := Row{Variant: "plain confluent-kafka-go producer", Msgs: n, Rate: float64(n) / d.Seconds(),
+		CPUMicros: float64(selfCPU()-cpu0) / float64(time.Microsecond) / float64(n)}
+
+	broker, err := devbroker.Start(devbroker.Config{AdminAddr: "-", MaxUnackedMessages: 256})
+	if err != nil {
+		return nil, err
+	}
+	defer broker.Close()
+	const topic = "/default/bench-out"
+	client, err := danube.NewClient(broker.URL())
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	prod, err := client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "filler", Dispatch: danube.Reliable})
+	if err != nil {
+		return nil, err
+	}
+	defer prod.Close()
+	// The export's subscription must exist before the messages (a new one starts at the tail).
+	pre, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "bench-export-default-bench-out", Subscription: "bridge-kafka", Type: danube.Exclusive})
+	if err != nil {
+		return nil, err
+	}
+	_ = pre.Close()
+	payload := benchPayload()
+	for i := range n {
+		if _, err := prod.Send(ctx, danube.ProducerMessage{Payload: payload, Key: fmt.Sprintf("k%d", i%64)}); err != nil {
+			return nil, err
+		}
+	}
+	child, err := startChild(bin, bridgeEnv(broker.URL(), bootstrap, "EXPORT_MAPPINGS="+topic+"=bench-out", "EXPORT_MAX_IN_FLIGHT=128"))
+	if err != nil {
+		return nil, err
+	}
+	d, err = waitHighWatermarks(ctx, bootstrap, "bench-out", 4, n)
+	if err != nil {
+		_ = child.stop()
+		return nil, fmt.Errorf("%w\n%s", err, child.out.String())
+	}
+	if err := child.stop(); err != nil {
+		return nil, err
+	}
+	return []Row{plain, {Variant: "bridge-kafka", Msgs: n, Rate: float64(n) / d.Seconds(), CPUMicros: child.cpuMicros(n), RSSMiB: child.rss}}, nil
+}
+
+// waitHighWatermarks polls the topic's high watermarks until its partitions hold n records; it
+// returns the time from the first record seen to the n-th.
+func waitHighWatermarks(ctx context.Context, bootstrap, topic string, parts, n int) (time.Duration, error) {
+	c, err := kafka.NewConsumer(kafkaConf(bootstrap, "group.id", "watermarks"))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var first time.Time
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		total := int64(0)
+		for p := range int32(parts) {
+			_, high, err := c.QueryWatermarkOffsets(topic, p, 5000)
+			if err != nil {
+				return 0, err
+			}
+			total += high
+		}
+		if total > 0 && first.IsZero() {
+			first = time.Now()
+		}
+		if total >= int64(n) {
+			return time.Since(first), nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s holds %d of %d records", topic, total, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
