@@ -42,7 +42,8 @@ type Client struct {
 	log     *slog.Logger
 
 	mu     sync.Mutex
-	conns  map[string]*grpc.ClientConn // by connect URL
+	conns  map[string][]*grpc.ClientConn // by connect URL: connsPerBroker each, used in turn
+	next   atomic.Uint64
 	closed bool
 
 	healthLoops atomic.Int64 // running health loops, for leak tests
@@ -92,7 +93,7 @@ func NewClient(serviceURL string, opts ...Option) (*Client, error) {
 		cfg:     cfg,
 		creds:   creds,
 		log:     log,
-		conns:   make(map[string]*grpc.ClientConn),
+		conns:   make(map[string][]*grpc.ClientConn),
 	}, nil
 }
 
@@ -157,9 +158,11 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	var errs []error
-	for k, cc := range c.conns {
-		if err := cc.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("danube: close connection to %s: %w", k, err))
+	for k, ccs := range c.conns {
+		for _, cc := range ccs {
+			if err := cc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("danube: close connection to %s: %w", k, err))
+			}
 		}
 		delete(c.conns, k)
 	}
@@ -179,8 +182,8 @@ func (c *Client) conn(b broker) (*grpc.ClientConn, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
-	if cc, ok := c.conns[b.connectURL]; ok {
-		return cc, nil
+	if ccs, ok := c.conns[b.connectURL]; ok {
+		return ccs[c.next.Add(1)%uint64(len(ccs))], nil
 	}
 	target, err := hostPort(b.connectURL)
 	if err != nil {
@@ -192,13 +195,25 @@ func (c *Client) conn(b broker) (*grpc.ClientConn, error) {
 	if c.cfg.token != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerCreds{supply: c.cfg.token}))
 	}
-	cc, err := grpc.NewClient("passthrough:///"+target, dialOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("danube: connect %s: %w", b.connectURL, err)
+	ccs := make([]*grpc.ClientConn, connsPerBroker)
+	for i := range ccs {
+		cc, err := grpc.NewClient("passthrough:///"+target, dialOpts...)
+		if err != nil {
+			for _, cc := range ccs[:i] {
+				_ = cc.Close()
+			}
+			return nil, fmt.Errorf("danube: connect %s: %w", b.connectURL, err)
+		}
+		ccs[i] = cc
 	}
-	c.conns[b.connectURL] = cc
-	return cc, nil
+	c.conns[b.connectURL] = ccs
+	return ccs[0], nil
 }
+
+// connsPerBroker is how many HTTP/2 connections the client keeps to each broker. One connection
+// reads and writes its frames in one goroutine each way, which caps pipelined sends and acks well
+// below what the broker takes; calls go to the connections in turn.
+const connsPerBroker = 2
 
 // rpcCtx adds the proxy routing header when b is reached through a proxy.
 func rpcCtx(ctx context.Context, b broker) context.Context {
@@ -266,8 +281,10 @@ func (c *Client) backoffWait(ctx context.Context, op, topic string, attempt int,
 func (c *Client) resetConnectBackoff() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, cc := range c.conns {
-		cc.ResetConnectBackoff()
+	for _, ccs := range c.conns {
+		for _, cc := range ccs {
+			cc.ResetConnectBackoff()
+		}
 	}
 }
 

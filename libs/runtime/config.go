@@ -26,6 +26,7 @@ type Common struct {
 	DanubeCertFile   string        `env:"DANUBE_CERT_FILE" desc:"client certificate for mTLS (with DANUBE_KEY_FILE)"`
 	DanubeKeyFile    string        `env:"DANUBE_KEY_FILE" desc:"client key for mTLS (with DANUBE_CERT_FILE)"`
 	DanubeAdminURL   string        `env:"DANUBE_ADMIN_URL" desc:"Danube admin API URL (http(s)://host:50051), same TLS and token as the broker; lets a sink size its subscription's window"`
+	DanubeFailAfter  config.Millis `env:"DANUBE_FAIL_AFTER_MS" envDefault:"60000" desc:"a rejected token or an untrusted broker certificate is logged at once and stops the connector (exit 1) once Danube refused it for this long (0 = never)"`
 	ConnectorName    string        `env:"CONNECTOR_NAME,required" desc:"unique name: Danube consumer/producer identity, metrics label"`
 
 	RetryPolicy     retry.Kind    `env:"RETRY_POLICY" envDefault:"exponential" desc:"backoff growth between retries: linear or exponential (every wait is jittered into [d/2, d])"`
@@ -99,7 +100,7 @@ func readable(path string) error {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return fmt.Errorf("cannot read: %v", err)
+		return fmt.Errorf("cannot read: %w", err)
 	}
 	return f.Close()
 }

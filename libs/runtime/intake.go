@@ -45,17 +45,13 @@ func (in *intake) subscribe(ctx context.Context, configure bool) error {
 	for _, topic := range in.r.cfg.Topics {
 		c, err := in.r.subscribe(ctx, topic)
 		if err != nil {
-			for _, c := range cs {
-				c.Close()
-			}
+			closeAll(cs)
 			return err
 		}
 		cs = append(cs, c)
 		if configure {
 			if err := in.r.configureSubscription(ctx, c.Topics()); err != nil {
-				for _, c := range cs {
-					c.Close()
-				}
+				closeAll(cs)
 				return err
 			}
 		}
@@ -109,9 +105,7 @@ func (in *intake) pause(cause error) {
 	in.r.env.metrics.Paused(true)
 	in.r.env.log.Warn("external system failing: pausing the Danube consumers so that no delivery attempt is spent; "+
 		"the records in hand are kept and retried until it recovers", "err", cause)
-	for _, c := range in.consumers {
-		c.Close()
-	}
+	closeAll(in.consumers)
 	in.consumers = nil
 }
 
@@ -180,8 +174,13 @@ func (in *intake) close() {
 	in.consumers = nil
 	in.mu.Unlock()
 	in.forwards.Wait()
+	closeAll(cs)
+}
+
+// closeAll closes consumers; their Close only reports that a close was already under way.
+func closeAll(cs []*danube.Consumer) {
 	for _, c := range cs {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -200,8 +199,8 @@ type replayKey struct {
 	offset uint64
 }
 
-func newReplayFilter(max int) *replayFilter {
-	return &replayFilter{max: max, seen: map[replayKey]struct{}{}}
+func newReplayFilter(limit int) *replayFilter {
+	return &replayFilter{max: limit, seen: map[replayKey]struct{}{}}
 }
 
 // add remembers m.

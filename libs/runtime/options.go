@@ -102,6 +102,7 @@ type env struct {
 	cleanup  []func()
 	name     string
 	server   *telemetry.Server
+	refusal  *refusal
 }
 
 // live registers a liveness check of this runner.
@@ -185,6 +186,7 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.log = e.log.With("connector", c.ConnectorName, "kind", kind)
+	e.refusal = &refusal{env: e, failAfter: c.DanubeFailAfter.D()}
 	if o.telemetry != nil {
 		m, err := telemetry.NewMetrics(o.telemetry.MeterProvider(), c.ConnectorName)
 		if err != nil {
@@ -199,7 +201,9 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 		e.client = o.client
 		return e, nil
 	}
-	copts := append(c.ClientOptions(), danube.WithLogger(e.log), danube.WithHooks(conn.Hooks(danube.Hooks{})))
+	// The client retries a refused call a few times itself: its retry events say so at once.
+	hooks := conn.Hooks(danube.Hooks{OnRetry: func(ev danube.RetryEvent) { e.refusal.observe(ev.Err) }})
+	copts := append(c.ClientOptions(), danube.WithLogger(e.log), danube.WithHooks(hooks))
 	cl, err := danube.NewClient(c.DanubeServiceURL, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("DANUBE_SERVICE_URL=%q: %w", c.DanubeServiceURL, err)
@@ -225,10 +229,19 @@ func stopped(err error) bool {
 
 // retryDanube runs op (a call to Danube) until it succeeds, fails in a way retryable rejects (nil:
 // none) or ctx ends, waiting the runtime's jittered backoff between attempts; failures show on the
-// Danube readiness check.
+// Danube readiness check. Refused credentials end it after DANUBE_FAIL_AFTER_MS.
 func (e *env) retryDanube(ctx context.Context, policy retry.Policy, what string, retryable func(error) bool, op func(context.Context) error) error {
-	return policy.Forever().Do(ctx, op, retryable, func(attempt int, wait time.Duration, err error) {
+	err := policy.Forever().Do(ctx, op, func(err error) bool {
+		e.refusal.observe(err)
+		return !e.refusal.expired() && (retryable == nil || retryable(err))
+	}, func(attempt int, wait time.Duration, err error) {
 		e.danube.Set(err)
 		e.log.Warn(what+" failed; retrying", "attempt", attempt, "wait", wait, "err", err)
 	})
+	if err == nil {
+		e.refusal.ok()
+	} else if e.refusal.expired() {
+		err = fmt.Errorf("%w for DANUBE_FAIL_AFTER_MS=%d: %w", errRefused, e.refusal.failAfter.Milliseconds(), err)
+	}
+	return err
 }

@@ -199,3 +199,20 @@ func TestSinkPoisonMessage(t *testing.T) {
 		}
 	})
 }
+
+// A sink started before its topic exists creates it and subscribes at once: the first messages
+// published after it is ready all arrive (a new subscription starts at the tail, so subscribing
+// only after a retry wait would miss them).
+func TestSinkStartedBeforeTopicMissesNothing(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	topic := "/default/not-yet"
+	cfg := runtimetest.SinkConfig(b, "early", topic)
+	cfg.RetryBackoff, cfg.RetryMaxBackoff = config.Millis(time.Hour), config.Millis(time.Hour) // a retry would never come
+	e := &endpoint{seen: map[string]bool{}}
+	r := runtimetest.StartSink(t, cfg, e)
+	runtimetest.Produce(t, b, topic, runtimetest.Payloads("first", "second")...)
+	waitUntil(t, "both written", func() bool { return len(e.snapshot()) == 2 })
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}

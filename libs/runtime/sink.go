@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/batch"
@@ -167,19 +170,38 @@ func (r *sinkRunner) dlqProducer(ctx context.Context) (p *danube.Producer, err e
 	return p, err
 }
 
-// subscribe retries until the topic exists and the subscription is granted, or ctx ends: a sink may
-// start before its topic's first producer, and a standby replica waits for an Exclusive one.
+// subscribe retries until the subscription is granted, or ctx ends (a standby replica waits for
+// an Exclusive one). A missing topic is created first, as a reliable topic, and subscribed to at
+// once: a new subscription starts at the tail, so waiting for the topic's first producer would
+// lose what it publishes before the next attempt.
 func (r *sinkRunner) subscribe(ctx context.Context, topic string) (c *danube.Consumer, err error) {
+	opts := danube.ConsumerOptions{
+		Topic: topic, Name: r.cfg.ConnectorName, Subscription: r.cfg.SubscriptionName, Type: r.cfg.SubscriptionType, KeyFilters: r.cfg.KeyFilters,
+	}
 	err = r.env.retryDanube(ctx, r.policy, "subscribe", nil, func(ctx context.Context) error {
-		c, err = r.env.client.Subscribe(ctx, danube.ConsumerOptions{
-			Topic: topic, Name: r.cfg.ConnectorName, Subscription: r.cfg.SubscriptionName, Type: r.cfg.SubscriptionType, KeyFilters: r.cfg.KeyFilters,
-		})
+		c, err = r.env.client.Subscribe(ctx, opts)
+		if status.Code(err) == grpccodes.NotFound {
+			if cerr := r.createTopic(ctx, topic); cerr != nil {
+				return fmt.Errorf("runtime: DANUBE_TOPIC=%q does not exist and creating it failed: %w", topic, cerr)
+			}
+			c, err = r.env.client.Subscribe(ctx, opts)
+		}
 		if err != nil {
 			return fmt.Errorf("runtime: subscribe to DANUBE_TOPIC=%q as SUBSCRIPTION_NAME=%q: %w", topic, r.cfg.SubscriptionName, err)
 		}
 		return nil
 	})
 	return c, err
+}
+
+// createTopic creates topic as a reliable topic: a producer's creation does it on the broker.
+func (r *sinkRunner) createTopic(ctx context.Context, topic string) error {
+	p, err := r.env.client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: r.cfg.ConnectorName + "-create", Dispatch: danube.Reliable})
+	if err != nil {
+		return err
+	}
+	r.env.log.Info("created the missing topic, so that nothing published before the subscription is missed", "topic", topic)
+	return p.Close()
 }
 
 func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
@@ -312,7 +334,7 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 			}
 			continue
 		}
-		if !holding && !r.policy.Allows(attempt) {
+		if !holding && r.decide(attempt, failedAt) {
 			cause := fmt.Errorf("retries exhausted after %d attempts: %w", attempt, last)
 			switch {
 			case r.cfg.RetryExhausted.pausesOnOutage() && !r.isolated(failedAt) && !r.otherWritten(ctx, failedAt, items):
@@ -321,7 +343,10 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 			default:
 				var held []int
 				for _, i := range again {
-					hold, err := r.exhausted(ctx, items[i], cause)
+					hold, err := true, error(nil) // MAX_RETRIES=-1: retried for ever, reported
+					if r.cfg.MaxRetries >= 0 {
+						hold, err = r.exhausted(ctx, items[i], cause)
+					}
 					if err != nil {
 						return err
 					}
@@ -348,6 +373,19 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 			return nil
 		}
 	}
+}
+
+// decide reports whether failing records must now be classified (an outage pauses intake, a poison
+// record follows RETRY_EXHAUSTED): when their retries ran out, or — retrying without limit, or
+// with long waits — after three attempts or half the broker's ack timeout, whichever comes first:
+// past the ack timeout the broker re-sends them, spending their delivery attempts.
+func (r *sinkRunner) decide(attempt int, failedAt int64) bool {
+	if !r.policy.Allows(attempt) {
+		return true
+	}
+	ackTimeout := cmp.Or(r.cfg.AckTimeout.D(), danube.DefaultFailurePolicy.AckTimeout)
+	return r.cfg.RetryExhausted.pausesOnOutage() &&
+		(r.cfg.MaxRetries < 0 && attempt >= 3 || time.Since(time.Unix(0, failedAt)) >= ackTimeout/2)
 }
 
 // written queues the ack of a record the connector wrote; a write is also the sign that the

@@ -161,53 +161,48 @@ func (r *sourceRunner[P]) poll(ctx context.Context) (recs []SourceRecord[P], gen
 	return recs, gen, err
 }
 
+// pollLoop polls until ctx ends (nil) or a fatal error. Records that Poll returned are published
+// even when it also returned an error: the connector already moved past them.
 func (r *sourceRunner[P]) pollLoop(ctx context.Context) error {
 	failures := 0
 	lr, reportsLag := r.conn.(LagReporter)
-	for {
+	for ctx.Err() == nil {
 		recs, gen, err := r.poll(ctx)
 		if reportsLag {
 			r.env.metrics.Lag(lr.Lag())
 		}
 		if ctx.Err() != nil {
 			r.abandon(recs, ctx.Err())
-			return nil
+			break
 		}
-		if err != nil {
-			r.abandon(recs, err)
-			switch ClassOf(err) {
-			case ClassFatal:
-				return fmt.Errorf("runtime: poll: %w", err)
-			case ClassDisconnected:
-				if rerr := r.gate.reconnect(ctx, gen, err); rerr != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return rerr
-				}
-				continue
+		if len(recs) > 0 {
+			if err := r.enqueue(ctx, recs); err != nil {
+				return err
 			}
+		}
+		var wait time.Duration
+		switch class := ClassOf(err); {
+		case err == nil:
+			failures = 0
+			r.gate.ok()
+			if len(recs) == 0 {
+				wait = r.cfg.PollInterval.D()
+			}
+		case class == ClassFatal:
+			return fmt.Errorf("runtime: poll: %w", err)
+		case class == ClassDisconnected:
+			if rerr := r.gate.reconnect(ctx, gen, err); rerr != nil && ctx.Err() == nil {
+				return rerr
+			}
+		default:
 			failures++
-			r.env.metrics.Failed(1, ClassOf(err).String())
-			wait := r.policy.Delay(failures, err)
+			r.env.metrics.Failed(1, class.String())
+			wait = r.policy.Delay(failures, err)
 			r.env.log.Warn("poll failed; retrying", "attempt", failures, "wait", wait, "err", err)
-			if retry.Sleep(ctx, wait) != nil {
-				return nil
-			}
-			continue
 		}
-		failures = 0
-		r.gate.ok()
-		if len(recs) == 0 {
-			if retry.Sleep(ctx, r.cfg.PollInterval.D()) != nil {
-				return nil
-			}
-			continue
-		}
-		if err := r.enqueue(ctx, recs); err != nil {
-			return err
-		}
+		_ = retry.Sleep(ctx, wait) // a stop ends the wait and the loop
 	}
+	return nil
 }
 
 // enqueue hands recs to their topics' senders in source order, taking a MAX_IN_FLIGHT slot for
@@ -232,15 +227,22 @@ func (r *sourceRunner[P]) enqueue(ctx context.Context, recs []SourceRecord[P]) e
 		if err != nil {
 			<-r.slots
 			r.abandon(recs[i:], err)
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+			return stopOr(ctx, err)
 		}
 		s.queue <- outRecord[P]{rec: rec, seq: r.marks.Add(pos)}
 	}
 	r.env.metrics.Received(published)
 	return nil
+}
+
+// stopOr returns err, or nil when it only reports that ctx ended (a graceful stop).
+func stopOr(ctx context.Context, err error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	default:
+		return err
+	}
 }
 
 // abandon tells per-record callbacks that these records will not be published.

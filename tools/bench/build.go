@@ -45,4 +45,5 @@ func (b *builder) build(ctx context.Context, pkg string) (string, error) {
 	return bin, nil
 }
 
-func (b *builder) close() error { return os.RemoveAll(b.dir) }
+// close removes the binaries; a leftover temp dir is not worth failing a run for.
+func (b *builder) close() { _ = os.RemoveAll(b.dir) }

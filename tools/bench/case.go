@@ -66,6 +66,18 @@ func (e *Env) Build(ctx context.Context, pkg string) (string, error) { return e.
 // Logf writes one progress line.
 func (e *Env) Logf(format string, args ...any) { fmt.Fprintf(e.Log, format+"\n", args...) }
 
+// unavailableError is a case's "the external system I measure is not here" (no IT_* address).
+type unavailableError struct{ reason string }
+
+func (e *unavailableError) Error() string { return e.reason }
+
+// unavailable is what a case that needs an external system (PostgreSQL, ClickHouse, Kafka, MQTT)
+// returns when it has none: the command then skips the case, as the integration harness skips its
+// tests, unless CI_REQUIRE_INTEGRATION=1, where it fails.
+func unavailable(format string, args ...any) error {
+	return &unavailableError{reason: fmt.Sprintf(format, args...)}
+}
+
 var registry = map[string]Case{}
 
 // register adds c to the cases the command knows; it panics on a duplicate name.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -66,7 +65,7 @@ func (c *sourceMQTTCase) Run(ctx context.Context, env *Env) (Result, error) {
 		url = os.Getenv("IT_MQTT_URL")
 	}
 	if url == "" {
-		return Result{}, errors.New("source-mqtt: no MQTT broker: set IT_MQTT_URL (source /tmp/it-shared.env, or tools/itservers) or -source-mqtt-url")
+		return Result{}, unavailable("source-mqtt: no MQTT broker: set IT_MQTT_URL (source /tmp/it-shared.env, or tools/itservers) or -source-mqtt-url")
 	}
 	bin, err := env.Build(ctx, "services/source-mqtt")
 	if err != nil {

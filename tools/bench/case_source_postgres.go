@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -63,7 +62,7 @@ func (c *sourcePostgresCase) Run(ctx context.Context, env *Env) (Result, error) 
 		dsn = os.Getenv("IT_POSTGRES_DSN")
 	}
 	if dsn == "" {
-		return Result{}, errors.New("source-postgres: no PostgreSQL: set IT_POSTGRES_DSN (source /tmp/it-shared.env, or tools/itservers) or -source-postgres-dsn")
+		return Result{}, unavailable("source-postgres: no PostgreSQL: set IT_POSTGRES_DSN (source /tmp/it-shared.env, or tools/itservers) or -source-postgres-dsn")
 	}
 	if _, err := exec.LookPath("pg_recvlogical"); err != nil {
 		return Result{}, fmt.Errorf("source-postgres: the baseline needs pg_recvlogical (postgresql-client): %w", err)
@@ -244,13 +243,13 @@ func (d *benchDB) measureStream(ctx context.Context, bin string, n int) ([]Row, 
 	for from := 0; from < n; from += 100 {
 		if _, err := conn.Exec(ctx, "INSERT INTO "+table+" SELECT g, 'row ' || g, g * 1.25, now() FROM generate_series($1::int, $2::int) g",
 			from, min(from+100, n)-1); err != nil {
-			conn.Close(ctx)
+			_ = conn.Close(ctx)
 			return nil, err
 		}
 	}
 	var endLSN string
 	err = conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&endLSN)
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 	if err != nil {
 		return nil, err
 	}

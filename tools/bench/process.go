@@ -49,8 +49,8 @@ func (c *child) stop() error {
 		}
 	case <-time.After(30 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("%s did not stop within 30s of SIGTERM\n%s", c.cmd.Path, c.out.String())
+		err := <-done
+		return fmt.Errorf("%s did not stop within 30s of SIGTERM, killed: %w\n%s", c.cmd.Path, err, c.out.String())
 	}
 	if rssErr != nil && !errors.Is(rssErr, os.ErrNotExist) { // no /proc: RSS stays unmeasured
 		return rssErr

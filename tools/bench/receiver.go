@@ -69,4 +69,4 @@ func (rc *receiver) expect(n int) *phase {
 	return p
 }
 
-func (rc *receiver) close() error { return rc.srv.Close() }
+func (rc *receiver) close() { _ = rc.srv.Close() }

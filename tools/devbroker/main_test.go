@@ -35,7 +35,7 @@ func TestRunServesAndStopsOnCancel(t *testing.T) {
 	if m == nil {
 		t.Fatalf("status line %q", line)
 	}
-	go io.Copy(io.Discard, pr)
+	go io.Copy(io.Discard, pr) //nolint:errcheck // drains until pw is closed
 	conn, err := grpc.NewClient(m[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

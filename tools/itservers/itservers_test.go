@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -216,7 +217,8 @@ func TestStartRefusesBusyPort(t *testing.T) {
 		fmt.Sprintf("IT_KAFKA_PORT=%d", port),
 	}
 	_, stderr, err := script(t, env, "start", filepath.Join(dir, "env"))
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("start with a busy port: %v, want exit status 1\n%s", err, stderr)
 	}
 	want := fmt.Sprintf("itservers: error: kfake: port 127.0.0.1:%d is already in use by another process; choose another with IT_KAFKA_PORT=PORT", port)
@@ -234,7 +236,8 @@ func TestStartRefusesBusyPort(t *testing.T) {
 // TestUsage names the commands on a wrong one.
 func TestUsage(t *testing.T) {
 	_, stderr, err := script(t, nil, "launch")
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("unknown command: %v, want exit status 1", err)
 	}
 	if !strings.Contains(stderr, "usage: itservers.sh start [ENVFILE] | stop | status | run CMD [ARG...]") {

@@ -33,8 +33,9 @@ const kfakeModule = "github.com/twmb/franz-go/pkg/kfake"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "kfake:", err)
 		os.Exit(2)
 	}

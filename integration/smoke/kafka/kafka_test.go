@@ -5,6 +5,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -95,7 +96,8 @@ func TestKafkaProduceConsumeCommit(t *testing.T) {
 		}
 		m, err := c.ReadMessage(100 * time.Millisecond)
 		if err != nil {
-			if kerr, ok := err.(kafka.Error); ok && kerr.IsTimeout() {
+			var kerr kafka.Error
+			if errors.As(err, &kerr) && kerr.IsTimeout() {
 				continue
 			}
 			t.Fatalf("read: %v", err)

@@ -19,6 +19,7 @@ type Batch[T any] struct {
 	First, Last uint64 // lowest and highest offset
 	window      uint64
 	deadline    time.Time
+	held        []uint64 // bit per offset of the window: which are in Items
 }
 
 // Batcher accumulates records. It is not safe for concurrent use: one sink loop owns it.
@@ -47,9 +48,19 @@ func (b *Batcher[T]) Add(partition string, offset uint64, v T, now time.Time) []
 		cur = nil
 	}
 	if cur == nil {
-		cur = &Batch[T]{Partition: partition, First: offset, Last: offset, window: w, deadline: now.Add(b.timeout)}
+		cur = &Batch[T]{Partition: partition, First: offset, Last: offset, window: w, deadline: now.Add(b.timeout),
+			held: make([]uint64, (b.size+63)/64)}
 		b.pending[partition] = cur
 		b.order = append(b.order, partition)
+	}
+	// A redelivery (the broker's ack timeout passed while the batch filled) is already held: the
+	// batch keeps one copy, so that it is written once and stays identical on a retry. Offset 0 is
+	// never taken for a redelivery: non-reliable topics have no offsets.
+	if i := offset - w*uint64(b.size); offset > 0 {
+		if cur.held[i/64]&(1<<(i%64)) != 0 {
+			return out
+		}
+		cur.held[i/64] |= 1 << (i % 64)
 	}
 	cur.Items = append(cur.Items, v)
 	cur.First, cur.Last = min(cur.First, offset), max(cur.Last, offset)

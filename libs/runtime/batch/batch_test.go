@@ -90,3 +90,28 @@ func BenchmarkAdd(b *testing.B) {
 		bt.Add("p", uint64(i), uint64(i), now)
 	}
 }
+
+// A redelivered record (same offset) while its batch fills is held once; offset 0, which
+// non-reliable topics give every message, is never taken for one.
+func TestRedeliveryHeldOnce(t *testing.T) {
+	b := batch.New[string](4, time.Hour)
+	now := time.Now()
+	for _, r := range []struct {
+		off uint64
+		v   string
+	}{{5, "a"}, {6, "b"}, {5, "a-again"}, {6, "b-again"}} {
+		if out := b.Add("p", r.off, r.v, now); len(out) != 0 {
+			t.Fatalf("batch cut early: %v", out)
+		}
+	}
+	out := b.Add("p", 7, "c", now)
+	if len(out) != 1 || fmt.Sprint(out[0].Items) != "[a b c]" {
+		t.Fatalf("got %+v, want one batch [a b c]", out)
+	}
+	nr := batch.New[string](3, time.Hour)
+	nr.Add("q", 0, "x", now)
+	nr.Add("q", 0, "y", now)
+	if out := nr.Add("q", 0, "z", now); len(out) != 1 || len(out[0].Items) != 3 {
+		t.Fatalf("non-reliable batch %+v, want 3 items", out)
+	}
+}

@@ -132,6 +132,6 @@ func (c *Config) sinkConfig(r mapping.Route) *runtime.SinkConfig {
 	return sc
 }
 
-func (r Start) String() string { return string(r) }
+func (s Start) String() string { return string(s) }
 
 var _ fmt.Stringer = Start("")

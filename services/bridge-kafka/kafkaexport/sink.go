@@ -197,7 +197,7 @@ func (s *Sink) classify(r *runtime.SinkRecord, err error) error {
 	switch ke.Code() {
 	case kafka.ErrMsgSizeTooLarge, kafka.ErrInvalidMsgSize, kafka.ErrInvalidMsg, kafka.ErrRecordListTooLarge,
 		kafka.ErrInvalidRecord, kafka.ErrInvalidTimestamp, kafka.ErrInvalidArg:
-		return runtime.InvalidData(fmt.Errorf("Kafka rejected message %s (%d bytes): %w", r.MessageID(), len(r.Payload()), err))
+		return runtime.InvalidData(fmt.Errorf("message %s (%d bytes) rejected by Kafka: %w", r.MessageID(), len(r.Payload()), err))
 	case kafka.ErrTopicAuthorizationFailed, kafka.ErrClusterAuthorizationFailed:
 		return runtime.Fatal(err)
 	case kafka.ErrMsgTimedOut, kafka.ErrTimedOut, kafka.ErrTimedOutQueue, kafka.ErrRequestTimedOut, kafka.ErrTransport,
@@ -246,7 +246,7 @@ func (s *Sink) HealthCheck(ctx context.Context) error {
 		timeout = min(timeout, time.Until(d))
 	}
 	if _, err := s.p.GetMetadata(&s.opts.Topic, false, int(timeout.Milliseconds())); err != nil {
-		return fmt.Errorf("kafka unreachable: %v", *down)
+		return fmt.Errorf("kafka unreachable: %w", *down)
 	}
 	s.down.CompareAndSwap(down, nil)
 	return nil

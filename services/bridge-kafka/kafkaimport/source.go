@@ -296,7 +296,7 @@ func (s *Source) HealthCheck(ctx context.Context) error {
 		timeout = min(timeout, time.Until(d))
 	}
 	if _, err := s.c.GetMetadata(&s.opts.Topic, false, int(timeout.Milliseconds())); err != nil {
-		return fmt.Errorf("kafka unreachable: %v", *down)
+		return fmt.Errorf("kafka unreachable: %w", *down)
 	}
 	s.down.CompareAndSwap(down, nil)
 	return nil

@@ -22,8 +22,6 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	url := flag.String("url", "", "receiver URL")
 	n := flag.Int("n", 1000, "messages to post")
 	c := flag.Int("c", 1, "concurrent requests")
@@ -32,11 +30,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "plainclient: -url is required; -n and -c must be positive")
 		os.Exit(2)
 	}
-	if err := post(*url, *n, *c); err != nil {
+	// Before the first request: the bench tool may send SIGTERM as soon as the last one arrives.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	err := post(*url, *n, *c)
+	if err == nil {
+		<-ctx.Done()
+	}
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "plainclient:", err)
 		os.Exit(1)
 	}
-	<-ctx.Done()
 }
 
 func post(url string, n, c int) error {

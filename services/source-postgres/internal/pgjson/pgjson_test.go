@@ -1,0 +1,58 @@
+package pgjson_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/danube-messaging/danube-connect-go/services/source-postgres/internal/pgjson"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestAppend(t *testing.T) {
+	for _, c := range []struct {
+		oid        uint32
+		text, want string
+	}{
+		{pgjson.Int8, "-9007199254740993", "-9007199254740993"},
+		{pgjson.Bool, "t", "true"},
+		{pgjson.Float8, "NaN", `"NaN"`},
+		{pgjson.Float8, "-1.5e+300", "-1.5e+300"},
+		{pgjson.Numeric, "0.1000000000000000000001", `"0.1000000000000000000001"`},
+		{pgjson.Bytea, `\x00ff`, `"AP8="`},
+		{pgjson.Timestamptz, "2024-01-02 03:04:05+05:30", `"2024-01-01T21:34:05Z"`},
+		{pgjson.Timestamptz, "infinity", `"infinity"`},
+		{pgjson.Timestamp, "2024-01-02 03:04:05.000001", `"2024-01-02T03:04:05.000001Z"`},
+		{pgjson.JSONB, `{"a": 1}`, `{"a": 1}`},
+		{1007, "{{1,2},{3,NULL}}", "[[1,2],[3,null]]"},
+		{1009, `{"a\"b","c\\d",NULL,"NULL"}`, `["a\"b","c\\d",null,"NULL"]`},
+		{1007, "[0:1]={7,8}", "[7,8]"},
+		{99999, "some \x01 text \xff", `"some \u0001 text \ufffd"`},
+	} {
+		got, err := pgjson.Append(nil, c.oid, []byte(c.text))
+		if err != nil || string(got) != c.want {
+			t.Errorf("Append(%d, %q) = %s, %v; want %s", c.oid, c.text, got, err, c.want)
+		}
+		if !json.Valid(got) {
+			t.Errorf("Append(%d, %q) = %s: not valid JSON", c.oid, c.text, got)
+		}
+	}
+}
+
+func TestAppendRejectsWhatItCannotEncode(t *testing.T) {
+	for _, c := range []struct {
+		oid        uint32
+		text, want string
+	}{
+		{pgjson.Int4, "12a", `invalid integer "12a"`},
+		{pgjson.Bool, "yes", `invalid boolean "yes"`},
+		{pgjson.Bytea, `\xzz`, "invalid bytea: encoding/hex: invalid byte: U+007A 'z'"},
+		{1007, "{1,2", `invalid array "{1,2": unterminated`},
+	} {
+		if _, err := pgjson.Append(nil, c.oid, []byte(c.text)); err == nil || err.Error() != c.want {
+			t.Errorf("Append(%d, %q) error %v, want %q", c.oid, c.text, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,545 @@
+// Package pgcdc is the PostgreSQL change data capture source: it streams every committed change of
+// the chosen tables from a logical replication slot (pgoutput) into Danube as JSON events, after an
+// optional initial snapshot read in the snapshot the slot exported, and confirms a WAL position to
+// PostgreSQL only once Danube acknowledged every event before it.
+//
+// Positions: change events carry none; the end LSN of each transaction rides on a checkpoint record
+// after its last event (and keepalives between transactions advance an idle or filtered stream), so
+// the runtime's ordered watermark hands Commit a transaction's LSN only when Danube has all of it.
+//
+// Replicas: the instance holding a session advisory lock derived from SLOT_NAME leads; the others
+// stay not ready and try again every POLL_INTERVAL_MS, taking over when the leader's session ends.
+package pgcdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+)
+
+// phases of a leader.
+const (
+	phaseSetup    = iota // not leading yet, or reconnected: acquire the lock, prepare slot and snapshot
+	phaseSnapshot        // reading the tables
+	phaseStream          // streaming the slot
+	phaseDone            // SNAPSHOT_MODE=initial_only finished
+)
+
+// Source is the connector.
+type Source struct {
+	cfg      *Config
+	log      *slog.Logger
+	tables   []Table
+	captured map[Table]bool
+	info     map[Table]tableInfo
+
+	adminMu sync.Mutex
+	admin   *pgx.Conn // setup, the leadership lock, snapshot progress
+
+	leader  atomic.Bool
+	waiting atomic.Pointer[string] // why this instance is not ready
+
+	// Poll's goroutine (and Reconnect and Shutdown, which never run beside it)
+	phase        int
+	protoVersion string
+	repl         *pgconn.PgConn // replication connection before streaming starts (slot created)
+	snap         *snapshot
+	consistent   LSN // where streaming starts after a snapshot (0: the slot's confirmed position)
+	stream       atomic.Pointer[stream]
+	held         error // an error that ended the stream after records Poll returned first
+
+	confirmed atomic.Uint64 // LSN acked by Danube (what status updates report)
+	walEnd    atomic.Uint64 // furthest server WAL position seen (lag)
+
+	// positioned records emitted, and the snapshot progress each snapshot checkpoint stands for
+	marksMu   sync.Mutex
+	emitted   uint64
+	committed uint64
+	marks     []mark
+}
+
+type mark struct {
+	seq uint64 // the positioned record's number (1-based)
+	p   progress
+}
+
+// New returns the connector for cfg.
+func New(cfg *Config, res runtime.Resources) (runtime.SourceConnector[LSN], error) {
+	s := &Source{cfg: cfg, log: res.Logger, tables: cfg.TableList(), captured: map[Table]bool{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, t := range s.tables {
+		s.captured[t] = true
+	}
+	return s, nil
+}
+
+// connConfig returns pgx's config with the session settings pgjson relies on.
+func (s *Source) connConfig(replication bool) (*pgx.ConnConfig, error) {
+	cc, err := pgx.ParseConfig(s.cfg.dsn(replication))
+	if err != nil {
+		return nil, runtime.Fatal(fmt.Errorf("PostgreSQL connection settings: %w", err))
+	}
+	for k, v := range map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, YMD", "bytea_output": "hex", "extra_float_digits": "3", "IntervalStyle": "iso_8601"} {
+		cc.RuntimeParams[k] = v
+	}
+	cc.ConnectTimeout = 10 * time.Second
+	return cc, nil
+}
+
+func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
+	cc, err := s.connConfig(false)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, classify(err, fmt.Sprintf("connect to PostgreSQL %s:%d/%s", s.cfg.Host, s.cfg.Port, s.cfg.Database))
+	}
+	return conn, nil
+}
+
+func (s *Source) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
+	cc, err := s.connConfig(true)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgconn.ConnectConfig(ctx, &cc.Config)
+	if err != nil {
+		return nil, classify(err, fmt.Sprintf("open replication connection to %s:%d/%s", s.cfg.Host, s.cfg.Port, s.cfg.Database))
+	}
+	return conn, nil
+}
+
+// Initialize connects and checks the server, the user and the tables; what only an administrator
+// can fix stops the connector with the fix named.
+func (s *Source) Initialize(ctx context.Context) error {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	s.admin = conn
+	if err := checkServer(ctx, conn, s.cfg.User); err != nil {
+		return err
+	}
+	if s.info, err = inspectTables(ctx, conn, s.tables); err != nil {
+		return err
+	}
+	s.protoVersion = "1"
+	if v, _ := strconv.Atoi(conn.PgConn().ParameterStatus("server_version_num")); v >= 140000 {
+		s.protoVersion = "2"
+	} else if v == 0 {
+		var num string
+		if conn.QueryRow(ctx, "SHOW server_version_num").Scan(&num) == nil {
+			if n, _ := strconv.Atoi(num); n >= 140000 {
+				s.protoVersion = "2"
+			}
+		}
+	}
+	s.setWaiting("starting")
+	return nil
+}
+
+func (s *Source) setWaiting(why string) {
+	if why == "" {
+		s.waiting.Store(nil)
+		return
+	}
+	s.waiting.Store(&why)
+}
+
+// Poll returns the next snapshot chunk or the changes streamed so far (waiting for the first).
+func (s *Source) Poll(ctx context.Context) ([]record, error) {
+	if s.phase == phaseSetup {
+		if err := s.lead(ctx); err != nil || s.phase == phaseSetup {
+			return nil, err
+		}
+	}
+	switch s.phase {
+	case phaseSnapshot:
+		return s.pollSnapshot(ctx)
+	case phaseStream:
+		return s.pollStream(ctx)
+	case phaseDone:
+		<-ctx.Done()
+	}
+	return nil, nil
+}
+
+// lead takes leadership (the advisory lock) or reports why not, then prepares the slot, the
+// publication and the snapshot.
+func (s *Source) lead(ctx context.Context) error {
+	if !s.leader.Load() {
+		var got bool
+		s.adminMu.Lock()
+		err := s.admin.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", "danube-source-postgres/"+s.cfg.Slot).Scan(&got)
+		s.adminMu.Unlock()
+		if err != nil {
+			return classify(err, "take the leadership lock")
+		}
+		if !got {
+			s.setWaiting(fmt.Sprintf("standby: another replica streams slot %q; waiting to take over", s.cfg.Slot))
+			return nil // the runtime polls again after POLL_INTERVAL_MS
+		}
+		s.leader.Store(true)
+		s.log.Info("leading: holds the lock of the slot", "slot", s.cfg.Slot)
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	s.setWaiting("")
+	return nil
+}
+
+// prepare decides between snapshot and streaming (adminMu held).
+func (s *Source) prepare(ctx context.Context) error {
+	if err := ensurePublication(ctx, s.admin, s.cfg.Publication, s.tables); err != nil {
+		return err
+	}
+	mode := s.cfg.SnapshotMode
+	if mode != SnapshotNever {
+		if err := ensureStateTable(ctx, s.admin, s.cfg.SnapshotState); err != nil {
+			return err
+		}
+	}
+	if mode == SnapshotInitialOnly {
+		return s.prepareSnapshotOnly(ctx)
+	}
+	slot, err := readSlot(ctx, s.admin, s.cfg.Slot, s.cfg.Database)
+	if err != nil {
+		return err
+	}
+	if !slot.found {
+		return s.createSlot(ctx)
+	}
+	s.confirmed.Store(max(s.confirmed.Load(), uint64(slot.confirmed)))
+	if mode == SnapshotInitial {
+		pending, err := pendingProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables)
+		if err != nil {
+			return classify(err, "read snapshot progress")
+		}
+		if len(pending) > 0 {
+			s.log.Info("resuming an unfinished snapshot (rows as they are now; changes since the slot's creation follow from the slot)", "tables", len(pending))
+			return s.startSnapshot(ctx, "", slot.confirmed, pending)
+		}
+	}
+	return s.beginStreaming(ctx, 0)
+}
+
+// prepareSnapshotOnly snapshots without a slot (SNAPSHOT_MODE=initial_only), resuming progress.
+func (s *Source) prepareSnapshotOnly(ctx context.Context) error {
+	pending, err := pendingProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables)
+	if err != nil {
+		return classify(err, "read snapshot progress")
+	}
+	var rows int
+	t, _ := parseTable(s.cfg.SnapshotState)
+	if err := s.admin.QueryRow(ctx, "SELECT count(*) FROM "+t.Quoted()+" WHERE slot_name = $1", s.cfg.Slot).Scan(&rows); err != nil {
+		return classify(err, "read snapshot progress")
+	}
+	if rows == 0 {
+		if err := resetProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables); err != nil {
+			return classify(err, "record snapshot progress")
+		}
+		pending, _ = pendingProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables)
+	}
+	if len(pending) == 0 {
+		s.phase = phaseDone
+		s.log.Info("snapshot complete; SNAPSHOT_MODE=initial_only: not streaming")
+		return nil
+	}
+	return s.startSnapshot(ctx, "", 0, pending)
+}
+
+// createSlot creates the slot; with SNAPSHOT_MODE=initial the tables are read in the snapshot it
+// exports, so that streaming from its consistent point misses nothing and repeats nothing.
+func (s *Source) createSlot(ctx context.Context) error {
+	snapshot := s.cfg.SnapshotMode == SnapshotInitial
+	if snapshot {
+		if err := resetProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables); err != nil {
+			return classify(err, "record snapshot progress")
+		}
+	}
+	repl, err := s.connectReplication(ctx)
+	if err != nil {
+		return err
+	}
+	action := "NOEXPORT_SNAPSHOT"
+	if snapshot {
+		action = "EXPORT_SNAPSHOT"
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Mode: pglogrepl.LogicalReplication, SnapshotAction: action,
+	})
+	if err != nil {
+		_ = repl.Close(context.Background())
+		return classify(err, fmt.Sprintf("create replication slot %q", s.cfg.Slot))
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		_ = repl.Close(context.Background())
+		return runtime.Fatal(fmt.Errorf("create replication slot %q: consistent point %q: %w", s.cfg.Slot, res.ConsistentPoint, err))
+	}
+	s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", res.ConsistentPoint, "snapshot", res.SnapshotName)
+	s.confirmed.Store(uint64(lsn))
+	s.repl = repl // idle until the snapshot is over: its exported snapshot lives as long as it does
+	if !snapshot {
+		return s.beginStreaming(ctx, lsn)
+	}
+	pending := make([]progress, len(s.tables))
+	for i, t := range s.tables {
+		pending[i] = progress{table: t}
+	}
+	return s.startSnapshot(ctx, res.SnapshotName, lsn, pending)
+}
+
+func (s *Source) startSnapshot(ctx context.Context, exported string, pos LSN, pending []progress) error {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if err := beginSnapshot(ctx, conn, exported); err != nil {
+		_ = conn.Close(context.Background())
+		return classify(err, "begin the snapshot transaction")
+	}
+	s.snap = &snapshot{conn: conn, pending: pending, pos: pos, enc: encoder{db: s.cfg.Database}, cols: map[Table][]column{}}
+	s.consistent = pos
+	s.phase = phaseSnapshot
+	s.log.Info("snapshot started", "tables", len(pending), "exported_snapshot", exported, "position", pos.String())
+	return nil
+}
+
+// beginStreaming starts replication (on the connection that created the slot, if any).
+func (s *Source) beginStreaming(ctx context.Context, from LSN) error {
+	repl := s.repl
+	s.repl = nil
+	if repl == nil {
+		var err error
+		if repl, err = s.connectReplication(ctx); err != nil {
+			return err
+		}
+	}
+	st, err := s.startStream(ctx, repl, from)
+	if err != nil {
+		_ = repl.Close(context.Background())
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" { // slot active: a replica without our lock (older version, or the lock was lost)
+			s.setWaiting(fmt.Sprintf("standby: replication slot %q is in use by another process", s.cfg.Slot))
+			return fmt.Errorf("replication slot %q is in use by another process: %w", s.cfg.Slot, pgErr)
+		}
+		return err
+	}
+	s.stream.Store(st)
+	s.phase = phaseStream
+	return nil
+}
+
+func (s *Source) pollSnapshot(ctx context.Context) ([]record, error) {
+	recs, p, err := s.snap.next(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil { // every table read: stream from the slot's consistent point
+		_, _ = s.snap.conn.Exec(ctx, "COMMIT")
+		_ = s.snap.conn.Close(context.Background())
+		s.snap = nil
+		if s.cfg.SnapshotMode == SnapshotInitialOnly {
+			s.phase = phaseDone
+			s.log.Info("snapshot read; SNAPSHOT_MODE=initial_only: not streaming")
+			return nil, nil
+		}
+		return nil, s.beginStreaming(ctx, s.consistent)
+	}
+	recs = append(recs, runtime.Checkpoint(s.snap.pos))
+	s.marksMu.Lock()
+	s.emitted++
+	s.marks = append(s.marks, mark{seq: s.emitted, p: *p})
+	s.marksMu.Unlock()
+	return recs, nil
+}
+
+func (s *Source) pollStream(ctx context.Context) ([]record, error) {
+	if err := s.held; err != nil {
+		s.held = nil
+		return nil, err
+	}
+	st := s.stream.Load()
+	var recs []record
+	select {
+	case it := <-st.items:
+		if it.err != nil {
+			return nil, it.err
+		}
+		recs = append(recs, it.rec)
+	case <-ctx.Done():
+		return nil, nil
+	}
+drain: // what the reader has ready, without waiting
+	for len(recs) < s.cfg.BatchSize {
+		select {
+		case it := <-st.items:
+			if it.err != nil {
+				s.held = it.err // returned by the next Poll, after these records are handed over
+				break drain
+			}
+			recs = append(recs, it.rec)
+		default:
+			break drain
+		}
+	}
+	return s.count(recs), nil
+}
+
+// count numbers the positioned records (see Commit).
+func (s *Source) count(recs []record) []record {
+	n := uint64(0)
+	for i := range recs {
+		if _, ok := recs[i].Position(); ok {
+			n++
+		}
+	}
+	s.marksMu.Lock()
+	s.emitted += n
+	s.marksMu.Unlock()
+	return recs
+}
+
+// Commit confirms the last LSN Danube acked everything up to, and records snapshot progress.
+func (s *Source) Commit(ctx context.Context, positions []LSN) error {
+	s.marksMu.Lock()
+	upto := s.committed + uint64(len(positions))
+	var done []progress
+	for len(s.marks) > 0 && s.marks[0].seq <= upto {
+		done = append(done, s.marks[0].p)
+		s.marks = s.marks[1:]
+	}
+	s.marksMu.Unlock()
+	if len(done) > 0 {
+		latest := map[Table]progress{}
+		var order []Table
+		for _, p := range done {
+			if _, ok := latest[p.table]; !ok {
+				order = append(order, p.table)
+			}
+			latest[p.table] = p
+		}
+		s.adminMu.Lock()
+		for _, t := range order {
+			if err := saveProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, latest[t]); err != nil {
+				s.adminMu.Unlock()
+				s.requeue(done)
+				return classify(err, "record snapshot progress")
+			}
+		}
+		s.adminMu.Unlock()
+	}
+	s.marksMu.Lock()
+	s.committed = upto
+	s.marksMu.Unlock()
+	atomicMax(&s.confirmed, uint64(positions[len(positions)-1]))
+	if st := s.stream.Load(); st != nil {
+		return st.sendStatus()
+	}
+	return nil
+}
+
+// requeue puts back progress a failed Commit did not record (the runtime retries the positions).
+func (s *Source) requeue(done []progress) {
+	s.marksMu.Lock()
+	defer s.marksMu.Unlock()
+	back := make([]mark, len(done))
+	for i, p := range done {
+		back[i] = mark{seq: s.committed + 1, p: p}
+	}
+	s.marks = append(back, s.marks...)
+}
+
+// seen records a server WAL position for the lag.
+func (s *Source) seen(lsn LSN) { atomicMax(&s.walEnd, uint64(lsn)) }
+
+// Lag is the WAL in bytes between the server's position and what Danube acked.
+func (s *Source) Lag() int64 {
+	end, done := s.walEnd.Load(), s.confirmed.Load()
+	if end <= done {
+		return 0
+	}
+	return int64(end - done)
+}
+
+// HealthCheck is not ready while this instance is a standby; a lost session is Disconnected.
+func (s *Source) HealthCheck(ctx context.Context) error {
+	if why := s.waiting.Load(); why != nil {
+		return errors.New(*why)
+	}
+	if !s.adminMu.TryLock() {
+		return nil // busy with setup or progress: it is alive
+	}
+	defer s.adminMu.Unlock()
+	if err := s.admin.Ping(ctx); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return runtime.Disconnected(fmt.Errorf("PostgreSQL session: %w", err))
+	}
+	return nil
+}
+
+// Reconnect drops every connection (and with the session the leadership) and opens the session
+// again; the next Poll takes the lead again and resumes from the confirmed position.
+func (s *Source) Reconnect(ctx context.Context) error {
+	s.closeAll()
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	s.adminMu.Lock()
+	s.admin = conn
+	s.adminMu.Unlock()
+	return nil
+}
+
+// closeAll ends the stream (reporting the confirmed position), the snapshot and the session.
+func (s *Source) closeAll() {
+	if st := s.stream.Swap(nil); st != nil {
+		st.close()
+	}
+	s.held = nil
+	if s.repl != nil {
+		_ = s.repl.Close(context.Background())
+		s.repl = nil
+	}
+	if s.snap != nil {
+		_ = s.snap.conn.Close(context.Background())
+		s.snap = nil
+	}
+	s.adminMu.Lock()
+	if s.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.admin.Close(ctx) // releases the leadership lock
+		cancel()
+	}
+	s.adminMu.Unlock()
+	s.leader.Store(false)
+	s.phase = phaseSetup
+	s.setWaiting("reconnecting to PostgreSQL")
+}
+
+// Shutdown reports the confirmed position and closes every connection.
+func (s *Source) Shutdown(context.Context) error {
+	s.closeAll()
+	return nil
+}
