@@ -81,3 +81,18 @@ func ParseSubscriptionType(s string) (SubscriptionType, error) {
 	}
 	return 0, fmt.Errorf("danube: unknown subscription type %q (want Exclusive, Shared, Failover or KeyShared)", s)
 }
+
+// MaxMessageSize is the largest message a broker accepts: gRPC's default 4 MiB limit on a request,
+// payload, routing key and attributes together with the envelope. A larger message is refused
+// however often it is sent.
+const MaxMessageSize = 4 << 20
+
+// MessageSize estimates the size m takes on the wire, envelope included (a conservative upper
+// bound: compare it with MaxMessageSize before sending).
+func MessageSize(m ProducerMessage) int {
+	n := len(m.Payload) + len(m.Key) + 512 // ids, topic, producer name, timestamps, framing
+	for k, v := range m.Attributes {
+		n += len(k) + len(v) + 8
+	}
+	return n
+}

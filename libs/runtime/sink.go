@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -550,9 +551,17 @@ func (r *sinkRunner) deadLetter(ctx context.Context, d delivery, cause error) {
 	attrs[AttrOriginalTopic] = d.msg.Topic
 	attrs[AttrOriginalSubscription] = r.cfg.SubscriptionName
 	attrs[AttrOriginalOffset] = strconv.FormatUint(d.msg.Offset, 10)
-	attrs[AttrFailureReason] = cause.Error()
+	attrs[AttrFailureReason] = truncate(cause.Error(), maxReason)
 	attrs[AttrConnector] = r.cfg.ConnectorName
-	if _, err := r.dlq.Send(ctx, danube.ProducerMessage{Payload: d.msg.Payload, Key: d.msg.Key, Attributes: attrs}); err != nil {
+	msg := danube.ProducerMessage{Payload: d.msg.Payload, Key: d.msg.Key, Attributes: attrs}
+	if size := danube.MessageSize(msg); size > danube.MaxMessageSize {
+		// The broker would refuse it however often it is sent: say so, and leave it to Danube.
+		r.env.log.Error("cannot dead-letter: the message with its attributes is over the broker's size limit; nacking",
+			"message", messageID(d.msg), "bytes", size, "reason", cause)
+		r.settle.nack(d, r.cfg.NackDelay.D(), cause.Error())
+		return
+	}
+	if _, err := r.dlq.Send(ctx, msg); err != nil {
 		r.env.log.Error("dead-letter publish failed; nacking", "topic", d.msg.Topic, "offset", d.msg.Offset, "err", err)
 		r.settle.nack(d, r.cfg.NackDelay.D(), cause.Error())
 		return
@@ -597,4 +606,20 @@ func (r *sinkRunner) spanName(partition string) string {
 	name := "process " + partition
 	r.spanNames.Store(partition, name)
 	return name
+}
+
+// maxReason bounds the failure reason a dead letter carries: an error that quotes a whole response
+// must not push the message over the broker's size limit.
+const maxReason = 4 << 10
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -381,17 +381,14 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 	telemetry.Inject(ctx, attrs)
 	msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
 	var err error
-	for attempt := 1; ; attempt++ {
+	if size := danube.MessageSize(msg); size > danube.MaxMessageSize {
+		err = fmt.Errorf("record is %d bytes with its attributes, over the broker's %d-byte limit", size, danube.MaxMessageSize)
+	}
+	for attempt := 1; err == nil; attempt++ {
 		if _, err = s.prod.Send(ctx, msg); err == nil || r.work.Err() != nil {
 			break
 		}
 		if permanent(err) {
-			pos, _ := out.rec.Position()
-			err = Fatal(fmt.Errorf("runtime: Danube rejected record %d (position %v, %d bytes) for topic %q; it cannot be published: %w",
-				out.seq, pos, len(out.rec.Payload), s.topic, err))
-			s.rejected.CompareAndSwap(nil, &err)
-			r.env.metrics.Failed(1, ClassFatal.String())
-			r.stopIntake(err)
 			break
 		}
 		r.env.metrics.Retried(1)
@@ -400,6 +397,14 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 		if retry.Sleep(r.work, d) != nil {
 			break
 		}
+	}
+	if err != nil && r.work.Err() == nil { // refused for good (or too large to send)
+		pos, _ := out.rec.Position()
+		err = Fatal(fmt.Errorf("runtime: Danube rejected record %d (position %v, %d bytes) for topic %q; it cannot be published: %w",
+			out.seq, pos, len(out.rec.Payload), s.topic, err))
+		s.rejected.CompareAndSwap(nil, &err)
+		r.env.metrics.Failed(1, ClassFatal.String())
+		r.stopIntake(err)
 	}
 	if err != nil {
 		span.RecordError(err)

@@ -250,3 +250,20 @@ func TestSourcePermanentRejectionIsFatal(t *testing.T) {
 		t.Fatalf("commits %v, acked %v after a rejected record", s.commits, s.acked)
 	}
 }
+
+// A record over the broker's size limit is never sent: the source stops at once with a fatal
+// error naming the record, instead of retrying what can never be accepted.
+func TestSourceOversizedRecordIsFatal(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/oversized")
+	cfg := runtimetest.SourceConfig(b, "oversized", "/default/oversized")
+	s := &streaming{in: make(chan runtime.SourceRecord[int], 1)}
+	r := runtimetest.StartSource(t, cfg, s, true)
+	s.in <- runtime.NewSourceRecord("", make([]byte, danube.MaxMessageSize), 7)
+	err := r.Wait()
+	want := `runtime: Danube rejected record 0 (position 7, 4194304 bytes) for topic "/default/oversized"; it cannot be published: ` +
+		`record is 4194816 bytes with its attributes, over the broker's 4194304-byte limit`
+	if err == nil || err.Error() != want || !errors.Is(err, runtime.ErrFatal) {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+}
