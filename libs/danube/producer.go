@@ -154,19 +154,8 @@ func validTopic(field, t string) error {
 	if t == "" {
 		return fmt.Errorf("danube: %s is required", field)
 	}
-	parts := 0
-	for i := 0; i < len(t); i++ {
-		ch := t[i]
-		switch {
-		case ch == '/':
-			parts++
-		case ch == '_' || ch == '-' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= 0x80:
-		default:
-			return fmt.Errorf("danube: %s %q: character %q not allowed (want /namespace/topic of letters, digits, _ and -)", field, t, ch)
-		}
-	}
-	if t[0] != '/' || parts != 2 || t[len(t)-1] == '/' {
-		return fmt.Errorf("danube: %s %q: want /namespace/topic", field, t)
+	if err := CheckTopic(t); err != nil {
+		return fmt.Errorf("danube: %s %q: %w", field, t, err)
 	}
 	return nil
 }

@@ -158,7 +158,7 @@ func TestExactPartitions(t *testing.T) {
 }
 
 func TestValidTopic(t *testing.T) {
-	for _, ok := range []string{"/default/t", "/ns_1/topic-part-0", "/a/b"} {
+	for _, ok := range []string{"/default/t", "/ns_1/topic-part-0", "/a/b", "/défaut/thé"} {
 		if err := validTopic("Topic", ok); err != nil {
 			t.Errorf("validTopic(%q) = %v", ok, err)
 		}
@@ -167,7 +167,7 @@ func TestValidTopic(t *testing.T) {
 		"":             "danube: Topic is required",
 		"default/t":    `danube: Topic "default/t": want /namespace/topic`,
 		"/default/t/x": `danube: Topic "/default/t/x": want /namespace/topic`,
-		"/default/t.x": `danube: Topic "/default/t.x": character '.' not allowed (want /namespace/topic of letters, digits, _ and -)`,
+		"/default/t.x": `danube: Topic "/default/t.x": only letters, digits, '_' and '-' are allowed in a topic name`,
 		"/default/":    `danube: Topic "/default/": want /namespace/topic`,
 	}
 	for in, want := range bad {

@@ -379,21 +379,8 @@ func (c *SourceConfig) Validate() error {
 // Source returns c; it lets MainSource find the runtime part of a connector's config.
 func (c *SourceConfig) Source() *SourceConfig { return c }
 
-// checkTopic applies Danube's topic rule: /namespace/topic, characters [A-Za-z0-9_-].
-func checkTopic(t string) error {
-	parts := strings.Split(t, "/")
-	if len(parts) != 3 || parts[0] != "" || parts[1] == "" || parts[2] == "" {
-		return errors.New("want /namespace/topic")
-	}
-	for _, p := range parts[1:] {
-		for _, r := range p {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-				return errors.New("only letters, digits, '_' and '-' are allowed in a topic name")
-			}
-		}
-	}
-	return nil
-}
+// checkTopic applies Danube's topic rule (danube.CheckTopic).
+func checkTopic(t string) error { return danube.CheckTopic(t) }
 
 // defaultShutdown is used when a config in code leaves ShutdownTimeout zero.
 const defaultShutdown = 25 * time.Second

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
 
 // Route pairs one Kafka topic with one Danube topic; the direction is the list's.
@@ -82,7 +84,7 @@ func parse(s string, imports bool) ([]Route, error) {
 		if err := CheckKafkaTopic(r.Kafka); err != nil {
 			errs, bad = append(errs, fmt.Errorf("%q: Kafka topic %q: %w", pair, r.Kafka, err)), true
 		}
-		if err := CheckDanubeTopic(r.Danube); err != nil {
+		if err := danube.CheckTopic(r.Danube); err != nil {
 			errs, bad = append(errs, fmt.Errorf("%q: Danube topic %q: %w", pair, r.Danube, err)), true
 		}
 		if bad {
@@ -121,22 +123,6 @@ func CheckKafkaTopic(t string) error {
 	for _, r := range t {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
 			return fmt.Errorf("character %q not allowed (letters, digits, '.', '_', '-')", r)
-		}
-	}
-	return nil
-}
-
-// CheckDanubeTopic applies Danube's topic rule: /namespace/topic, characters [A-Za-z0-9_-].
-func CheckDanubeTopic(t string) error {
-	parts := strings.Split(t, "/")
-	if len(parts) != 3 || parts[0] != "" || parts[1] == "" || parts[2] == "" {
-		return errors.New("want /namespace/topic")
-	}
-	for _, p := range parts[1:] {
-		for _, r := range p {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-				return errors.New("only letters, digits, '_' and '-' are allowed in a topic name")
-			}
 		}
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
 
 // Rule is one mapping: messages whose topic matches Filter go to the Danube topic Topic.
@@ -82,7 +84,7 @@ func NewRule(filter, topic string) (Rule, error) {
 	if err := ValidFilter(r.Filter); err != nil {
 		return Rule{}, err
 	}
-	if err := validTopic(topic); err != nil {
+	if err := danube.CheckTopic(topic); err != nil {
 		return Rule{}, fmt.Errorf("destination %q: %w", topic, err)
 	}
 	r.levels = strings.Split(r.Filter, "/")
@@ -104,22 +106,6 @@ func ValidFilter(f string) error {
 			return fmt.Errorf("MQTT filter %q: '#' must be the whole last level", f)
 		case strings.Contains(l, "+") && l != "+":
 			return fmt.Errorf("MQTT filter %q: '+' must be a whole level", f)
-		}
-	}
-	return nil
-}
-
-// validTopic applies Danube's topic rule: /namespace/topic of letters, digits, '_' and '-'.
-func validTopic(t string) error {
-	parts := strings.Split(t, "/")
-	if len(parts) != 3 || parts[0] != "" || parts[1] == "" || parts[2] == "" {
-		return errors.New("want /namespace/topic")
-	}
-	for _, p := range parts[1:] {
-		for _, c := range p {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-				return errors.New("only letters, digits, '_' and '-' are allowed in a topic name")
-			}
 		}
 	}
 	return nil

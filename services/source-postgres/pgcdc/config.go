@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 )
@@ -131,7 +132,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, config.Invalid("TOPIC_TEMPLATE", c.TopicTemplate, "must contain {table}"))
 		}
 		for _, t := range c.TableList() {
-			if topic := c.topicFor(t); !validTopic(topic) {
+			if topic := c.topicFor(t); danube.CheckTopic(topic) != nil {
 				errs = append(errs, config.Invalid("TOPIC_TEMPLATE", c.TopicTemplate,
 					fmt.Sprintf("gives %q for %s: want /namespace/topic of letters, digits, '_' and '-'", topic, t)))
 			}
@@ -163,21 +164,6 @@ func validSlot(s string) bool {
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
 			return false
-		}
-	}
-	return true
-}
-
-func validTopic(t string) bool {
-	parts := strings.Split(t, "/")
-	if len(parts) != 3 || parts[0] != "" || parts[1] == "" || parts[2] == "" {
-		return false
-	}
-	for _, p := range parts[1:] {
-		for _, r := range p {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-				return false
-			}
 		}
 	}
 	return true

@@ -32,6 +32,7 @@ func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
 	if err != nil {
 		t.Fatalf("create Kafka topic %s: %v", topic, err)
 	}
+	waitForTopic(t, a, topic, n)
 	t.Cleanup(func() {
 		a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
 		if err != nil {
@@ -45,6 +46,36 @@ func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
 			t.Errorf("delete Kafka topic %s: %v", topic, err)
 		}
 	})
+}
+
+// waitForTopic waits until the broker's metadata lists topic with n partitions, each with a
+// leader. Apache Kafka answers CreateTopics once the controller committed the topic; the broker
+// learns of it a moment later, and a client asking in between (a watermark query, for one) is
+// told the partition is unknown. kfake creates topics synchronously.
+func waitForTopic(t testing.TB, a *kafka.AdminClient, topic string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for {
+		md, err := a.GetMetadata(&topic, false, int(Timeout/time.Millisecond))
+		if err == nil {
+			if tm, ok := md.Topics[topic]; ok && tm.Error.Code() == kafka.ErrNoError && len(tm.Partitions) == n && leaders(tm.Partitions) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Kafka topic %s: no metadata with %d partitions and their leaders after %v (last error: %v)", topic, n, Timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func leaders(ps []kafka.PartitionMetadata) bool {
+	for _, p := range ps {
+		if p.Error.Code() != kafka.ErrNoError || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Produce writes msgs (Topic set by Produce when nil) and waits for every delivery report.
