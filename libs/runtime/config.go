@@ -237,7 +237,7 @@ type SinkConfig struct {
 	BatchSize        int                     `env:"BATCH_SIZE" envDefault:"1" desc:"most records handed to the connector in one call (a sink's batch); boundaries align to offsets"`
 	BatchTimeout     config.Millis           `env:"BATCH_TIMEOUT_MS" envDefault:"1000" desc:"flush a partial batch this long after its first record"`
 	MaxInFlight      int                     `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"most records sent to the destination and not yet confirmed; for a sink, concurrent writes (above 1, records stream to that many concurrent writes in per-key order, where the connector supports it)"`
-	DLQTopic         string                  `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records (and exhausted ones with RETRY_EXHAUSTED=dlq); empty = invalid records are handled as RETRY_EXHAUSTED"`
+	DLQTopic         string                  `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records and poison ones (RETRY_EXHAUSTED=auto or dlq); empty = invalid records are nacked (or stop the connector with RETRY_EXHAUSTED=stop)"`
 	RetryExhausted   RetryExhausted          `env:"RETRY_EXHAUSTED" envDefault:"auto" desc:"when retries run out: auto (nothing else gets written: an outage, pause the consumers and retry until it recovers; others are written: a poison message, dlq with DLQ_TOPIC else hold), dlq (publish to DLQ_TOPIC with the reason, then ack), hold (keep retrying it, reported on /readyz), nack (give it back to Danube: spends its delivery attempts) or stop (exit non-zero, unacked)"`
 	NackDelay        config.Millis           `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
 

@@ -30,6 +30,7 @@ type intake struct {
 	bg        sync.WaitGroup
 	flag      telemetry.Flag // readiness: delivery paused, poison held
 	poison    map[string]string
+	fatal     func(error) // stops the sink when it cannot resume
 }
 
 func newIntake(ctx context.Context, r *sinkRunner, out chan delivery) *intake {
@@ -125,7 +126,10 @@ func (in *intake) resume() {
 		defer in.mu.Unlock()
 		in.resuming = false
 		if err != nil {
-			return // stopping
+			if in.ctx.Err() == nil && in.fatal != nil {
+				in.fatal(fmt.Errorf("runtime: resume after an outage: %w", err)) // paused for good: stop loudly
+			}
+			return
 		}
 		in.paused, in.cause = false, nil
 		in.setFlag()
@@ -161,7 +165,7 @@ func (in *intake) setFlag() {
 		errs = append(errs, fmt.Errorf("delivery paused, external system failing: %w", in.cause))
 	}
 	for id, reason := range in.poison {
-		errs = append(errs, fmt.Errorf("poison message %s held (set DLQ_TOPIC to dead-letter it): %s", id, reason))
+		errs = append(errs, fmt.Errorf("poison message %s held and retried: %s", id, reason))
 	}
 	in.flag.Set(errors.Join(errs...))
 }

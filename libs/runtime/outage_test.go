@@ -191,7 +191,7 @@ func TestSinkPoisonMessage(t *testing.T) {
 		r.WaitMetric(t, `connector_records_poisoned{connector="poison-held"}`, 1)
 		err := r.Telemetry.Ready(context.Background())
 		if err == nil || !strings.Contains(err.Error(), "poison message topic:/default/poison-held/producer:") ||
-			!strings.Contains(err.Error(), "held (set DLQ_TOPIC to dead-letter it): 500 Internal Server Error") {
+			!strings.Contains(err.Error(), "held and retried: 500 Internal Server Error") {
 			t.Fatalf("readiness with a poison message held: %v", err)
 		}
 		if err := r.Stop(); err != nil {

@@ -127,6 +127,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	// Buffered so that the consumers fill the next batch while the loop processes this one.
 	merged := make(chan delivery, max(cfg.BatchSize, cfg.MaxInFlight))
 	r.in = newIntake(intakeCtx, r, merged)
+	r.in.fatal = func(err error) { stopRun(err) }
 	defer func() {
 		stopIntake()
 		r.in.close()
@@ -171,8 +172,8 @@ func (r *sinkRunner) dlqProducer(ctx context.Context) (p *danube.Producer, err e
 	return p, err
 }
 
-// subscribe retries until the subscription is granted, or ctx ends (a standby replica waits for
-// an Exclusive one). A missing topic is created first, as a reliable topic, and subscribed to at
+// subscribe retries until the subscription is granted, or ctx ends (an Exclusive subscription
+// held by another consumer name refuses it). A missing topic is created first, as a reliable topic, and subscribed to at
 // once: a new subscription starts at the tail, so waiting for the topic's first producer would
 // lose what it publishes before the next attempt.
 func (r *sinkRunner) subscribe(ctx context.Context, topic string) (c *danube.Consumer, err error) {
@@ -344,10 +345,7 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 			default:
 				var held []int
 				for _, i := range again {
-					hold, err := true, error(nil) // MAX_RETRIES=-1: retried for ever, reported
-					if r.cfg.MaxRetries >= 0 {
-						hold, err = r.exhausted(ctx, items[i], cause)
-					}
+					hold, err := r.exhausted(ctx, items[i], cause)
 					if err != nil {
 						return err
 					}
@@ -355,8 +353,8 @@ func (r *sinkRunner) handle(ctx context.Context, items []delivery) error {
 						held = append(held, i)
 						r.in.holdPoison(recs[i].MessageID(), last.Error())
 						r.env.log.Error("poison message: it keeps failing while other messages are written; it is held "+
-							"and retried, and Danube will stop the subscription once it used up its delivery attempts: "+
-							"set DLQ_TOPIC to dead-letter such messages", "message", recs[i].MessageID(), "err", last)
+							"and retried, and Danube will stop the subscription once it used up its delivery attempts "+
+							"(RETRY_EXHAUSTED=dlq with DLQ_TOPIC dead-letters such messages)", "message", recs[i].MessageID(), "err", last)
 					}
 				}
 				if len(held) == 0 {
