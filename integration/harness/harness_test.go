@@ -152,9 +152,9 @@ func TestFromEnvReachable(t *testing.T) {
 	addr := l.Addr().String()
 
 	t.Setenv(EnvKafkaBootstrap, addr+" , "+addr)
-	t.Setenv(EnvKafkaServer, "kfake v1")
+	t.Setenv(EnvKafkaServer, "Apache Kafka 4.1.0")
 	k, err := kafkaFromEnv()
-	if want := (KafkaEndpoint{Bootstrap: addr + "," + addr, Source: "IT_KAFKA_BOOTSTRAP=" + addr + " , " + addr + " (kfake v1)"}); err != nil || k != want {
+	if want := (KafkaEndpoint{Bootstrap: addr + "," + addr, Source: "IT_KAFKA_BOOTSTRAP=" + addr + " , " + addr + " (Apache Kafka 4.1.0)"}); err != nil || k != want {
 		t.Errorf("kafkaFromEnv = %+v, %v; want %+v", k, err, want)
 	}
 

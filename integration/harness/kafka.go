@@ -12,7 +12,9 @@ import (
 )
 
 // KafkaImage is the image of the Kafka container: Apache Kafka in KRaft
-// mode, the real broker that kfake (used without Docker) only imitates.
+// mode, the same release that tools/itservers/itservers.sh runs from its
+// Maven Central artifacts on machines without Docker (a test keeps the two
+// versions equal).
 const KafkaImage = "apache/kafka:4.1.0"
 
 // KafkaEndpoint is a Kafka cluster. Tests isolate themselves by topic and

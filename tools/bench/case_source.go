@@ -25,7 +25,10 @@ func (sourceCase) About() string {
 		"baseline is `PUBLISH_ORDER=strict`, one publish at a time per topic, which is how every source " +
 		"published before pipelining; `key` keeps one publish per routing key in flight, `none` pipelines " +
 		"freely. The rate runs from the start to the commit of the last position. CPU is the whole " +
-		"process's (runtime, client and broker together, getrusage) per message."
+		"process's (runtime, client and broker together, getrusage) per message. Two settings: the broker " +
+		"on loopback in the same process (where the 2 cores, not round trips, bound every variant), and " +
+		"the same broker behind a local proxy that delays each direction by half of 1 ms, as a broker " +
+		"across a network does."
 }
 
 func (sourceCase) Run(ctx context.Context, env *Env) (Result, error) {
@@ -33,27 +36,47 @@ func (sourceCase) Run(ctx context.Context, env *Env) (Result, error) {
 	if env.Quick {
 		n = 500
 	}
-	g := Group{Setting: "no-op source, 64 keys, 1 KiB"}
-	for _, order := range []runtime.PublishOrder{runtime.OrderStrict, runtime.OrderByKey, runtime.OrderNone} {
-		env.Logf("source: PUBLISH_ORDER=%s: %d records", order, n)
-		row, err := measureSource(ctx, n, order)
-		if err != nil {
-			return Result{}, fmt.Errorf("PUBLISH_ORDER=%s: %w", order, err)
+	var res Result
+	for _, rtt := range []time.Duration{0, time.Millisecond} {
+		g := Group{Setting: "loopback"}
+		if rtt > 0 {
+			g.Setting = fmt.Sprintf("%v round trip to the broker", rtt)
 		}
-		g.Rows = append(g.Rows, row)
+		for _, order := range []runtime.PublishOrder{runtime.OrderStrict, runtime.OrderByKey, runtime.OrderNone} {
+			count := n
+			if rtt > 0 && order == runtime.OrderStrict {
+				count = min(n, 2000) // one round trip per record: keep the run short
+			}
+			env.Logf("source: %s: PUBLISH_ORDER=%s: %d records", g.Setting, order, count)
+			row, err := measureSource(ctx, count, order, rtt)
+			if err != nil {
+				return Result{}, fmt.Errorf("%s, PUBLISH_ORDER=%s: %w", g.Setting, order, err)
+			}
+			g.Rows = append(g.Rows, row)
+		}
+		res.Groups = append(res.Groups, g)
 	}
-	return Result{Groups: []Group{g}}, nil
+	return res, nil
 }
 
-func measureSource(ctx context.Context, n int, order runtime.PublishOrder) (Row, error) {
+func measureSource(ctx context.Context, n int, order runtime.PublishOrder, rtt time.Duration) (Row, error) {
 	row := Row{Variant: "PUBLISH_ORDER=" + order.String(), Msgs: n}
 	broker, err := devbroker.Start(devbroker.Config{AdminAddr: "-"})
 	if err != nil {
 		return row, err
 	}
 	defer broker.Close()
+	url := broker.URL()
+	if rtt > 0 {
+		proxy, err := startDelayProxy(broker.Addr(), rtt)
+		if err != nil {
+			return row, err
+		}
+		defer proxy.Close()
+		url = "http://" + proxy.Addr()
+	}
 	cfg := &runtime.SourceConfig{
-		Common: runtime.Common{DanubeServiceURL: broker.URL(), ConnectorName: "bench-source",
+		Common: runtime.Common{DanubeServiceURL: url, ConnectorName: "bench-source",
 			RetryBackoff: config.Millis(10 * time.Millisecond), RetryMaxBackoff: config.Millis(time.Second),
 			ShutdownTimeout: config.Millis(10 * time.Second)},
 		Topic: "/default/bench-source", MaxInFlight: 1000, PublishOrder: order, BatchSize: 100,

@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# itservers.sh installs (apt) and runs the external systems of the integration
+# itservers.sh installs and runs the external systems of the integration
 # suites as plain background processes on 127.0.0.1 — no Docker, no systemd:
 #
 #   PostgreSQL 15 (wal_level=logical)   IT_PG_PORT          default 55432
 #   ClickHouse (Debian's 18.16)         IT_CH_TCP_PORT      default 19000 (native)
 #                                       IT_CH_HTTP_PORT     default 18123 (HTTP)
 #   Mosquitto (max_inflight_messages 0) IT_MQTT_PORT        default 11883
-#   kfake (Kafka-protocol fake)         IT_KAFKA_PORT       default 19092
+#   Apache Kafka 4.1 (KRaft, 1 node)    IT_KAFKA_PORT       default 19092 (PLAINTEXT)
+#                                       IT_KAFKA_CONTROLLER_PORT default 19093
+#
+# PostgreSQL, ClickHouse and Mosquitto come from Debian packages (apt). Kafka
+# is the broker's Maven Central artifact, KAFKA_ARTIFACT below (the one place
+# its version is pinned), with its runtime dependencies copied by the ordinary
+# Maven client into IT_KAFKA_CACHE (default ~/.cache/danube-it/<artifact>;
+# downloads stay in Maven's local repository ~/.m2), and run with Java 17
+# (apt: openjdk-17-jre-headless, maven when missing): storage formatted by
+# kafka.tools.StorageTool, the server by kafka.Kafka with a generated
+# server.properties (broker and controller in one process, single-replica
+# internal topics, heap IT_KAFKA_HEAP, default 512m); ready once a Metadata
+# request lists the broker. kfake (tools/kfake) is not started: it stays for
+# in-process tests.
 #
 # Usage:
 #   itservers.sh start [ENVFILE]   install what is missing, (re)start all four
@@ -18,8 +31,9 @@
 #   itservers.sh run CMD [ARG...]  start, run CMD with the IT_* variables set,
 #                                  stop; exits with CMD's status
 #
-# State (data, logs, pid files, the kfake binary) lives in IT_STATE_DIR,
-# default /tmp/danube-it; every parent must be traversable by the postgres user.
+# State (data, logs, pid files, generated configurations) lives in
+# IT_STATE_DIR, default /tmp/danube-it; every parent must be traversable by
+# the postgres user.
 set -euo pipefail
 
 STATE_DIR=${IT_STATE_DIR:-/tmp/danube-it}
@@ -28,11 +42,20 @@ CH_TCP_PORT=${IT_CH_TCP_PORT:-19000}
 CH_HTTP_PORT=${IT_CH_HTTP_PORT:-18123}
 MQTT_PORT=${IT_MQTT_PORT:-11883}
 KAFKA_PORT=${IT_KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${IT_KAFKA_CONTROLLER_PORT:-19093}
+KAFKA_HEAP=${IT_KAFKA_HEAP:-512m}
+# The Kafka broker, by Maven coordinates: change the version here only (the
+# harness's container, harness.KafkaImage, runs the same release, as
+# integration/harness/kafka_test.go checks).
+KAFKA_ARTIFACT=org.apache.kafka:kafka_2.13:4.1.0
+# The SLF4J 1.x binding for the log4j-core that KAFKA_ARTIFACT depends on;
+# a fetch that brings another log4j-core says which version to set.
+KAFKA_LOG4J_VERSION=2.24.3
+KAFKA_CACHE=${IT_KAFKA_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/danube-it/${KAFKA_ARTIFACT//:/_}}
 READY_TIMEOUT=${IT_READY_TIMEOUT:-60} # seconds, per server
 HOST=127.0.0.1
 
 PG_BIN=/usr/lib/postgresql/15/bin
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVICES=(kafka mqtt clickhouse postgres) # stop order; start is the reverse
 
 log() { printf 'itservers: %s\n' "$*" >&2; }
@@ -49,7 +72,9 @@ install_missing() {
 	find_bin clickhouse-client >/dev/null || pkgs+=(clickhouse-client)
 	find_bin mosquitto >/dev/null || pkgs+=(mosquitto)
 	command -v curl >/dev/null || pkgs+=(curl)
-	command -v go >/dev/null || die "go is not on PATH; it is needed to build tools/kfake"
+	command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
+	command -v mvn >/dev/null || pkgs+=(maven)
+	command -v flock >/dev/null || pkgs+=(util-linux)
 	((${#pkgs[@]} == 0)) && return 0
 	[[ $(id -u) == 0 ]] || die "packages ${pkgs[*]} are missing and installing them needs root"
 	log "installing ${pkgs[*]}"
@@ -261,23 +286,146 @@ CONF
 	log "mosquitto ready on $HOST:$MQTT_PORT (pid $pid) in $(($(now_ms) - t0)) ms: $MQTT_SERVER"
 }
 
-# ---------------------------------------------------------------- kafka (kfake)
+# ---------------------------------------------------------------- kafka
+
+# kafka_libs sets KAFKA_LIBS to the directory of the broker's jars, fetching
+# them first when the cache lacks them: a generated pom names KAFKA_ARTIFACT (and the
+# log4j-slf4j binding, which the published pom leaves out), and Maven copies
+# its runtime dependencies. Maven keeps the downloads in its local repository
+# (~/.m2); the copied jars stay in KAFKA_CACHE, so a warm start runs no Maven
+# at all. A lock keeps concurrent starts from fetching into one directory.
+kafka_libs() {
+	local dir=$KAFKA_CACHE/libs stamp=$KAFKA_CACHE/libs.complete
+	KAFKA_LIBS=$dir
+	[[ -f $stamp && $(<"$stamp") == "$KAFKA_ARTIFACT" ]] && return 0
+	mkdir -p "$KAFKA_CACHE"
+	exec 9>"$KAFKA_CACHE/lock"
+	flock 9
+	if ! [[ -f $stamp && $(<"$stamp") == "$KAFKA_ARTIFACT" ]]; then
+		local t0 g a v tmp=$KAFKA_CACHE/libs.tmp logfile=$KAFKA_CACHE/mvn.log
+		t0=$(now_ms)
+		IFS=: read -r g a v <<<"$KAFKA_ARTIFACT"
+		log "fetching $KAFKA_ARTIFACT and its runtime dependencies with Maven into $dir"
+		cat >"$KAFKA_CACHE/pom.xml" <<POM
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by tools/itservers/itservers.sh: the Apache Kafka broker's runtime classpath. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.danube-it</groupId>
+  <artifactId>kafka-broker-classpath</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>$g</groupId><artifactId>$a</artifactId><version>$v</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$KAFKA_LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+		rm -rf "$tmp" "$stamp"
+		if ! mvn -B -q -f "$KAFKA_CACHE/pom.xml" dependency:copy-dependencies \
+			-DincludeScope=runtime -DoutputDirectory="$tmp" >"$logfile" 2>&1; then
+			tail -n 30 "$logfile" >&2
+			die "kafka: Maven could not fetch $KAFKA_ARTIFACT; full log in $logfile"
+		fi
+		[[ -f $tmp/$a-$v.jar ]] || die "kafka: Maven copied no $a-$v.jar to $tmp; see $logfile"
+		if [[ ! -f $tmp/log4j-core-$KAFKA_LOG4J_VERSION.jar ]]; then
+			die "kafka: $KAFKA_ARTIFACT uses $(cd "$tmp" && echo log4j-core-*.jar), not log4j-core-$KAFKA_LOG4J_VERSION.jar: set KAFKA_LOG4J_VERSION in $0 to its version"
+		fi
+		rm -rf "$dir"
+		mv "$tmp" "$dir"
+		echo "$KAFKA_ARTIFACT" >"$stamp"
+		log "fetched $(find "$dir" -name '*.jar' | wc -l) jars ($(du -sh "$dir" | cut -f1)) in $(($(now_ms) - t0)) ms"
+	fi
+	exec 9>&-
+}
+
+# kafka_metadata_ready sends a Metadata v4 request (all topics) to the
+# broker and succeeds when the response names at least one broker: the
+# broker answers requests only once it has registered with the controller.
+kafka_metadata_ready() { # port
+	local hex
+	# size 17 | api key 3 | version 4 | correlation id 7 | client id "it" | topics null | no auto-create
+	hex=$(
+		exec 3<>"/dev/tcp/$HOST/$1" || exit 1
+		printf '\x00\x00\x00\x11\x00\x03\x00\x04\x00\x00\x00\x07\x00\x02it\xff\xff\xff\xff\x00' >&3
+		timeout 5 head -c 16 <&3 | od -An -v -tx1 | tr -d ' \n'
+	) || return 1
+	# size | correlation id | throttle time | broker count
+	[[ ${#hex} == 32 && ${hex:8:8} == 00000007 ]] && ((16#${hex:24:8} >= 1))
+}
 
 start_kafka() {
 	local t0
 	t0=$(now_ms)
-	require_free_port kfake IT_KAFKA_PORT "$KAFKA_PORT"
-	local bin=$STATE_DIR/bin/kfake logfile=$STATE_DIR/kfake.log
-	mkdir -p "$STATE_DIR/bin"
-	(cd "$REPO_ROOT" && go build -o "$bin" ./tools/kfake) >"$logfile" 2>&1 ||
-		fail_start kfake "$logfile" "go build ./tools/kfake failed"
-	"$bin" -port "$KAFKA_PORT" -brokers 1 </dev/null >"$logfile" 2>&1 &
+	require_free_port kafka IT_KAFKA_PORT "$KAFKA_PORT"
+	require_free_port kafka IT_KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+	local dir=$STATE_DIR/kafka logfile=$STATE_DIR/kafka.log
+	kafka_libs
+	rm -rf "$dir"
+	mkdir -p "$dir/data"
+	cat >"$dir/server.properties" <<PROPS
+# Generated by tools/itservers/itservers.sh: a single-node KRaft cluster on $HOST.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+	# WARN and up, plus the lines that say which broker started.
+	cat >"$dir/log4j2.yaml" <<'YAML'
+Configuration:
+  status: warn
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: org.apache.kafka.common.utils.AppInfoParser
+        level: INFO
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+YAML
+	# A test broker on a shared 2-core machine: the serial collector and C1
+	# only (no C2 compilation in the background) start it in about half the
+	# time and leave the cores to the tests.
+	local java_opts=("-Xms${KAFKA_HEAP}" "-Xmx${KAFKA_HEAP}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+		"-Dlog4j2.configurationFile=$dir/log4j2.yaml" -cp "$KAFKA_LIBS/*")
+	local cluster_id
+	cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	java "${java_opts[@]}" kafka.tools.StorageTool format --cluster-id="$cluster_id" -c "$dir/server.properties" \
+		</dev/null >"$logfile" 2>&1 || fail_start kafka "$logfile" "kafka-storage format failed"
+	: >"$logfile"
+	java "${java_opts[@]}" kafka.Kafka "$dir/server.properties" </dev/null >"$logfile" 2>&1 &
 	local pid=$!
 	write_pid kafka "$pid"
-	wait_ready kfake "$pid" "$logfile" grep -q ' listening on ' "$logfile"
-	wait_ready kfake "$pid" "$logfile" port_open "$KAFKA_PORT"
-	KAFKA_SERVER=$(awk '/ listening on /{print $1" "$2; exit}' "$logfile")
-	log "kfake ready on $HOST:$KAFKA_PORT (pid $pid) in $(($(now_ms) - t0)) ms (build included): $KAFKA_SERVER (Kafka-protocol fake, not Apache Kafka)"
+	wait_ready kafka "$pid" "$logfile" kafka_metadata_ready "$KAFKA_PORT"
+	local version commit
+	version=$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$logfile" | head -n 1)
+	commit=$(sed -n 's/.*Kafka commitId: \([^ ]*\).*/\1/p' "$logfile" | head -n 1)
+	KAFKA_SERVER="Apache Kafka ${version:-?} (commit ${commit:-?}, KRaft, single node)"
+	log "kafka ready on $HOST:$KAFKA_PORT (controller $HOST:$KAFKA_CONTROLLER_PORT) (pid $pid) in $(($(now_ms) - t0)) ms: $KAFKA_SERVER"
 }
 
 # ---------------------------------------------------------------- stop
@@ -305,7 +453,8 @@ stop_one() { # name pattern signal
 
 stop_all() {
 	[[ -d $STATE_DIR ]] || return 0
-	stop_one kafka kfake TERM
+	# kfake: what an older version of this script started as kafka
+	stop_one kafka 'kafka\.Kafka \|/kfake ' TERM
 	stop_one mqtt mosquitto TERM
 	stop_one clickhouse clickhouse TERM
 	stop_one postgres postgres INT # fast shutdown
@@ -350,7 +499,8 @@ start_all() { # envfile
 	require_free_port clickhouse IT_CH_TCP_PORT "$CH_TCP_PORT"
 	require_free_port clickhouse IT_CH_HTTP_PORT "$CH_HTTP_PORT"
 	require_free_port mosquitto IT_MQTT_PORT "$MQTT_PORT"
-	require_free_port kfake IT_KAFKA_PORT "$KAFKA_PORT"
+	require_free_port kafka IT_KAFKA_PORT "$KAFKA_PORT"
+	require_free_port kafka IT_KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
 	# On any failure below (die exits), stop whatever did start.
 	trap 'rc=$?; if ((rc != 0)); then log "start failed; stopping what started"; stop_all; fi' EXIT
 	start_postgres

@@ -113,11 +113,11 @@ func dial(addr string) error {
 }
 
 // TestStartRestartStop starts all four servers, checks the env file and
-// that each listens, restarts them with a second start, and stops them
-// twice.
+// that each listens, restarts them with a second start (which fetches no
+// Kafka artifacts: they are cached), and stops them twice.
 func TestStartRestartStop(t *testing.T) {
 	dir := stateDir(t)
-	p := freePorts(t, 5)
+	p := freePorts(t, 6)
 	env := []string{
 		"IT_STATE_DIR=" + dir,
 		fmt.Sprintf("IT_PG_PORT=%d", p[0]),
@@ -125,6 +125,7 @@ func TestStartRestartStop(t *testing.T) {
 		fmt.Sprintf("IT_CH_HTTP_PORT=%d", p[2]),
 		fmt.Sprintf("IT_MQTT_PORT=%d", p[3]),
 		fmt.Sprintf("IT_KAFKA_PORT=%d", p[4]),
+		fmt.Sprintf("IT_KAFKA_CONTROLLER_PORT=%d", p[5]),
 	}
 	envFile := filepath.Join(dir, "out", "it.env")
 	t.Cleanup(func() { script(t, env, "stop") }) //nolint:errcheck // best effort after a failure
@@ -137,7 +138,7 @@ func TestStartRestartStop(t *testing.T) {
 		"postgres ready on", "PostgreSQL) 15",
 		"clickhouse ready on", "ClickHouse 18.16",
 		"mosquitto ready on", "mosquitto version 2.",
-		"kfake ready on", "(Kafka-protocol fake, not Apache Kafka)",
+		"kafka ready on", "Apache Kafka 4.", "KRaft",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("start log lacks %q:\n%s", want, stderr)
@@ -157,8 +158,10 @@ func TestStartRestartStop(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, vars[k], v)
 		}
 	}
-	if !strings.HasPrefix(vars["IT_KAFKA_SERVER"], "kfake v") || !strings.HasPrefix(vars["IT_MQTT_SERVER"], "mosquitto version ") {
-		t.Errorf("IT_KAFKA_SERVER = %q, IT_MQTT_SERVER = %q; want kfake v..., mosquitto version ...", vars["IT_KAFKA_SERVER"], vars["IT_MQTT_SERVER"])
+	if !regexp.MustCompile(`^Apache Kafka 4\.\d+\.\d+ \(commit [0-9a-f]+, KRaft`).MatchString(vars["IT_KAFKA_SERVER"]) ||
+		!strings.HasPrefix(vars["IT_MQTT_SERVER"], "mosquitto version ") {
+		t.Errorf("IT_KAFKA_SERVER = %q, IT_MQTT_SERVER = %q; want Apache Kafka 4.x.y (commit ..., KRaft ...), mosquitto version ...",
+			vars["IT_KAFKA_SERVER"], vars["IT_MQTT_SERVER"])
 	}
 	for i, port := range p {
 		if err := dial(fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
@@ -174,6 +177,8 @@ func TestStartRestartStop(t *testing.T) {
 	before := pids(t, dir)
 	if _, stderr, err := script(t, env, "start", envFile); err != nil {
 		t.Fatalf("second start: %v\n%s", err, stderr)
+	} else if strings.Contains(stderr, "fetching ") || !strings.Contains(stderr, "kafka ready on") {
+		t.Errorf("second start fetched Kafka again or did not start it:\n%s", stderr)
 	}
 	after := pids(t, dir)
 	for s, pid := range before {
@@ -207,7 +212,7 @@ func TestStartRefusesBusyPort(t *testing.T) {
 	}
 	defer busy.Close()
 	port := busy.Addr().(*net.TCPAddr).Port
-	p := freePorts(t, 4)
+	p := freePorts(t, 5)
 	env := []string{
 		"IT_STATE_DIR=" + dir,
 		fmt.Sprintf("IT_PG_PORT=%d", p[0]),
@@ -215,13 +220,14 @@ func TestStartRefusesBusyPort(t *testing.T) {
 		fmt.Sprintf("IT_CH_HTTP_PORT=%d", p[2]),
 		fmt.Sprintf("IT_MQTT_PORT=%d", p[3]),
 		fmt.Sprintf("IT_KAFKA_PORT=%d", port),
+		fmt.Sprintf("IT_KAFKA_CONTROLLER_PORT=%d", p[4]),
 	}
 	_, stderr, err := script(t, env, "start", filepath.Join(dir, "env"))
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("start with a busy port: %v, want exit status 1\n%s", err, stderr)
 	}
-	want := fmt.Sprintf("itservers: error: kfake: port 127.0.0.1:%d is already in use by another process; choose another with IT_KAFKA_PORT=PORT", port)
+	want := fmt.Sprintf("itservers: error: kafka: port 127.0.0.1:%d is already in use by another process; choose another with IT_KAFKA_PORT=PORT", port)
 	if !strings.Contains(stderr, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}

@@ -156,6 +156,19 @@ func createTopic(ctx context.Context, t *testing.T, ep harness.KafkaEndpoint, to
 	if res[0].Error.Code() != kafka.ErrNoError {
 		t.Fatalf("create topic %s: %v", topic, res[0].Error)
 	}
+	// Apache Kafka answers CreateTopics once its controller committed the
+	// topic; the broker's metadata has it a moment later. Clients started in
+	// between see no such topic (kfake creates topics synchronously).
+	for {
+		md, err := a.GetMetadata(&topic, false, int(timeout/time.Millisecond))
+		if err == nil && md.Topics[topic].Error.Code() == kafka.ErrNoError && len(md.Topics[topic].Partitions) == partitions {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s: no metadata with %d partitions: %v (%v)", topic, partitions, err, ctx.Err())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": ep.Bootstrap})
 		if err != nil {
