@@ -19,13 +19,16 @@ const adminTimeout = 10 * time.Second
 func (r *sinkRunner) configureSubscription(ctx context.Context, topics []string) error {
 	cfg := r.cfg
 	want := cfg.WantWindow()
+	if want > defaultWindow {
+		// Danube v0.15.1 stores a subscription's window set through the admin API but dispatches with
+		// the broker's default: say so rather than count on it.
+		r.env.log.Warn("the subscription's window may be too small: a Danube v0.15 broker lets a subscription hold its "+
+			"default of 10 unacked messages (its dispatch configuration), and v0.15.1 does not apply a per-subscription "+
+			"window set through the admin API; batches above the window are cut by BATCH_TIMEOUT_MS",
+			"batch_size", cfg.BatchSize, "max_in_flight", cfg.MaxInFlight, "window_wanted", want, "subscription", cfg.SubscriptionName,
+			"admin", cfg.DanubeAdminURL != "")
+	}
 	if cfg.DanubeAdminURL == "" {
-		if want > defaultWindow {
-			r.env.log.Warn("the subscription's window may be too small: Danube lets a subscription hold "+
-				"10 unacked messages unless its max_unacked_messages was raised; set DANUBE_ADMIN_URL so that the "+
-				"connector raises it, or raise it with the admin API (SetSubscriptionDispatchConfig)",
-				"batch_size", cfg.BatchSize, "max_in_flight", cfg.MaxInFlight, "window_wanted", want, "subscription", cfg.SubscriptionName)
-		}
 		return nil
 	}
 	admin, err := danube.NewAdmin(cfg.DanubeAdminURL, cfg.ClientOptions()...)
@@ -54,7 +57,7 @@ func (r *sinkRunner) applySettings(ctx context.Context, admin *danube.Admin, top
 	if err := admin.SetSubscriptionWindow(ctx, topic, cfg.SubscriptionName, window); err != nil {
 		return err
 	}
-	r.env.log.Info("subscription window set", "topic", topic, "subscription", cfg.SubscriptionName, "max_unacked_messages", window)
+	r.env.log.Info("subscription window requested", "topic", topic, "subscription", cfg.SubscriptionName, "max_unacked_messages", window)
 	if cfg.PoisonPolicy == PoisonKeep && cfg.MaxRedeliveries == 0 && cfg.AckTimeout == 0 {
 		return nil
 	}
@@ -79,7 +82,9 @@ func (r *sinkRunner) applySettings(ctx context.Context, admin *danube.Admin, top
 	if err := admin.SetSubscriptionFailurePolicy(ctx, topic, cfg.SubscriptionName, p); err != nil {
 		return err
 	}
-	r.env.log.Info("subscription failure policy set", "topic", topic, "subscription", cfg.SubscriptionName,
+	// A v0.15.1 broker reads a subscription's failure policy when it loads the subscription: a change
+	// to a live one applies from its next load (a broker restart or topic move).
+	r.env.log.Info("subscription failure policy stored (a v0.15 broker applies it when it next loads the subscription)", "topic", topic, "subscription", cfg.SubscriptionName,
 		"max_redeliveries", p.MaxRedeliveries, "ack_timeout", p.AckTimeout, "poison_policy", cfg.PoisonPolicy.String())
 	return nil
 }
