@@ -27,6 +27,7 @@ type intake struct {
 	paused    bool
 	cause     error
 	resuming  bool
+	resumes   int // resumes so far: a KeyShared sink takes a new consumer name on each
 	bg        sync.WaitGroup
 	flag      telemetry.Flag // readiness: delivery paused, poison held
 	poison    map[string]string
@@ -43,8 +44,14 @@ func newIntake(ctx context.Context, r *sinkRunner, out chan delivery) *intake {
 // settings on the first start only.
 func (in *intake) subscribe(ctx context.Context, configure bool) error {
 	var cs []*danube.Consumer
+	name := in.r.cfg.ConnectorName
+	if in.resumes > 0 && in.r.cfg.SubscriptionType == danube.KeyShared {
+		// A v0.15.1 broker evicts a KeyShared consumer inactive for 3 s and, should it come back
+		// under the same name, never gives it keys again: resume under a new one.
+		name = fmt.Sprintf("%s-r%d", name, in.resumes)
+	}
 	for _, topic := range in.r.cfg.Topics {
-		c, err := in.r.subscribe(ctx, topic)
+		c, err := in.r.subscribe(ctx, topic, name)
 		if err != nil {
 			closeAll(cs)
 			return err
@@ -119,6 +126,7 @@ func (in *intake) resume() {
 		return
 	}
 	in.resuming = true
+	in.resumes++
 	in.bg.Go(func() {
 		in.forwards.Wait() // the old forwarders are gone: nothing else writes to out for them
 		err := in.subscribe(in.ctx, false)

@@ -176,9 +176,9 @@ func (r *sinkRunner) dlqProducer(ctx context.Context) (p *danube.Producer, err e
 // held by another consumer name refuses it). A missing topic is created first, as a reliable topic, and subscribed to at
 // once: a new subscription starts at the tail, so waiting for the topic's first producer would
 // lose what it publishes before the next attempt.
-func (r *sinkRunner) subscribe(ctx context.Context, topic string) (c *danube.Consumer, err error) {
+func (r *sinkRunner) subscribe(ctx context.Context, topic, name string) (c *danube.Consumer, err error) {
 	opts := danube.ConsumerOptions{
-		Topic: topic, Name: r.cfg.ConnectorName, Subscription: r.cfg.SubscriptionName, Type: r.cfg.SubscriptionType, KeyFilters: r.cfg.KeyFilters,
+		Topic: topic, Name: name, Subscription: r.cfg.SubscriptionName, Type: r.cfg.SubscriptionType, KeyFilters: r.cfg.KeyFilters,
 	}
 	err = r.env.retryDanube(ctx, r.policy, "subscribe", nil, func(ctx context.Context) error {
 		c, err = r.env.client.Subscribe(ctx, opts)
