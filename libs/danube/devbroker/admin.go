@@ -399,6 +399,9 @@ func (a *topicAdmin) SetSubscriptionFailurePolicy(_ context.Context, req *apb.Se
 	case apb.SubscriptionPoisonPolicy_Drop:
 		p.Poison = poisonDrop
 	case apb.SubscriptionPoisonPolicy_DeadLetter:
+		if strings.TrimSpace(p.DeadLetterTopic) == "" { // as the real broker: checked here, not at the first poison message
+			return nil, status.Error(codes.InvalidArgument, "dead_letter_topic must be configured when poison_policy is DeadLetter")
+		}
 		p.Poison = poisonDeadLetter
 	default:
 		return nil, status.Error(codes.InvalidArgument, "invalid poison_policy value")

@@ -118,3 +118,12 @@ func TestAdminDispatchConfigAndUnsubscribe(t *testing.T) {
 	_, err = e.tAdm.UnloadTopic(ctx(t), &apb.TopicRequest{Name: "/default/dc"})
 	wantCode(t, err, codes.Unimplemented, "topic unload not available in standalone/edge mode")
 }
+
+// As the real v0.15.1 broker: poison policy DeadLetter without a dead-letter topic is refused when
+// it is set, not discovered at the first poison message.
+func TestDeadLetterPolicyNeedsItsTopic(t *testing.T) {
+	e := startEnv(t, fastConfig())
+	_, err := e.tAdm.SetSubscriptionFailurePolicy(ctx(t), &apb.SetSubscriptionFailurePolicyRequest{Topic: "/default/dl", Subscription: "s",
+		FailurePolicy: &apb.SubscriptionFailurePolicy{MaxRedeliveryCount: 3, PoisonPolicy: apb.SubscriptionPoisonPolicy_DeadLetter}})
+	wantCode(t, err, codes.InvalidArgument, "dead_letter_topic must be configured when poison_policy is DeadLetter")
+}
