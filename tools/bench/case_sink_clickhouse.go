@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -193,7 +191,9 @@ func (s chServer) measureSink(ctx context.Context, bin string, n, size int) (Row
 		return Row{}, err
 	}
 	defer broker.Close()
-	if err := fillJSONTopic(ctx, broker.URL(), topic, n); err != nil {
+	if err := fillTopic(ctx, broker.URL(), topic, "ch-sink-1", "ch-sink", n, func(i int) danube.ProducerMessage {
+		return danube.ProducerMessage{Payload: bytes.Clone(chJSON(i))}
+	}); err != nil {
 		return Row{}, err
 	}
 	conn, err := s.open()
@@ -235,40 +235,3 @@ func (s chServer) measureSink(ctx context.Context, bin string, n, size int) (Row
 	return Row{Variant: chSinkVariant, Msgs: n, Rate: float64(n) / elapsed.Seconds(), CPUMicros: sink.cpuMicros(n), RSSMiB: sink.rss}, nil
 }
 
-// fillJSONTopic creates the topic and the sink's subscription (a new one starts at the tail), then
-// publishes the n JSON rows with 8 concurrent senders, before the sink starts.
-func fillJSONTopic(ctx context.Context, url, topic string, n int) error {
-	client, err := danube.NewClient(url)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	prod, err := client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "bench-producer", Dispatch: danube.Reliable})
-	if err != nil {
-		return err
-	}
-	defer prod.Close()
-	pre, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "ch-sink-1", Subscription: "ch-sink", Type: danube.Exclusive})
-	if err != nil {
-		return err
-	}
-	_ = pre.Close()
-	var (
-		wg   sync.WaitGroup
-		seq  atomic.Int64
-		errs = make(chan error, 8)
-	)
-	for range 8 {
-		wg.Go(func() {
-			for i := seq.Add(1) - 1; i < int64(n); i = seq.Add(1) - 1 {
-				if _, err := prod.Send(ctx, danube.ProducerMessage{Payload: bytes.Clone(chJSON(int(i)))}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
@@ -130,7 +128,12 @@ func (r sinkRun) measure(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, err
 	}
 	defer broker.Close()
-	if err := fillTopic(ctx, broker.URL(), topic, r.n); err != nil {
+	payload := bytes.Repeat([]byte("x"), 1024)
+	// The 64 routing keys follow the send order, so any stretch of the topic mixes them all.
+	err = fillTopic(ctx, broker.URL(), topic, "webhook-1", "webhook-sink", r.n, func(i int) danube.ProducerMessage {
+		return danube.ProducerMessage{Payload: payload, Key: fmt.Sprintf("k%d", i%64)}
+	})
+	if err != nil {
 		return nil, err
 	}
 	rc, err := startReceiver(r.latency)
@@ -177,43 +180,3 @@ func (r sinkRun) measure(ctx context.Context, env *Env) ([]Row, error) {
 	return []Row{plainRow, sinkRow}, nil
 }
 
-// fillTopic creates the topic and the sink's subscription (a new one starts at the tail), and publishes n reliable
-// 1 KiB messages before the sink starts, so that the sink's rate is not the producer's. The 64
-// routing keys follow the send order (a shared sequence), so any stretch of the topic mixes them
-// all, whichever sender the scheduler favours.
-func fillTopic(ctx context.Context, url, topic string, n int) error {
-	client, err := danube.NewClient(url)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	prod, err := client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "bench-producer", Dispatch: danube.Reliable})
-	if err != nil {
-		return err
-	}
-	defer prod.Close()
-	pre, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "webhook-1", Subscription: "webhook-sink", Type: danube.Exclusive})
-	if err != nil {
-		return err
-	}
-	_ = pre.Close()
-	payload := bytes.Repeat([]byte("x"), 1024)
-	var (
-		wg   sync.WaitGroup
-		seq  atomic.Int64
-		errs = make(chan error, 8)
-	)
-	for range 8 {
-		wg.Go(func() {
-			for i := seq.Add(1) - 1; i < int64(n); i = seq.Add(1) - 1 {
-				if _, err := prod.Send(ctx, danube.ProducerMessage{Payload: payload, Key: fmt.Sprintf("k%d", i%64)}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
