@@ -234,4 +234,3 @@ func (s chServer) measureSink(ctx context.Context, bin string, n, size int) (Row
 	}
 	return Row{Variant: chSinkVariant, Msgs: n, Rate: float64(n) / elapsed.Seconds(), CPUMicros: sink.cpuMicros(n), RSSMiB: sink.rss}, nil
 }
-

@@ -179,4 +179,3 @@ func (r sinkRun) measure(ctx context.Context, env *Env) ([]Row, error) {
 	plainRow := Row{Variant: plainVariant, Msgs: r.n, Rate: p.rate(), CPUMicros: plain.cpuMicros(r.n), RSSMiB: plain.rss}
 	return []Row{plainRow, sinkRow}, nil
 }
-
