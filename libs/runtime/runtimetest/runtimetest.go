@@ -1,6 +1,7 @@
-// Package runtimetest runs connectors against an in-process development broker: helpers to start
-// one, produce, collect and run a connector in the background, and the conformance suites
-// (SinkSuite, SourceSuite) that every connector's tests run with its own external system.
+// Package runtimetest runs connectors against a Danube broker — an in-process development broker,
+// or an external one given by IT_DANUBE_URL (see SuiteBroker): helpers to start one, produce,
+// collect and run a connector in the background, and the conformance suites (SinkSuite,
+// SourceSuite) that every connector's tests run with its own external system.
 package runtimetest
 
 import (
@@ -41,10 +42,15 @@ func StartBroker(t testing.TB) *devbroker.Broker {
 	return b
 }
 
-// common returns test-friendly shared settings for broker b.
-func common(b *devbroker.Broker, name string) runtime.Common {
+// common returns test-friendly shared settings for broker b. DANUBE_ADMIN_URL is set only for an
+// external broker given IT_DANUBE_ADMIN_URL.
+func common(b Broker, name string) runtime.Common {
+	var admin string
+	if a, ok := b.(adminURLer); ok {
+		admin = a.AdminURL()
+	}
 	return runtime.Common{
-		DanubeServiceURL: b.URL(), ConnectorName: name,
+		DanubeServiceURL: b.URL(), DanubeAdminURL: admin, ConnectorName: name,
 		RetryPolicy: retry.Exponential, MaxRetries: 3,
 		RetryBackoff: config.Millis(5 * time.Millisecond), RetryMaxBackoff: config.Millis(50 * time.Millisecond),
 		ShutdownTimeout: config.Millis(5 * time.Second),
@@ -53,7 +59,7 @@ func common(b *devbroker.Broker, name string) runtime.Common {
 
 // SinkConfig is a sink config for broker b with millisecond timers: one topic, an Exclusive
 // subscription named after the connector, BATCH_SIZE 1.
-func SinkConfig(b *devbroker.Broker, name, topic string) *runtime.SinkConfig {
+func SinkConfig(b Broker, name, topic string) *runtime.SinkConfig {
 	return &runtime.SinkConfig{
 		Common: common(b, name), Topics: []string{topic}, SubscriptionName: name + "-sub", SubscriptionType: danube.Exclusive, MaxInFlight: 1,
 		BatchSize: 1, BatchTimeout: config.Millis(20 * time.Millisecond), NackDelay: config.Millis(10 * time.Millisecond),
@@ -61,7 +67,7 @@ func SinkConfig(b *devbroker.Broker, name, topic string) *runtime.SinkConfig {
 }
 
 // SourceConfig is a source config for broker b publishing to topic by default.
-func SourceConfig(b *devbroker.Broker, name, topic string) *runtime.SourceConfig {
+func SourceConfig(b Broker, name, topic string) *runtime.SourceConfig {
 	return &runtime.SourceConfig{
 		Common: common(b, name), Topic: topic, MaxInFlight: 100,
 		PollInterval: config.Millis(5 * time.Millisecond), BatchSize: 100,
@@ -69,7 +75,7 @@ func SourceConfig(b *devbroker.Broker, name, topic string) *runtime.SourceConfig
 }
 
 // Client returns a client of b closed at cleanup.
-func Client(t testing.TB, b *devbroker.Broker, opts ...danube.Option) *danube.Client {
+func Client(t testing.TB, b Broker, opts ...danube.Option) *danube.Client {
 	t.Helper()
 	c, err := danube.NewClient(b.URL(), append([]danube.Option{danube.WithBackoff(danube.BackoffFunc(func(int) time.Duration { return 10 * time.Millisecond }))}, opts...)...)
 	if err != nil {
@@ -80,13 +86,13 @@ func Client(t testing.TB, b *devbroker.Broker, opts ...danube.Option) *danube.Cl
 }
 
 // CreateTopic makes topic exist as a reliable topic (consumers cannot subscribe before that).
-func CreateTopic(t testing.TB, b *devbroker.Broker, topic string) {
+func CreateTopic(t testing.TB, b Broker, topic string) {
 	t.Helper()
 	Produce(t, b, topic)
 }
 
 // Produce publishes msgs to topic with a reliable producer (created and closed here).
-func Produce(t testing.TB, b *devbroker.Broker, topic string, msgs ...danube.ProducerMessage) {
+func Produce(t testing.TB, b Broker, topic string, msgs ...danube.ProducerMessage) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
@@ -120,7 +126,7 @@ type Collector struct {
 }
 
 // Collect subscribes to topic (which must exist) with an Exclusive subscription named sub.
-func Collect(t testing.TB, b *devbroker.Broker, topic, sub string) *Collector {
+func Collect(t testing.TB, b Broker, topic, sub string) *Collector {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
