@@ -438,7 +438,12 @@ func (a *topicAdmin) GetSubscriptionFailurePolicy(_ context.Context, req *apb.Ge
 	}
 	p, ok := t.policies[req.GetSubscription()]
 	if !ok {
-		return out, nil // never set: the subscription runs on the defaults
+		// The real broker stores the effective policy when it creates a reliable subscription.
+		s := t.subs[req.GetSubscription()]
+		if s == nil || !t.reliable {
+			return out, nil
+		}
+		p = s.policy
 	}
 	fp := &apb.SubscriptionFailurePolicy{
 		MaxRedeliveryCount:    uint32(p.MaxRedeliveryCount),

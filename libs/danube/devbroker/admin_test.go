@@ -127,3 +127,16 @@ func TestDeadLetterPolicyNeedsItsTopic(t *testing.T) {
 		FailurePolicy: &apb.SubscriptionFailurePolicy{MaxRedeliveryCount: 3, PoisonPolicy: apb.SubscriptionPoisonPolicy_DeadLetter}})
 	wantCode(t, err, codes.InvalidArgument, "dead_letter_topic must be configured when poison_policy is DeadLetter")
 }
+
+// As the real v0.15.1 broker, a reliable subscription nobody configured reports the policy it runs
+// on (the defaults), not none.
+func TestFailurePolicyDefaultsReported(t *testing.T) {
+	e := startEnv(t, fastConfig())
+	e.producer("/default/defaults", "p", pb.DispatchStrategy_Reliable)
+	e.subscribe("/default/defaults", "s", "c", pb.ConsumerRequest_Exclusive)
+	got, err := e.tAdm.GetSubscriptionFailurePolicy(ctx(t), &apb.GetSubscriptionFailurePolicyRequest{Topic: "/default/defaults", Subscription: "s"})
+	fp := got.GetFailurePolicy()
+	if err != nil || fp == nil || fp.GetPoisonPolicy() != apb.SubscriptionPoisonPolicy_Block || fp.GetMaxRedeliveryCount() != 5 || fp.GetAckTimeoutMs() != uint64(fastConfig().AckTimeout.Milliseconds()) {
+		t.Fatalf("policy %v %v", got, err)
+	}
+}
