@@ -160,46 +160,21 @@ func (bridgeKafkaCase) importRows(ctx context.Context, bin, bootstrap string, n 
 	plain := Row{Variant: "plain confluent-kafka-go consumer", Msgs: n, Rate: float64(n) / d.Seconds(),
 		CPUMicros: float64(selfCPU()-cpu0) / float64(time.Microsecond) / float64(n)}
 
-	broker, err := devbroker.Start(devbroker.Config{AdminAddr: "-", MaxUnackedMessages: 1000})
-	if err != nil {
-		return nil, err
-	}
-	defer broker.Close()
-	client, err := danube.NewClient(broker.URL())
-	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
 	const topic = "/default/bench-in"
-	prod, err := client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "creator", Dispatch: danube.Reliable})
+	dc, err := newDanubeCounter(ctx, topic, n)
 	if err != nil {
 		return nil, err
 	}
-	_ = prod.Close()
-	cons, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "reader", Subscription: "reader", Type: danube.Exclusive})
+	defer dc.close()
+	child, err := startChild(bin, bridgeEnv(dc.broker.URL(), bootstrap, "KAFKA_GROUP_ID=bridge", "IMPORT_MAPPINGS=bench-in="+topic))
 	if err != nil {
 		return nil, err
 	}
-	defer cons.Close()
-	child, err := startChild(bin, bridgeEnv(broker.URL(), bootstrap, "KAFKA_GROUP_ID=bridge", "IMPORT_MAPPINGS=bench-in="+topic))
-	if err != nil {
-		return nil, err
+	if err := waitCtx(ctx, dc.done, 5*time.Minute); err != nil {
+		_ = child.stop()
+		return nil, fmt.Errorf("bridge imported %d of %d: %w\n%s", dc.got.Load(), n, err, child.out.String())
 	}
-	var first time.Time
-	timeout := time.After(5 * time.Minute)
-	for got := 0; got < n; got++ {
-		select {
-		case m := <-cons.Messages():
-			if got == 0 {
-				first = time.Now()
-			}
-			_ = cons.Ack(ctx, m)
-		case <-timeout:
-			_ = child.stop()
-			return nil, fmt.Errorf("bridge imported %d of %d\n%s", got, n, child.out.String())
-		}
-	}
-	d = time.Since(first)
+	d = time.Duration(dc.last.Load() - dc.first.Load())
 	if err := child.stop(); err != nil {
 		return nil, err
 	}

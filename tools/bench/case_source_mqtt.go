@@ -12,9 +12,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
-	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
 )
 
 func init() { register(&sourceMQTTCase{}) }
@@ -153,42 +150,13 @@ func measureMQTT(ctx context.Context, bin, url string, n int, extra []string) ([
 
 	// The connector drains its session into Danube.
 	const topic = "/default/bench-mqtt"
-	broker, err := devbroker.Start(devbroker.Config{AdminAddr: "-", MaxUnackedMessages: 1000})
+	dc, err := newDanubeCounter(ctx, topic, n)
 	if err != nil {
 		return nil, err
 	}
-	defer broker.Close()
-	client, err := danube.NewClient(broker.URL())
-	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
-	prod, err := client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "bench-create", Dispatch: danube.Reliable})
-	if err != nil {
-		return nil, err
-	}
-	_ = prod.Close()
-	cons, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "bench-reader", Subscription: "bench-reader", Type: danube.Exclusive})
-	if err != nil {
-		return nil, err
-	}
-	defer cons.Close()
-	var got atomic.Int64
-	first.Store(0)
-	done := make(chan struct{})
-	go func() {
-		for m := range cons.Messages() {
-			now := time.Now().UnixNano()
-			first.CompareAndSwap(0, now)
-			last.Store(now)
-			_ = cons.Ack(ctx, m)
-			if got.Add(1) == int64(n) {
-				close(done)
-			}
-		}
-	}()
+	defer dc.close()
 	vars := append([]string{
-		"DANUBE_SERVICE_URL=" + broker.URL(), "CONNECTOR_NAME=" + connID, "DANUBE_TOPIC=" + topic,
+		"DANUBE_SERVICE_URL=" + dc.broker.URL(), "CONNECTOR_NAME=" + connID, "DANUBE_TOPIC=" + topic,
 		"MQTT_BROKER_URL=" + url, "MQTT_CLIENT_ID=" + connID, "MQTT_TOPIC_MAPPINGS=" + filter + "=" + topic,
 		"METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text", "LOG_LEVEL=warn", "SHUTDOWN_TIMEOUT_MS=5000",
 	}, extra...)
@@ -196,14 +164,14 @@ func measureMQTT(ctx context.Context, bin, url string, n int, extra []string) ([
 	if err != nil {
 		return nil, err
 	}
-	if err := waitCtx(ctx, done, 5*time.Minute); err != nil {
+	if err := waitCtx(ctx, dc.done, 5*time.Minute); err != nil {
 		_ = conn.stop()
-		return nil, fmt.Errorf("source-mqtt published %d of %d: %w\n%s", got.Load(), n, err, conn.out.String())
+		return nil, fmt.Errorf("source-mqtt published %d of %d: %w\n%s", dc.got.Load(), n, err, conn.out.String())
 	}
 	if err := conn.stop(); err != nil {
 		return nil, err
 	}
-	connRow := Row{Variant: mqttVariant, Msgs: n, Rate: float64(n-1) / time.Duration(last.Load()-first.Load()).Seconds(),
+	connRow := Row{Variant: mqttVariant, Msgs: n, Rate: float64(n-1) / time.Duration(dc.last.Load()-dc.first.Load()).Seconds(),
 		CPUMicros: conn.cpuMicros(n), RSSMiB: conn.rss}
 	return []Row{plainRow, connRow}, nil
 }

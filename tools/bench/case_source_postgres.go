@@ -10,13 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
-	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
 )
 
 func init() { register(&sourcePostgresCase{}) }
@@ -152,58 +148,6 @@ func (d *benchDB) connectorEnv(brokerURL, topic, slot, table, mode string) []str
 		"TABLE_WHITELIST=" + table, "SNAPSHOT_MODE=" + mode, "METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text",
 		"LOG_LEVEL=warn", "SHUTDOWN_TIMEOUT_MS=5000",
 	}
-}
-
-// danubeCounter is a development broker with topic and a consumer counting (and acking) arrivals.
-type danubeCounter struct {
-	broker *devbroker.Broker
-	client *danube.Client
-	cons   *danube.Consumer
-	got    atomic.Int64
-	last   atomic.Int64
-	done   chan struct{}
-}
-
-func newDanubeCounter(ctx context.Context, topic string, n int) (*danubeCounter, error) {
-	broker, err := devbroker.Start(devbroker.Config{AdminAddr: "-", MaxUnackedMessages: 1000})
-	if err != nil {
-		return nil, err
-	}
-	dc := &danubeCounter{broker: broker, done: make(chan struct{})}
-	if dc.client, err = danube.NewClient(broker.URL()); err != nil {
-		dc.close()
-		return nil, err
-	}
-	prod, err := dc.client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "bench-create", Dispatch: danube.Reliable})
-	if err != nil {
-		dc.close()
-		return nil, err
-	}
-	_ = prod.Close()
-	if dc.cons, err = dc.client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "bench-reader", Subscription: "bench-reader", Type: danube.Exclusive}); err != nil {
-		dc.close()
-		return nil, err
-	}
-	go func() {
-		for m := range dc.cons.Messages() {
-			dc.last.Store(time.Now().UnixNano())
-			_ = dc.cons.Ack(ctx, m)
-			if dc.got.Add(1) == int64(n) {
-				close(dc.done)
-			}
-		}
-	}()
-	return dc, nil
-}
-
-func (dc *danubeCounter) close() {
-	if dc.cons != nil {
-		_ = dc.cons.Close()
-	}
-	if dc.client != nil {
-		_ = dc.client.Close()
-	}
-	_ = dc.broker.Close()
 }
 
 // runConnector starts the connector and waits for n events at the Danube consumer; it returns the

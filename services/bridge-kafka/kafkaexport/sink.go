@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -20,6 +19,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/headers"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkaconn"
 )
 
 // Options configure one export: the Danube topic it consumes (the runtime subscribes) and the Kafka
@@ -50,7 +50,7 @@ type Sink struct {
 	mu     sync.RWMutex // guards p against Reconnect
 	p      *kafka.Producer
 	events sync.WaitGroup
-	down   atomic.Pointer[kafka.Error] // the last "all brokers down", until Kafka answers again
+	down   kafkaconn.Reachability // the last "all brokers down", until Kafka answers again
 }
 
 // New returns an export; it connects in Initialize.
@@ -106,7 +106,7 @@ func (s *Sink) watch(p *kafka.Producer) {
 	for ev := range p.Events() {
 		if e, ok := ev.(kafka.Error); ok {
 			if e.Code() == kafka.ErrAllBrokersDown {
-				s.down.Store(&e)
+				s.down.Down(e)
 			}
 			s.log.Warn("kafka producer error; librdkafka retries", "kafka_topic", s.opts.Topic, "err", e, "fatal", e.IsFatal())
 		}
@@ -155,7 +155,7 @@ func (s *Sink) Process(ctx context.Context, r *runtime.SinkRecord) error {
 		if m.TopicPartition.Error != nil {
 			return s.classify(r, m.TopicPartition.Error)
 		}
-		s.down.Store(nil)
+		s.down.Up()
 		return nil
 	case <-ctx.Done():
 		// Shutdown timeout: the record stays unacked and Danube delivers it again (the producer
@@ -237,19 +237,7 @@ func (s *Sink) HealthCheck(ctx context.Context) error {
 	if err := s.p.GetFatalError(); err != nil {
 		return runtime.Disconnected(fmt.Errorf("kafka producer failed: %w", err))
 	}
-	down := s.down.Load()
-	if down == nil {
-		return nil
-	}
-	timeout := 2 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
-	}
-	if _, err := s.p.GetMetadata(&s.opts.Topic, false, int(timeout.Milliseconds())); err != nil {
-		return fmt.Errorf("kafka unreachable: %w", *down)
-	}
-	s.down.CompareAndSwap(down, nil)
-	return nil
+	return s.down.Check(ctx, s.p.GetMetadata, s.opts.Topic)
 }
 
 // Shutdown closes the producer. Every Process call has returned by then, so nothing the runtime

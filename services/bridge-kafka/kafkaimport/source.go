@@ -19,6 +19,7 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/headers"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkaconn"
 )
 
 // Position is where a record sits in Kafka. Commit confirms Offset+1 of the last position per
@@ -65,7 +66,7 @@ type Source struct {
 	epoch uint64           // last epoch handed out; guarded by mu
 
 	carry []runtime.SourceRecord[Position] // read but not handed over when Poll was interrupted
-	down  atomic.Pointer[kafka.Error]      // the last "all brokers down" error, until Kafka answers again
+	down  kafkaconn.Reachability           // the last "all brokers down" error, until Kafka answers again
 	lag   atomic.Int64
 	lagAt time.Time
 }
@@ -177,7 +178,7 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Position], er
 				return recs, nil
 			}
 		case *kafka.Message:
-			s.down.Store(nil)
+			s.down.Up()
 			if e.TopicPartition.Error != nil {
 				s.log.Warn("kafka consume error", "kafka_topic", s.opts.Topic, "err", e.TopicPartition.Error)
 				continue
@@ -189,7 +190,7 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Position], er
 				return nil, runtime.Fatal(fmt.Errorf("kafka consumer: %w", e))
 			}
 			if e.Code() == kafka.ErrAllBrokersDown {
-				s.down.Store(&e)
+				s.down.Down(e)
 			}
 			s.log.Warn("kafka consumer error; librdkafka retries", "kafka_topic", s.opts.Topic, "err", e)
 		}
@@ -251,7 +252,7 @@ func (s *Source) Commit(_ context.Context, positions []Position) error {
 		// between is filtered out then.
 		return fmt.Errorf("commit offsets of Kafka topic %q: %w", s.opts.Topic, err)
 	}
-	s.down.Store(nil)
+	s.down.Up()
 	return nil
 }
 
@@ -287,19 +288,10 @@ func (s *Source) Lag() int64 {
 // HealthCheck reports Kafka unreachable after librdkafka said all brokers are down, until a
 // metadata request (or a record, or a commit) gets through.
 func (s *Source) HealthCheck(ctx context.Context) error {
-	down := s.down.Load()
-	if down == nil || s.c == nil {
+	if s.c == nil {
 		return nil
 	}
-	timeout := 2 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
-	}
-	if _, err := s.c.GetMetadata(&s.opts.Topic, false, int(timeout.Milliseconds())); err != nil {
-		return fmt.Errorf("kafka unreachable: %w", *down)
-	}
-	s.down.CompareAndSwap(down, nil)
-	return nil
+	return s.down.Check(ctx, s.c.GetMetadata, s.opts.Topic)
 }
 
 // Shutdown leaves the group. Nothing is committed here: Commit has confirmed everything Danube
