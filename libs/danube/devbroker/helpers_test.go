@@ -267,3 +267,27 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func strp(s string) *string { return &s }
+
+// keySharedPair subscribes consumers "a" and "b" to a reliable KeyShared subscription "sub" of
+// topic and sends and acks one message with key, to learn which of them owns it.
+func keySharedPair(t *testing.T, e *env, topic, key string) (pid uint64, ids map[string]uint64, streams map[string]*stream, owner, other string) {
+	t.Helper()
+	pid = e.producer(topic, "p", reliable)
+	ids, streams = map[string]uint64{}, map[string]*stream{}
+	for _, n := range []string{"a", "b"} {
+		ids[n] = e.subscribe(topic, "sub", n, pb.ConsumerRequest_KeyShared)
+		streams[n] = e.receive(ids[n])
+	}
+	e.send(topic, pid, 1, "first", &key)
+	select {
+	case m := <-streams["a"].msgs:
+		owner, other = "a", "b"
+		e.ack(m, "sub")
+	case m := <-streams["b"].msgs:
+		owner, other = "b", "a"
+		e.ack(m, "sub")
+	case <-time.After(waitFor):
+		t.Fatal("first message not delivered")
+	}
+	return pid, ids, streams, owner, other
+}

@@ -298,26 +298,8 @@ func TestKeySharedReliableOwnerWaitThenEviction(t *testing.T) {
 	cfg.AckTimeout = time.Minute
 	e := startEnv(t, cfg)
 	const topic = "/default/ks-evict"
-	pid := e.producer(topic, "p", reliable)
-	ids := map[string]uint64{}
-	streams := map[string]*stream{}
-	for _, n := range []string{"a", "b"} {
-		ids[n] = e.subscribe(topic, "sub", n, pb.ConsumerRequest_KeyShared)
-		streams[n] = e.receive(ids[n])
-	}
 	key := "order-42"
-	e.send(topic, pid, 1, "first", &key)
-	var owner, other string
-	select {
-	case m := <-streams["a"].msgs:
-		owner, other = "a", "b"
-		e.ack(m, "sub")
-	case m := <-streams["b"].msgs:
-		owner, other = "b", "a"
-		e.ack(m, "sub")
-	case <-time.After(waitFor):
-		t.Fatal("first message not delivered")
-	}
+	pid, ids, streams, owner, other := keySharedPair(t, e, topic, key)
 	e.send(topic, pid, 2, "second", &key) // in flight to the owner, never acked
 	streams[owner].next(t)
 	streams[owner].cancel() // the owner disconnects with the key in flight

@@ -30,26 +30,8 @@ func TestKeySharedEvictionUnacked(t *testing.T) {
 			cfg.KeySharedEvictionDropsUnacked = drops
 			e := startEnv(t, cfg)
 			const topic = "/default/ks-evict-unacked"
-			pid := e.producer(topic, "p", reliable)
-			ids := map[string]uint64{}
-			streams := map[string]*stream{}
-			for _, n := range []string{"a", "b"} {
-				ids[n] = e.subscribe(topic, "sub", n, pb.ConsumerRequest_KeyShared)
-				streams[n] = e.receive(ids[n])
-			}
 			key := "order-7"
-			e.send(topic, pid, 1, "first", &key)
-			var owner, other string
-			select {
-			case m := <-streams["a"].msgs:
-				owner, other = "a", "b"
-				e.ack(m, "sub")
-			case m := <-streams["b"].msgs:
-				owner, other = "b", "a"
-				e.ack(m, "sub")
-			case <-time.After(waitFor):
-				t.Fatal("first message not delivered")
-			}
+			pid, _, streams, owner, other := keySharedPair(t, e, topic, key)
 			e.send(topic, pid, 2, "second", &key)
 			if m := streams[owner].next(t); m.GetMsgId().GetTopicOffset() != 1 {
 				t.Fatalf("owner got offset %d", m.GetMsgId().GetTopicOffset())
