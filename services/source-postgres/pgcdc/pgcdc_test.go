@@ -44,20 +44,22 @@ func newPG(t *testing.T) *pg {
 // exec runs statements in the test database.
 func (p *pg) exec(sql string, args ...any) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, p.DSN)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		p.t.Fatalf("%s: %v", sql, err)
-	}
+	p.with(sql, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql, args...)
+		return err
+	})
 }
 
 // queryRow scans one row into dst.
 func (p *pg) queryRow(dst any, sql string, args ...any) {
+	p.t.Helper()
+	p.with(sql, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, sql, args...).Scan(dst)
+	})
+}
+
+// with runs f on a fresh connection to the test database, failing the test on error.
+func (p *pg) with(sql string, f func(context.Context, *pgx.Conn) error) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -66,7 +68,7 @@ func (p *pg) queryRow(dst any, sql string, args ...any) {
 		p.t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	if err := conn.QueryRow(ctx, sql, args...).Scan(dst); err != nil {
+	if err := f(ctx, conn); err != nil {
 		p.t.Fatalf("%s: %v", sql, err)
 	}
 }
