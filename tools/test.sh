@@ -17,6 +17,7 @@ GAZELLE=github.com/bazelbuild/bazel-gazelle/cmd/gazelle@v0.53.0
 BUILDIFIER=github.com/bazelbuild/buildtools/buildifier@v0.0.0-20260904073137-eaa4d125b423
 # golangci-lint runs staticcheck (and the other linters in .golangci.yml).
 GOLANGCI_LINT=github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+ACTIONLINT=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 APT_PACKAGES=(protobuf-compiler libprotobuf-dev)
 
 export GOBIN="${GOBIN:-$(go env GOPATH)/bin}"
@@ -55,7 +56,7 @@ install_go_tool() { # install_go_tool MODULE/PATH/cmd/NAME@VERSION
 install_tools() {
   install_apt || return 1
   local t
-  for t in "$PROTOC_GEN_GO" "$PROTOC_GEN_GO_GRPC" "$GAZELLE" "$BUILDIFIER" "$GOLANGCI_LINT"; do
+  for t in "$PROTOC_GEN_GO" "$PROTOC_GEN_GO_GRPC" "$GAZELLE" "$BUILDIFIER" "$GOLANGCI_LINT" "$ACTIONLINT"; do
     install_go_tool "$t" || return 1
   done
 }
@@ -104,6 +105,7 @@ step lint       golangci-lint run ./...
 step proto      check_proto_drift
 step bazel      check_bazel
 step buildifier buildifier -mode=check -lint=warn -r .
+step actionlint actionlint
 step integration start_servers
 step test       go test -race -count=1 -timeout 20m ./...
 

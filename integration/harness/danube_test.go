@@ -64,6 +64,7 @@ func TestDanubeFromEnv(t *testing.T) {
 	}
 	defer b.Close()
 	t.Setenv(EnvDanubeURL, b.URL())
+	t.Setenv(EnvDanubeAdminURL, "") // whatever the environment says: this broker's admin is not set
 	ep := Danube(t)
 	if ep.Broker != nil || ep.URL != b.URL() || ep.Source != EnvDanubeURL+"="+b.URL() {
 		t.Fatalf("endpoint %+v: want the broker at %s from the environment", ep, b.URL())

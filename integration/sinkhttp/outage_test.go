@@ -9,10 +9,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/danube-messaging/danube-connect-go/integration/harness"
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
 )
@@ -65,17 +65,12 @@ func (rc *flakyReceiver) waitDistinct(t *testing.T, n int) {
 	}
 }
 
-// stop sends SIGTERM and expects a clean exit; the output is logged when the test failed.
-func (s *sink) stop(t *testing.T) {
+// stopSink sends SIGTERM and expects a clean exit; the harness logs the output when the test
+// failed.
+func stopSink(t *testing.T, s *harness.Connector) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Error(err)
-	}
-	if err := s.cmd.Wait(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Errorf("sink exit: %v", err)
-	}
-	if t.Failed() {
-		t.Logf("sink output:\n%s", s.out)
 	}
 }
 
@@ -100,7 +95,7 @@ func TestLongOutageThenPoisonMessage(t *testing.T) {
 	defer dlq.Close()
 	rc := newFlakyReceiver(t)
 	s := startSink(t, sinkEnv(broker.URL(), rc.srv.URL, topic, "MAX_RETRIES=3", "DLQ_TOPIC="+dlqTopic))
-	defer s.stop(t)
+	defer stopSink(t, s)
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
 			if _, err := prod.Send(ctx, danube.ProducerMessage{Payload: []byte(fmt.Sprint("good-", i))}); err != nil {

@@ -1,56 +1,30 @@
 // Package sinkhttp_test runs the sink-http service end to end: the development broker, the
-// sink-http binary as a separate process configured only by its environment, and an HTTP receiver.
+// sink-http binary as a separate process (or its container image, IT_SINK_HTTP_IMAGE) configured
+// only by its environment, and an HTTP receiver.
 package sinkhttp_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/danube-messaging/danube-connect-go/integration/harness"
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
 )
 
-// binary is the sink-http executable built once for the package's tests.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sinkhttp-it-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "sink-http")
-	build := exec.Command("go", "build", "-o", binary, "github.com/danube-messaging/danube-connect-go/services/sink-http")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building sink-http:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain runs the tests, then terminates any container they started and checks for leaked
+// goroutines. With IT_SINK_HTTP_IMAGE set the sink runs as that container image instead of the
+// binary (see harness.StartConnector).
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // receiver records every request: payload → idempotency keys of each arrival.
 type receiver struct {
@@ -96,28 +70,21 @@ func (rc *receiver) waitDistinct(t testing.TB, n int, timeout time.Duration) {
 	}
 }
 
-// sink is one sink-http process.
-type sink struct {
-	cmd *exec.Cmd
-	out *bytes.Buffer
-}
-
-func startSink(t testing.TB, env []string) *sink {
+// startSink starts one sink-http (process or container) with exactly env.
+func startSink(t testing.TB, env []string) *harness.Connector {
 	t.Helper()
-	s := &sink{out: &bytes.Buffer{}}
-	s.cmd = exec.Command(binary)
-	s.cmd.Env = env // only the configuration: nothing inherited
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
 	}
-	return s
+	return harness.StartConnector(t, harness.ConnectorSpec{Service: "sink-http", Env: m})
 }
 
 func sinkEnv(brokerURL, target, topic string, extra ...string) []string {
 	return append([]string{
 		"DANUBE_SERVICE_URL=" + brokerURL, "DANUBE_TOPIC=" + topic, "SUBSCRIPTION_NAME=webhook-sink",
-		"CONNECTOR_NAME=webhook-1", "TARGET_URL=" + target, "METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text",
+		"CONNECTOR_NAME=webhook-1", "TARGET_URL=" + target, "LOG_FORMAT=text",
 		"RETRY_BACKOFF_MS=10", "RETRY_MAX_BACKOFF_MS=100", "MAX_RETRIES=-1", "BATCH_TIMEOUT_MS=5",
 		"SHUTDOWN_TIMEOUT_MS=5000",
 	}, extra...)
@@ -132,7 +99,15 @@ func setup(t testing.TB, cfg devbroker.Config, topic string) (*devbroker.Broker,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = broker.Close() })
-	client, err := danube.NewClient(broker.URL())
+	client, prod := connect(t, broker.URL(), topic)
+	return broker, client, prod
+}
+
+// connect creates the reliable topic on the broker at url and the sink's subscription (a new
+// subscription starts at the tail), and returns a client and a producer.
+func connect(t testing.TB, url, topic string) (*danube.Client, *danube.Producer) {
+	t.Helper()
+	client, err := danube.NewClient(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,17 +123,20 @@ func setup(t testing.TB, cfg devbroker.Config, topic string) (*devbroker.Broker,
 		t.Fatal(err)
 	}
 	_ = pre.Close()
-	return broker, client, prod
+	return client, prod
 }
 
 // TestKillNineMidStreamLosesNothing kills the sink with SIGKILL while messages are flowing,
 // restarts it, and checks that every message arrived at least once and that every duplicate
-// carries the idempotency key of its first delivery.
+// carries the idempotency key of its first delivery. It needs nothing but a broker, so it runs
+// against a real one with IT_DANUBE_URL.
 func TestKillNineMidStreamLosesNothing(t *testing.T) {
-	const topic, total = "/default/notifications", 400
-	broker, _, prod := setup(t, devbroker.Config{}, topic)
+	const total = 400
+	broker := harness.Danube(t)
+	topic := "/default/" + harness.Name(t)
+	_, prod := connect(t, broker.URL, topic)
 	rc := newReceiver(t)
-	env := sinkEnv(broker.URL(), rc.srv.URL+"/hook", topic, "MAX_IN_FLIGHT=4", "BATCH_SIZE=10")
+	env := sinkEnv(broker.URL, rc.srv.URL+"/hook", topic, "MAX_IN_FLIGHT=4", "BATCH_SIZE=10")
 
 	first := startSink(t, env)
 	produced := make(chan error, 1)
@@ -174,13 +152,13 @@ func TestKillNineMidStreamLosesNothing(t *testing.T) {
 		produced <- nil
 	}()
 
-	rc.waitDistinct(t, total/4, 30*time.Second)      // the stream is flowing
-	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
+	rc.waitDistinct(t, total/4, 30*time.Second) // the stream is flowing
+	if err := first.Kill(); err != nil {        // SIGKILL
 		t.Fatal(err)
 	}
-	_ = first.cmd.Wait()
-	if ws := first.cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("first sink did not die of SIGKILL: %v\n%s", first.cmd.ProcessState, first.out)
+	var exit *harness.ExitError
+	if err := first.Wait(context.Background()); !errors.As(err, &exit) || exit.Signal() != syscall.SIGKILL {
+		t.Fatalf("first sink did not die of SIGKILL: %v\n%s", err, first.Logs())
 	}
 
 	second := startSink(t, env)
@@ -190,11 +168,8 @@ func TestKillNineMidStreamLosesNothing(t *testing.T) {
 	}
 
 	// Graceful stop: SIGTERM drains and exits 0.
-	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.cmd.Wait(); err != nil {
-		t.Fatalf("second sink after SIGTERM: %v\n%s", err, second.out)
+	if err := second.Stop(context.Background()); err != nil {
+		t.Fatalf("second sink after SIGTERM: %v\n%s", err, second.Logs())
 	}
 
 	rc.mu.Lock()
@@ -216,29 +191,30 @@ func TestKillNineMidStreamLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d messages, %d redeliveries after kill -9, all with their original idempotency key", total, dups)
 	if t.Failed() {
-		t.Logf("first sink output:\n%s\nsecond sink output:\n%s", first.out, second.out)
+		t.Logf("first sink output:\n%s\nsecond sink output:\n%s", first.Logs(), second.Logs())
 	}
 }
 
 func TestHelpListsEveryVariable(t *testing.T) {
-	out, err := exec.Command(binary, "--help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("--help: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	help := harness.StartConnector(t, harness.ConnectorSpec{Service: "sink-http", Args: []string{"--help"}})
+	if err := help.Wait(ctx); err != nil {
+		t.Fatalf("--help: %v\n%s", err, help.Logs())
 	}
+	out := help.Logs()
 	for _, v := range []string{"DANUBE_SERVICE_URL", "TARGET_URL", "HTTP_METHOD", "TIMEOUT_MS", "RETRY_POLICY", "MAX_RETRIES",
 		"RETRY_BACKOFF_MS", "WEBHOOK_SECRET_FILE", "MAX_IN_FLIGHT", "BATCH_SIZE", "RATE_LIMIT_RPS"} {
-		if !strings.Contains(string(out), "\n"+v+" ") {
+		if !strings.Contains(out, "\n"+v+" ") {
 			t.Errorf("--help does not list %s", v)
 		}
 	}
-	cmd := exec.Command(binary)
-	cmd.Env = []string{"TARGET_URL=ftp://x"}
-	out, err = cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-		t.Fatalf("bad config: exit %v, want 2\n%s", err, out)
+	bad := harness.StartConnector(t, harness.ConnectorSpec{Service: "sink-http", Env: map[string]string{"TARGET_URL": "ftp://x"}})
+	var exit *harness.ExitError
+	if err := bad.Wait(ctx); !errors.As(err, &exit) || exit.Code != 2 {
+		t.Fatalf("bad config: exit %v, want 2\n%s", err, bad.Logs())
 	}
-	if !strings.Contains(string(out), "DANUBE_SERVICE_URL: required, but not set") {
-		t.Errorf("bad config output:\n%s", out)
+	if !strings.Contains(bad.Logs(), "DANUBE_SERVICE_URL: required, but not set") {
+		t.Errorf("bad config output:\n%s", bad.Logs())
 	}
 }

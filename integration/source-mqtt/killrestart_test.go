@@ -1,15 +1,13 @@
-// Package sourcemqtt runs the built source-mqtt binary end to end: real MQTT broker, development
-// Danube broker, kill -9 of the connector with QoS 1 and QoS 2 messages in flight.
+// Package sourcemqtt runs the built source-mqtt binary (or its image, IT_SOURCE_MQTT_IMAGE) end to
+// end: real MQTT broker, development Danube broker, kill -9 of the connector with QoS 1 and QoS 2
+// messages in flight.
 package sourcemqtt
 
 import (
+	"context"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,63 +18,35 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 )
 
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "source-mqtt-it")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "source-mqtt")
-	if out, err := exec.Command("go", "build", "-o", binary, "github.com/danube-messaging/danube-connect-go/services/source-mqtt").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build source-mqtt: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	defer os.RemoveAll(dir)
-	harness.Main(m)
-}
+// TestMain runs the tests, then terminates any container they started and checks for leaked
+// goroutines. With IT_SOURCE_MQTT_IMAGE set the connector runs as that container image instead of
+// the binary (see harness.StartConnector).
+func TestMain(m *testing.M) { harness.Main(m) }
 
 const timeout = 60 * time.Second
 
-// connector is one run of the binary.
-type connector struct {
-	cmd     *exec.Cmd
-	metrics string
-}
-
-func start(t *testing.T, env []string) *connector {
+// start runs the connector (process or container) with exactly env and waits until it is ready.
+func start(t *testing.T, env []string) *harness.Connector {
 	t.Helper()
-	metrics := freeAddr(t)
-	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), append(env, "METRICS_ADDR="+metrics, "LOG_LEVEL=warn", "LOG_FORMAT=text")...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	m := map[string]string{"LOG_LEVEL": "warn", "LOG_FORMAT": "text"}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	c := harness.StartConnector(t, harness.ConnectorSpec{Service: "source-mqtt", Env: m})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := &connector{cmd: cmd, metrics: metrics}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get("http://" + metrics + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connector not ready after %v (last: %v)", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return c
 }
 
-func (c *connector) kill(t *testing.T) {
+func kill(t *testing.T, c *harness.Connector) {
 	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.cmd.Wait()
 }
 
 func freeAddr(t *testing.T) string {
@@ -137,7 +107,7 @@ func TestKillWithMessagesInFlight(t *testing.T) {
 	}()
 	// kill as soon as messages flow: the rest are in flight or queued at the broker
 	col.WaitFor(t, "the first messages", func(ms []*danube.Message) bool { return len(ms) >= 100 })
-	conn.kill(t)
+	kill(t, conn)
 	before := len(col.Messages())
 	if err := <-published; err != nil {
 		t.Fatal(err)
@@ -182,7 +152,7 @@ func TestServerKillWithMessagesInFlight(t *testing.T) {
 		toks = append(toks, dev.Publish(fmt.Sprintf("dev/%d", i%7), byte(1+i%2), false, fmt.Sprintf("m%d", i)))
 	}
 	col.WaitFor(t, "the first messages", func(ms []*danube.Message) bool { return len(ms) >= 50 })
-	conn.kill(t)
+	kill(t, conn)
 	before := len(col.Messages())
 	start(t, env)
 	for _, tok := range toks {

@@ -121,6 +121,13 @@ func (c *Client) NewProducer(ctx context.Context, o ProducerOptions) (*Producer,
 	}
 	p := &Producer{c: c, opts: o}
 	p.done, p.shutdown = context.WithCancel(context.Background())
+	if o.Schema != nil {
+		// A v0.15.1 broker creates a topic for an unregistered subject without a word: check the
+		// subject first, so that a typo fails here and creates nothing.
+		if _, _, err := resolveSchema(ctx, c, *o.Schema); err != nil {
+			return nil, fmt.Errorf("danube: producer %q on topic %q: %w", o.Name, o.Topic, err)
+		}
+	}
 	n := max(o.Partitions, 1)
 	for i := range n {
 		pp := &partitionProducer{c: c, topic: o.Topic, name: o.Name, dispatch: dispatch, schema: o.Schema}

@@ -46,6 +46,13 @@ var (
 	ErrDisconnected = errors.New("disconnected")
 )
 
+// ErrSourceDone is what a source's Poll returns (alone, wrapped, or with its last records) when
+// there is nothing more to read, ever: a bounded snapshot that is complete, a file read to its end.
+// The runtime publishes what was polled, waits for Danube to acknowledge every record, commits, and
+// returns nil, so the process exits 0; a record Danube never acknowledged, or a failed commit, is
+// an error instead.
+var ErrSourceDone = errors.New("runtime: source finished")
+
 // Error carries a class (and for retryable errors an optional wait hint) around a cause.
 type Error struct {
 	Class Class

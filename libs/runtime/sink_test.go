@@ -178,6 +178,7 @@ func TestSinkInvalidWithoutDLQFollowsExhaustedPolicy(t *testing.T) {
 func TestSinkBatchPartialFailure(t *testing.T) {
 	cfg, produce := setupSink(t, "partial")
 	cfg.BatchSize = 4
+	cfg.BatchTimeout = config.Millis(time.Minute) // the first batch is all four, however slow the machine
 	cfg.DLQTopic = "/default/partial-dlq"
 	s := newScripted(map[string][]error{
 		"b": {runtime.InvalidData(errors.New("bad row"))},

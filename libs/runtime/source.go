@@ -53,6 +53,8 @@ type sourceRunner[P any] struct {
 	commitMu   sync.Mutex
 	toCommit   []P
 	commitWake chan struct{}
+
+	done bool // Poll returned ErrSourceDone: drain to the end, then stop
 }
 
 // publisher is what a source needs from a producer (*danube.Producer): Send is safe for
@@ -125,7 +127,7 @@ func (r *sourceRunner[P]) run(ctx context.Context) error {
 	go func() { defer close(commitDone); r.committer() }()
 
 	runErr := r.pollLoop(intake)
-	if runErr == nil && ctx.Err() == nil {
+	if runErr == nil && ctx.Err() == nil && !r.done {
 		runErr = context.Cause(intake)
 	}
 	r.mu.Lock()
@@ -142,7 +144,16 @@ func (r *sourceRunner[P]) run(ctx context.Context) error {
 		}
 	}
 	if pending := r.marks.Pending(); pending > 0 && runErr == nil {
+		if r.done && ctx.Err() == nil {
+			return fmt.Errorf("runtime: source finished, but %d records were not acknowledged by Danube and committed", pending)
+		}
 		r.env.log.Warn("stopped with records not acked by Danube; they will be read again from the last commit", "records", pending)
+	}
+	if r.done && runErr == nil {
+		if err := context.Cause(intake); err != nil && !errors.Is(err, context.Canceled) {
+			return err // a commit or publish that failed for good during the drain
+		}
+		r.env.log.Info("source finished: every record acknowledged by Danube and committed")
 	}
 	return runErr
 }
@@ -179,6 +190,11 @@ func (r *sourceRunner[P]) pollLoop(ctx context.Context) error {
 			if err := r.enqueue(ctx, recs); err != nil {
 				return err
 			}
+		}
+		if errors.Is(err, ErrSourceDone) {
+			r.done = true
+			r.env.log.Info("source finished reading; waiting for Danube's acknowledgements")
+			return nil
 		}
 		var wait time.Duration
 		switch class := ClassOf(err); {

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -265,5 +266,48 @@ func TestSourceOversizedRecordIsFatal(t *testing.T) {
 		`record is 4194816 bytes with its attributes, over the broker's 4194304-byte limit`
 	if err == nil || err.Error() != want || !errors.Is(err, runtime.ErrFatal) {
 		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+}
+
+// finite is a bounded source: its records in one Poll, then ErrSourceDone with them.
+type finite struct {
+	runtime.SourceBase
+	payloads []string
+	mu       sync.Mutex
+	commits  []int
+}
+
+func (f *finite) Poll(context.Context) ([]runtime.SourceRecord[int], error) {
+	recs := make([]runtime.SourceRecord[int], len(f.payloads))
+	for i, p := range f.payloads {
+		recs[i] = runtime.NewSourceRecord("", []byte(p), i)
+	}
+	return recs, fmt.Errorf("end of input: %w", runtime.ErrSourceDone)
+}
+
+func (f *finite) Commit(_ context.Context, ps []int) error {
+	f.mu.Lock()
+	f.commits = append(f.commits, ps...)
+	f.mu.Unlock()
+	return nil
+}
+
+// A source that returns ErrSourceDone ends the run by itself, with nil, only once Danube acked
+// every record and the last position is committed.
+func TestSourceDoneDrainsAndReturnsNil(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/bounded")
+	col := runtimetest.Collect(t, b, "/default/bounded", "r")
+	cfg := runtimetest.SourceConfig(b, "bounded", "/default/bounded")
+	f := &finite{payloads: []string{"a", "b", "c", "d", "e"}}
+	r := runtimetest.StartSource(t, cfg, f, false)
+	if err := r.Wait(); err != nil {
+		t.Fatalf("run ended with %v, want nil", err)
+	}
+	col.WaitFor(t, "5 messages", func(ms []*danube.Message) bool { return len(ms) >= 5 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Equal(col.Payloads(), f.payloads) || len(f.commits) == 0 || f.commits[len(f.commits)-1] != 4 {
+		t.Fatalf("received %q, commits %v; want every record and a last commit of 4", col.Payloads(), f.commits)
 	}
 }

@@ -82,9 +82,11 @@ func (r *sinkRunner) applySettings(ctx context.Context, admin *danube.Admin, top
 	if err := admin.SetSubscriptionFailurePolicy(ctx, topic, cfg.SubscriptionName, p); err != nil {
 		return err
 	}
-	// A v0.15.1 broker reads a subscription's failure policy when it loads the subscription: a change
-	// to a live one applies from its next load (a broker restart or topic move).
-	r.env.log.Info("subscription failure policy stored (a v0.15 broker applies it when it next loads the subscription)", "topic", topic, "subscription", cfg.SubscriptionName,
+	// A v0.15.1 broker reads a subscription's failure policy when it creates or loads the
+	// subscription; a live one keeps the policy it was loaded with, and a new consumer joining it
+	// writes that one back over the stored change.
+	r.env.log.Info("subscription failure policy stored (a v0.15 broker applies it to a new subscription; an existing one keeps "+
+		"its policy until the broker reloads it, and a new consumer joining writes the old one back)", "topic", topic, "subscription", cfg.SubscriptionName,
 		"max_redeliveries", p.MaxRedeliveries, "ack_timeout", p.AckTimeout, "poison_policy", cfg.PoisonPolicy.String())
 	return nil
 }

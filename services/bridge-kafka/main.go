@@ -7,13 +7,21 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/bridge"
 )
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set: the garbage collector runs
+// sooner near it, which keeps the process (librdkafka's buffers included) under 64 MiB.
+const memoryLimit = 48 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	var cfg bridge.Config
 	code := runtime.Main(ctx, os.Args[1:], nil, os.Stdout, os.Stderr, &cfg, &cfg.Common,

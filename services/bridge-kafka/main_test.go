@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/danube-messaging/danube-connect-go/deploy/deploytest"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config/configtest"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/bridge"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/mapping"
@@ -23,7 +24,7 @@ func TestReadmeVariablesMatchHelp(t *testing.T) {
 // docker-compose file through the real configuration path.
 func TestDeployComposeConfigLoads(t *testing.T) {
 	image, environ := configtest.ComposeEnv(t, "../../deploy/bridge-kafka/docker-compose.yml", "connector-kafka-bridge")
-	if image != "danube-connect/bridge-kafka:v0.1" {
+	if image != "ghcr.io/danube-messaging/danube-connect/bridge-kafka:v0.1.0" {
 		t.Fatalf("the connector-kafka-bridge service's image is %q", image)
 	}
 	cfg := configtest.Load[bridge.Config](t, environ)
@@ -37,7 +38,7 @@ func TestDeployComposeConfigLoads(t *testing.T) {
 // TestDeployKubernetesConfigLoads loads the Deployment's environment the same way; the pod name
 // (CONNECTOR_NAME's fieldRef) and the mounted secret file are stood in for.
 func TestDeployKubernetesConfigLoads(t *testing.T) {
-	environ := configtest.KubernetesEnv(t, "../../deploy/bridge-kafka/kubernetes.yaml", "bridge-kafka",
+	environ := deploytest.KubernetesEnv(t, "../../deploy/bridge-kafka/kubernetes.yaml", "bridge-kafka",
 		map[string]string{"metadata.name": "bridge-kafka-7d9f-abcde"})
 	secret := configtest.TempFile(t, "password", "s3cret\n")
 	cfg := configtest.Load[bridge.Config](t, configtest.StandInFiles(environ, secret))

@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/danube-messaging/danube-connect-go/deploy/deploytest"
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config/configtest"
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/sinkhttp"
@@ -19,7 +20,7 @@ func TestReadmeVariablesMatchHelp(t *testing.T) {
 // configuration path.
 func TestDeployComposeConfigLoads(t *testing.T) {
 	image, environ := configtest.ComposeEnv(t, "../../deploy/sink-http/docker-compose.yml", "connector-http-sink")
-	if image != "danube-connect/sink-http:v0.1" {
+	if image != "ghcr.io/danube-messaging/danube-connect/sink-http:v0.1.0" {
 		t.Fatalf("the connector-http-sink service's image is %q, not the design's", image)
 	}
 	cfg := configtest.Load[sinkhttp.Config](t, environ)
@@ -32,7 +33,8 @@ func TestDeployComposeConfigLoads(t *testing.T) {
 // TestDeployKubernetesConfigLoads loads the Deployment's environment the same way; the secret file
 // it mounts is stood in for by a temporary file.
 func TestDeployKubernetesConfigLoads(t *testing.T) {
-	environ := configtest.KubernetesEnv(t, "../../deploy/sink-http/kubernetes.yaml", "sink-http", nil)
+	environ := deploytest.KubernetesEnv(t, "../../deploy/sink-http/kubernetes.yaml", "sink-http",
+		map[string]string{"metadata.name": "sink-http-7d9f-abcde"})
 	secret := configtest.TempFile(t, "webhook-secret", "whsec_c2VjcmV0\n")
 	cfg := configtest.Load[sinkhttp.Config](t, configtest.StandInFiles(environ, secret))
 	if cfg.WebhookSecret.Reveal() != "whsec_c2VjcmV0" || cfg.MaxInFlight != 8 || cfg.DLQTopic != "/default/notifications-dlq" {

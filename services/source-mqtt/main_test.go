@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/danube-messaging/danube-connect-go/deploy/deploytest"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config/configtest"
 	"github.com/danube-messaging/danube-connect-go/services/source-mqtt/mqttsource"
 )
@@ -31,8 +32,8 @@ func TestDeployComposeConfigLoads(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			image, environ := configtest.ComposeEnv(t, "../../deploy/source-mqtt/docker-compose.yml", name)
-			if image != "danube-connect/source-mqtt:v0.1" {
-				t.Fatalf("the %s service's image is %q, want danube-connect/source-mqtt:v0.1", name, image)
+			if image != "ghcr.io/danube-messaging/danube-connect/source-mqtt:v0.1.0" {
+				t.Fatalf("the %s service's image is %q, want ghcr.io/danube-messaging/danube-connect/source-mqtt:v0.1.0", name, image)
 			}
 			cfg := configtest.Load[mqttsource.Config](t, configtest.StandInFiles(environ, "../../deploy/source-mqtt/mqtt_users.example"))
 			if !check(cfg) {
@@ -45,7 +46,7 @@ func TestDeployComposeConfigLoads(t *testing.T) {
 // TestDeployKubernetesConfigLoads loads the StatefulSet's environment the same way; the pod name
 // and the mounted password file are stood in for.
 func TestDeployKubernetesConfigLoads(t *testing.T) {
-	environ := configtest.KubernetesEnv(t, "../../deploy/source-mqtt/kubernetes.yaml", "source-mqtt",
+	environ := deploytest.KubernetesEnv(t, "../../deploy/source-mqtt/kubernetes.yaml", "source-mqtt",
 		map[string]string{"metadata.name": "source-mqtt-0"})
 	secret := configtest.TempFile(t, "mqtt-password", "s3cret\n")
 	cfg := configtest.Load[mqttsource.Config](t, configtest.StandInFiles(environ, secret))

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/danube-messaging/danube-connect-go/deploy/deploytest"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config/configtest"
 	"github.com/danube-messaging/danube-connect-go/services/source-postgres/pgcdc"
@@ -48,13 +49,14 @@ func TestDeployComposeConfigLoads(t *testing.T) {
 	checkDesign(t, configtest.Load[pgcdc.Config](t, environ))
 }
 
-// TestDeployKubernetesConfigLoads loads the Deployment's environment; the password file it
-// mounts is stood in for by a temporary file.
+// TestDeployKubernetesConfigLoads loads the Deployment's environment; the pod name and the
+// password file it mounts are stood in for.
 func TestDeployKubernetesConfigLoads(t *testing.T) {
-	environ := configtest.KubernetesEnv(t, "../../deploy/source-postgres/kubernetes.yaml", "source-postgres", nil)
+	environ := deploytest.KubernetesEnv(t, "../../deploy/source-postgres/kubernetes.yaml", "source-postgres",
+		map[string]string{"metadata.name": "source-postgres-7d9f-abcde"})
 	secret := configtest.TempFile(t, "password", "s3cret\n")
 	cfg := configtest.Load[pgcdc.Config](t, configtest.StandInFiles(environ, secret))
-	if cfg.Password.Reveal() != "s3cret" || cfg.SSLMode != "verify-full" || len(cfg.TableList()) != 3 {
+	if cfg.Password.Reveal() != "s3cret" || cfg.SSLMode != "verify-full" || len(cfg.TableList()) != 3 || cfg.ConnectorName != "source-postgres-7d9f-abcde" {
 		t.Fatalf("loaded %+v", cfg)
 	}
 }

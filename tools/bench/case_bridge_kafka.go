@@ -27,12 +27,14 @@ func (bridgeKafkaCase) About() string {
 	return "Records of 1 KiB with 64 keys, through an in-process Kafka-protocol server (franz-go's kfake, " +
 		"4 partitions) and the in-process development broker. **import**: the topic is filled first; the " +
 		"`bridge-kafka` binary (a separate process, configured by its environment only) consumes it in a " +
-		"group and publishes every record to Danube, committing offsets after Danube's acks; the rate is " +
+		"group and publishes every record to Danube, committing offsets after Danube's acks, once with " +
+		"PUBLISH_ORDER=key (the default: one publish per key in flight), once with none; the rate is " +
 		"taken at a Danube consumer from the first to the last arrival. The baseline is a plain " +
 		"confluent-kafka-go consumer reading the same topic in a new group (no commits), in the bench process. " +
 		"**export**: the Danube topic is filled first; the bridge produces every message to Kafka with an " +
-		"idempotent producer, acking each on its delivery report (EXPORT_MAX_IN_FLIGHT=128, broker window " +
-		"256); the rate is taken from the first to the last record read back from Kafka. The baseline is a " +
+		"idempotent producer, acking each on its delivery report (broker window 256), once streaming records " +
+		"to concurrent produces, one per key (EXPORT_MAX_IN_FLIGHT=128), once in batches produced in order " +
+		"(EXPORT_BATCH_SIZE=256); the rate is taken from the first to the last record read back from Kafka. The baseline is a " +
 		"plain idempotent confluent-kafka-go producer producing the same messages and waiting for every " +
 		"delivery report. Peak RSS is the bridge's VmHWM (the baselines run in the bench process: not measured). " +
 		"Goals: at least 0.8x the baseline's rate, RSS under 64 MiB."
@@ -47,7 +49,7 @@ func (c bridgeKafkaCase) Run(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "bench-in", "bench-out", "bench-plain-out"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "bench-in", "bench-out", "bench-out-batch", "bench-plain-out"))
 	if err != nil {
 		return Result{}, err
 	}
@@ -160,25 +162,36 @@ func (bridgeKafkaCase) importRows(ctx context.Context, bin, bootstrap string, n 
 	plain := Row{Variant: "plain confluent-kafka-go consumer", Msgs: n, Rate: float64(n) / d.Seconds(),
 		CPUMicros: float64(selfCPU()-cpu0) / float64(time.Microsecond) / float64(n)}
 
-	const topic = "/default/bench-in"
-	dc, err := newDanubeCounter(ctx, topic, n)
-	if err != nil {
-		return nil, err
+	rows := []Row{plain}
+	for i, v := range []struct{ variant, order string }{
+		{"bridge-kafka (PUBLISH_ORDER=key)", "key"},
+		{"bridge-kafka (PUBLISH_ORDER=none)", "none"},
+	} {
+		topic := fmt.Sprintf("/default/bench-in-%d", i)
+		dc, err := newDanubeCounter(ctx, topic, n)
+		if err != nil {
+			return nil, err
+		}
+		child, err := startChild(bin, bridgeEnv(dc.broker.URL(), bootstrap, fmt.Sprintf("KAFKA_GROUP_ID=bridge-%d", i),
+			"IMPORT_MAPPINGS=bench-in="+topic, "PUBLISH_ORDER="+v.order))
+		if err != nil {
+			dc.close()
+			return nil, err
+		}
+		if err := waitCtx(ctx, dc.done, 5*time.Minute); err != nil {
+			_ = child.stop()
+			dc.close()
+			return nil, fmt.Errorf("bridge imported %d of %d: %w\n%s", dc.got.Load(), n, err, child.out.String())
+		}
+		d := time.Duration(dc.last.Load() - dc.first.Load())
+		err = child.stop()
+		dc.close()
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, Row{Variant: v.variant, Msgs: n, Rate: float64(n) / d.Seconds(), CPUMicros: child.cpuMicros(n), RSSMiB: child.rss})
 	}
-	defer dc.close()
-	child, err := startChild(bin, bridgeEnv(dc.broker.URL(), bootstrap, "KAFKA_GROUP_ID=bridge", "IMPORT_MAPPINGS=bench-in="+topic))
-	if err != nil {
-		return nil, err
-	}
-	if err := waitCtx(ctx, dc.done, 5*time.Minute); err != nil {
-		_ = child.stop()
-		return nil, fmt.Errorf("bridge imported %d of %d: %w\n%s", dc.got.Load(), n, err, child.out.String())
-	}
-	d = time.Duration(dc.last.Load() - dc.first.Load())
-	if err := child.stop(); err != nil {
-		return nil, err
-	}
-	return []Row{plain, {Variant: "bridge-kafka", Msgs: n, Rate: float64(n) / d.Seconds(), CPUMicros: child.cpuMicros(n), RSSMiB: child.rss}}, nil
+	return rows, nil
 }
 
 func (bridgeKafkaCase) exportRows(ctx context.Context, bin, bootstrap string, n int) ([]Row, error) {
@@ -187,50 +200,65 @@ func (bridgeKafkaCase) exportRows(ctx context.Context, bin, bootstrap string, n 
 	if err != nil {
 		return nil, err
 	}
-	plain := Row{Variant: "plain confluent-kafka-go producer", Msgs: n, Rate: float64(n) / d.Seconds(),
-		CPUMicros: float64(selfCPU()-cpu0) / float64(time.Microsecond) / float64(n)}
+	rows := []Row{{Variant: "plain confluent-kafka-go producer", Msgs: n, Rate: float64(n) / d.Seconds(),
+		CPUMicros: float64(selfCPU()-cpu0) / float64(time.Microsecond) / float64(n)}}
+	for _, v := range []struct{ variant, danube, kafka, env string }{
+		{"bridge-kafka (streaming, EXPORT_MAX_IN_FLIGHT=128)", "/default/bench-out", "bench-out", "EXPORT_MAX_IN_FLIGHT=128"},
+		{"bridge-kafka (EXPORT_BATCH_SIZE=256)", "/default/bench-out-batch", "bench-out-batch", "EXPORT_BATCH_SIZE=256"},
+	} {
+		row, err := exportRow(ctx, bin, bootstrap, n, v.danube, v.kafka, v.env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", v.variant, err)
+		}
+		row.Variant = v.variant
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
 
+// exportRow fills a Danube topic with n messages and measures the bridge exporting them to kafkaTopic.
+func exportRow(ctx context.Context, bin, bootstrap string, n int, topic, kafkaTopic string, extra ...string) (Row, error) {
 	broker, err := devbroker.Start(devbroker.Config{AdminAddr: "-", MaxUnackedMessages: 256})
 	if err != nil {
-		return nil, err
+		return Row{}, err
 	}
 	defer broker.Close()
-	const topic = "/default/bench-out"
 	client, err := danube.NewClient(broker.URL())
 	if err != nil {
-		return nil, err
+		return Row{}, err
 	}
 	defer client.Close()
 	prod, err := client.NewProducer(ctx, danube.ProducerOptions{Topic: topic, Name: "filler", Dispatch: danube.Reliable})
 	if err != nil {
-		return nil, err
+		return Row{}, err
 	}
 	defer prod.Close()
 	// The export's subscription must exist before the messages (a new one starts at the tail).
-	pre, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: "bench-export-default-bench-out", Subscription: "bridge-kafka", Type: danube.Exclusive})
+	consumer := "bench-export-" + strings.ReplaceAll(strings.TrimPrefix(topic, "/"), "/", "-")
+	pre, err := client.Subscribe(ctx, danube.ConsumerOptions{Topic: topic, Name: consumer, Subscription: "bridge-kafka", Type: danube.Exclusive})
 	if err != nil {
-		return nil, err
+		return Row{}, err
 	}
 	_ = pre.Close()
 	payload := benchPayload()
 	for i := range n {
 		if _, err := prod.Send(ctx, danube.ProducerMessage{Payload: payload, Key: fmt.Sprintf("k%d", i%64)}); err != nil {
-			return nil, err
+			return Row{}, err
 		}
 	}
-	child, err := startChild(bin, bridgeEnv(broker.URL(), bootstrap, "EXPORT_MAPPINGS="+topic+"=bench-out", "EXPORT_MAX_IN_FLIGHT=128"))
+	child, err := startChild(bin, bridgeEnv(broker.URL(), bootstrap, append([]string{"EXPORT_MAPPINGS=" + topic + "=" + kafkaTopic}, extra...)...))
 	if err != nil {
-		return nil, err
+		return Row{}, err
 	}
-	d, err = waitHighWatermarks(ctx, bootstrap, "bench-out", 4, n)
+	d, err := waitHighWatermarks(ctx, bootstrap, kafkaTopic, 4, n)
 	if err != nil {
 		_ = child.stop()
-		return nil, fmt.Errorf("%w\n%s", err, child.out.String())
+		return Row{}, fmt.Errorf("%w\n%s", err, child.out.String())
 	}
 	if err := child.stop(); err != nil {
-		return nil, err
+		return Row{}, err
 	}
-	return []Row{plain, {Variant: "bridge-kafka", Msgs: n, Rate: float64(n) / d.Seconds(), CPUMicros: child.cpuMicros(n), RSSMiB: child.rss}}, nil
+	return Row{Msgs: n, Rate: float64(n) / d.Seconds(), CPUMicros: child.cpuMicros(n), RSSMiB: child.rss}, nil
 }
 
 // waitHighWatermarks polls the topic's high watermarks until its partitions hold n records; it

@@ -2,6 +2,7 @@ package devbroker
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,6 +76,26 @@ func validNamespace(ns string) bool {
 	return true
 }
 
+// adminFailed is how v0.15.1 reports every failed admin create or delete: NOT_FOUND, whatever
+// the cause, with the cause in the text.
+func adminFailed(action, name string, cause error) error {
+	return adminFailure(action, name, status.Convert(cause).Message())
+}
+
+// adminFailure is adminFailed with the cause as the broker words it.
+func adminFailure(action, name, cause string) error {
+	return status.Errorf(codes.NotFound, "Unable to %s %s due to %s", action, shortName(name), cause)
+}
+
+// checkDispatch rejects a dispatch strategy outside the enum, the one admin create failure v0.15.1
+// reports as INVALID_ARGUMENT.
+func checkDispatch(ds apb.DispatchStrategy) error {
+	if ds != apb.DispatchStrategy_NonReliable && ds != apb.DispatchStrategy_Reliable {
+		return status.Error(codes.InvalidArgument, "invalid dispatch_strategy value")
+	}
+	return nil
+}
+
 func (a *namespaceAdmin) CreateNamespace(_ context.Context, req *apb.NamespaceRequest) (*apb.NamespaceResponse, error) {
 	c := a.c
 	ns := req.GetName()
@@ -84,10 +105,10 @@ func (a *namespaceAdmin) CreateNamespace(_ context.Context, req *apb.NamespaceRe
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.namespaces[ns]; ok {
-		return nil, status.Errorf(codes.AlreadyExists, "Namespace %s already exists.", ns)
+		return nil, adminFailure("create the namespace", ns, fmt.Sprintf("Namespace %s already exists.", ns))
 	}
 	if err := c.persist(metaRec{Op: opNamespacePut, Name: ns}); err != nil {
-		return nil, errPersist(err)
+		return nil, adminFailed("create the namespace", ns, errPersist(err))
 	}
 	c.namespaces[ns] = struct{}{}
 	c.maybeCompact()
@@ -100,15 +121,15 @@ func (a *namespaceAdmin) DeleteNamespace(_ context.Context, req *apb.NamespaceRe
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.namespaces[ns]; !ok {
-		return nil, status.Errorf(codes.NotFound, "Namespace %s does not exist", ns)
+		return nil, adminFailure("delete the namespace", ns, fmt.Sprintf("Namespace %s does not exist", ns))
 	}
 	for _, t := range c.topics {
 		if t.ns == ns {
-			return nil, status.Errorf(codes.FailedPrecondition, "Namespace %s is not empty", ns)
+			return nil, adminFailure("delete the namespace", ns, fmt.Sprintf("Namespace %s is not empty", ns))
 		}
 	}
 	if err := c.persist(metaRec{Op: opNamespaceDel, Name: ns}); err != nil {
-		return nil, errPersist(err)
+		return nil, adminFailed("delete the namespace", ns, errPersist(err))
 	}
 	delete(c.namespaces, ns)
 	c.maybeCompact()
@@ -192,9 +213,6 @@ func (c *core) adminCreateTopic(name string, subject *string, ds apb.DispatchStr
 	if err := checkTopicName(name); err != nil {
 		return err
 	}
-	if ds != apb.DispatchStrategy_NonReliable && ds != apb.DispatchStrategy_Reliable {
-		return status.Error(codes.InvalidArgument, "Dispatch strategy is missing")
-	}
 	if subject != nil && c.schemas.Subject(*subject) == nil {
 		return status.Errorf(codes.FailedPrecondition, "Schema subject %s is not registered. Ensure schema is registered first.", *subject)
 	}
@@ -210,10 +228,13 @@ func (c *core) adminCreateTopic(name string, subject *string, ds apb.DispatchStr
 
 func (a *topicAdmin) CreateTopic(_ context.Context, req *apb.NewTopicRequest) (*apb.TopicResponse, error) {
 	c := a.c
+	if err := checkDispatch(req.GetDispatchStrategy()); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.adminCreateTopic(req.GetName(), req.SchemaSubject, req.GetDispatchStrategy()); err != nil {
-		return nil, err
+		return nil, adminFailed("create the topic", req.GetName(), err)
 	}
 	return &apb.TopicResponse{Success: true}, nil
 }
@@ -223,24 +244,27 @@ func (a *topicAdmin) CreatePartitionedTopic(_ context.Context, req *apb.Partitio
 	if req.GetPartitions() == 0 {
 		return nil, status.Error(codes.InvalidArgument, "partitions must be at least 1")
 	}
+	if err := checkDispatch(req.GetDispatchStrategy()); err != nil {
+		return nil, err
+	}
 	// The longest partition name decides, so that no partition is created
 	// before a later one is found too long.
 	last := req.GetBaseName() + "-part-" + strconv.FormatUint(uint64(req.GetPartitions()-1), 10)
 	if err := checkTopicName(req.GetBaseName()); err != nil {
-		return nil, err
+		return nil, adminFailed("create the topic", req.GetBaseName(), err)
 	}
 	if err := checkTopicName(last); err != nil {
-		return nil, err
+		return nil, adminFailed("create the topic", last, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.topics[req.GetBaseName()]; ok {
-		return nil, status.Errorf(codes.AlreadyExists, "The topic %s already exists", req.GetBaseName())
+		return nil, adminFailure("create the topic", req.GetBaseName(), fmt.Sprintf("The topic %s already exists", req.GetBaseName()))
 	}
 	for i := uint32(0); i < req.GetPartitions(); i++ {
 		name := req.GetBaseName() + "-part-" + strconv.FormatUint(uint64(i), 10)
 		if err := c.adminCreateTopic(name, req.SchemaSubject, req.GetDispatchStrategy()); err != nil {
-			return nil, err
+			return nil, adminFailed("create the topic", name, err)
 		}
 	}
 	return &apb.TopicResponse{Success: true}, nil
@@ -254,7 +278,7 @@ func (a *topicAdmin) DeleteTopic(_ context.Context, req *apb.TopicRequest) (*apb
 	var victims []string
 	if _, ok := c.topics[name]; ok {
 		if strings.Contains(name, "-part-") {
-			return nil, status.Errorf(codes.FailedPrecondition, "Cannot delete a single partition %s; delete the partitioned topic", name)
+			return nil, adminFailure("delete the topic", name, fmt.Sprintf("Cannot delete a single partition %s; delete the partitioned topic", name))
 		}
 		victims = []string{name}
 	} else {
@@ -265,21 +289,18 @@ func (a *topicAdmin) DeleteTopic(_ context.Context, req *apb.TopicRequest) (*apb
 		}
 	}
 	if len(victims) == 0 {
-		return nil, status.Errorf(codes.NotFound, "Unable to find the topic: %s", name)
+		return &apb.TopicResponse{Success: true}, nil // as v0.15.1: nothing to delete is a success
 	}
 	for _, v := range victims {
 		if err := c.persist(metaRec{Op: opTopicDel, Name: v}); err != nil {
-			return nil, errPersist(err)
+			return nil, adminFailed("delete the topic", name, errPersist(err))
 		}
 		t := c.topics[v]
 		for _, p := range t.producers {
 			delete(c.producers, p.id)
 		}
 		for _, s := range t.subs {
-			for _, cons := range s.consumers {
-				cons.endSession(nil)
-				delete(c.consumers, cons.id)
-			}
+			s.closeConsumers()
 		}
 		if t.log != nil {
 			_ = t.log.Close()
@@ -321,10 +342,7 @@ func (a *topicAdmin) Unsubscribe(_ context.Context, req *apb.SubscriptionRequest
 	if err := c.persist(metaRec{Op: opSubDel, Name: s.topic.name, Sub: s.name}); err != nil {
 		return nil, errPersist(err)
 	}
-	for _, cons := range s.consumers {
-		cons.endSession(nil)
-		delete(c.consumers, cons.id)
-	}
+	s.closeConsumers()
 	delete(s.topic.subs, s.name)
 	s.topic.trim()
 	c.maybeCompact()
@@ -415,11 +433,9 @@ func (a *topicAdmin) SetSubscriptionFailurePolicy(_ context.Context, req *apb.Se
 	if err := c.persist(metaRec{Op: opPolicy, Name: t.name, Sub: req.GetSubscription(), Policy: &p}); err != nil {
 		return nil, errPersist(err)
 	}
+	// Stored only: as in v0.15.1, a live subscription keeps the policy it was loaded with until its
+	// next load (a broker restart), and a new consumer joining writes that live policy back.
 	t.policies[req.GetSubscription()] = p
-	if s := t.subs[req.GetSubscription()]; s != nil {
-		s.policy = p
-		s.dispatch(time.Now())
-	}
 	c.maybeCompact()
 	return &apb.SubscriptionResponse{Success: true}, nil
 }
@@ -490,11 +506,9 @@ func (a *topicAdmin) SetSubscriptionDispatchConfig(_ context.Context, req *apb.S
 	if err := c.persist(metaRec{Op: opDispatch, Name: t.name, Sub: req.GetSubscription(), MaxUnacked: int(n)}); err != nil {
 		return nil, errPersist(err)
 	}
+	// Stored and returned, never applied: v0.15.1 dispatches every subscription with the broker's
+	// default window (Config.MaxUnackedMessages).
 	t.dispatchCfg[req.GetSubscription()] = int(n)
-	if s := t.subs[req.GetSubscription()]; s != nil && s.window != nil {
-		s.maxUnacked = int(n)
-		s.dispatch(time.Now())
-	}
 	c.maybeCompact()
 	return &apb.SubscriptionResponse{Success: true}, nil
 }

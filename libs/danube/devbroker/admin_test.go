@@ -18,7 +18,7 @@ func TestAdminNamespacesAndTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.nsAdm.CreateNamespace(ctx(t), &apb.NamespaceRequest{Name: "orders"})
-	wantCode(t, err, codes.AlreadyExists, "Namespace orders already exists.")
+	wantCode(t, err, codes.NotFound, "Unable to create the namespace orders due to Namespace orders already exists.")
 	e.producer("/orders/t", "p", nonReliable)
 
 	if _, err := e.tAdm.CreatePartitionedTopic(ctx(t), &apb.PartitionedTopicRequest{BaseName: "/orders/parts", Partitions: 12, DispatchStrategy: apb.DispatchStrategy_Reliable}); err != nil {
@@ -28,7 +28,7 @@ func TestAdminNamespacesAndTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.tAdm.CreateTopic(ctx(t), &apb.NewTopicRequest{Name: "/orders/single"})
-	wantCode(t, err, codes.AlreadyExists, "The topic /orders/single already exists")
+	wantCode(t, err, codes.NotFound, "Unable to create the topic /orders/single due to The topic /orders/single already exists")
 
 	parts, err := e.disc.TopicPartitions(ctx(t), &pb.TopicLookupRequest{RequestId: 4, Topic: "/orders/parts"})
 	if err != nil || parts.GetRequestId() != 4 || len(parts.GetPartitions()) != 12 ||
@@ -93,11 +93,9 @@ func TestAdminDispatchConfigAndUnsubscribe(t *testing.T) {
 	s := e.receive(cid)
 	e.send("/default/dc", pid, 1, "a", nil)
 	e.send("/default/dc", pid, 2, "b", nil)
-	m := s.next(t)
-	s.quiet(t) // window of one
-	e.ack(m, "s")
-	if m := s.next(t); string(m.GetPayload()) != "b" {
-		t.Fatalf("got %q", m.GetPayload())
+	// Stored, not applied (as on v0.15.1): the broker's default window of 10 lets both through.
+	if a, b := s.next(t), s.next(t); string(a.GetPayload()) != "a" || string(b.GetPayload()) != "b" {
+		t.Fatalf("got %q, %q", a.GetPayload(), b.GetPayload())
 	}
 	got, err := e.tAdm.GetSubscriptionDispatchConfig(ctx(t), &apb.GetSubscriptionDispatchConfigRequest{Topic: "/default/dc", Subscription: "s"})
 	if err != nil || got.GetDispatchConfig().GetMaxUnackedMessages() != 1 {

@@ -255,10 +255,7 @@ func (c *core) reap(now time.Time) {
 			if s.idleSince.IsZero() || now.Sub(s.idleSince) < c.cfg.SubscriptionIdleGrace {
 				continue
 			}
-			for _, cons := range s.consumers {
-				cons.endSession(nil)
-				delete(c.consumers, cons.id)
-			}
+			s.closeConsumers()
 			delete(t.subs, name)
 			c.log.Debug("reaped idle subscription", "topic", t.name, "subscription", name)
 		}

@@ -52,10 +52,13 @@ type Config struct {
 	// consumers. The real broker evicts on the sixth consecutive inactive
 	// 500 ms heartbeat, so zero means six RetryTicks: 3 s at the default tick.
 	KeySharedEvictionTimeout time.Duration
-	// KeySharedEvictionDropsUnacked makes an eviction settle the evicted
-	// consumer's unacknowledged messages as if acked, as the real broker
-	// does: they are never redelivered, so they are lost. By default the
-	// development broker redelivers them to the keys' new owners.
+	// KeySharedEvictionDropsUnacked makes an eviction behave as v0.15.1's:
+	// the evicted consumer's unacknowledged messages are settled as if acked
+	// (never redelivered, so lost), and the consumer stays registered under
+	// its name, answering health checks, without ever rejoining the hash
+	// ring: subscribing again under that name gets no keys. By default the
+	// development broker redelivers them to the keys' new owners and forgets
+	// the evicted consumer.
 	KeySharedEvictionDropsUnacked bool
 
 	Logger *slog.Logger // nil = discard

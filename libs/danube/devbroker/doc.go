@@ -66,11 +66,12 @@
 //   - RBAC is not implemented (auth mode only authenticates, and never trusts
 //     x-danube-internal-broker);
 //   - an evicted KeyShared consumer's unacknowledged messages are redelivered
-//     to the keys' new owners; the real broker settles them as acked, so they
-//     are lost: set Config.KeySharedEvictionDropsUnacked for that;
+//     to the keys' new owners and its name may rejoin; the real broker settles
+//     them as acked, so they are lost, and never gives the name keys again:
+//     set Config.KeySharedEvictionDropsUnacked for that;
 //   - topic names with an empty namespace or topic part, or whose log file
 //     name (the URL-escaped name plus ".log") exceeds 255 bytes, are refused
-//     with INVALID_ARGUMENT wherever a topic name is accepted;
+//     (INVALID_ARGUMENT; NOT_FOUND through admin, as every admin failure);
 //   - with DataDir, a reliable SendMessage is acknowledged once fsynced; the
 //     real broker acknowledges once its WAL writer has the message and
 //     flushes every 5 s;

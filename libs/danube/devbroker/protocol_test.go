@@ -75,7 +75,7 @@ func TestCreateProducer(t *testing.T) {
 		{"unknown strategy on existing topic is not checked", &pb.ProducerRequest{TopicName: "/default/rel", ProducerName: "odd", DispatchStrategy: 7}, codes.OK, "", ""},
 		{"partition vs plain", &pb.ProducerRequest{TopicName: "/default/plain-part-0", ProducerName: "p"}, codes.AlreadyExists, "", ""},
 		{"plain vs partition", &pb.ProducerRequest{TopicName: "/default/part", ProducerName: "p"}, codes.AlreadyExists, "", ""},
-		{"unregistered schema", &pb.ProducerRequest{TopicName: "/default/sch", ProducerName: "p", SchemaRef: &pb.SchemaReference{Subject: "nope"}}, codes.FailedPrecondition, "", ""},
+		{"unregistered schema on a new topic is accepted, as on v0.15.1", &pb.ProducerRequest{TopicName: "/default/sch", ProducerName: "p", DispatchStrategy: reliable, SchemaRef: &pb.SchemaReference{Subject: "nope"}}, codes.OK, "", ""},
 	}
 	first, err := e.prod.CreateProducer(ctx(t), &pb.ProducerRequest{TopicName: "/default/rel", ProducerName: "existing", DispatchStrategy: reliable})
 	if err != nil {

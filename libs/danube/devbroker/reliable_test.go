@@ -3,6 +3,7 @@ package devbroker
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,11 +148,11 @@ func TestPoisonPolicies(t *testing.T) {
 			const topic = "/default/poison"
 			const dlt = "/default/poison-dlq"
 			pid := e.producer(topic, "p", reliable)
+			setPolicy(t, e, topic, "sub", tc.poison, strp(dlt)) // applied when the subscription is created
 			cid := e.subscribe(topic, "sub", "c", pb.ConsumerRequest_Exclusive)
-			setPolicy(t, e, topic, "sub", tc.poison, strp(dlt))
 			var dlqStream *stream
 			if tc.dlq {
-				e.producer(dlt, "dlq-admin", reliable) // the broker publishes only to an existing topic
+				e.producer(dlt, "dlq-admin", reliable)
 				dlqStream = e.receive(e.subscribe(dlt, "dlq-sub", "d", pb.ConsumerRequest_Exclusive))
 			}
 			s := e.receive(cid)
@@ -190,8 +191,8 @@ func TestPoisonPolicies(t *testing.T) {
 						t.Errorf("attribute %s = %q, want %q", k, got, v)
 					}
 				}
-				if string(m.GetPayload()) != "poison" || m.GetMsgId().GetTopicName() != dlt || m.GetMsgId().GetProducerId() != 0 ||
-					m.GetRequestId() != 1 || m.GetMsgId().GetTopicOffset() != 0 {
+				if string(m.GetPayload()) != "poison" || m.GetMsgId().GetTopicName() != dlt || m.GetRoutingKey() != "" ||
+					m.GetMsgId().GetTopicOffset() != 0 {
 					t.Fatalf("dead letter %v", m)
 				}
 			}
@@ -199,33 +200,33 @@ func TestPoisonPolicies(t *testing.T) {
 	}
 }
 
-func TestDeadLetterWaitsForTopic(t *testing.T) {
+// TestDeadLetterCreatesTopic: as on v0.15.1, dead-lettering creates a missing dead-letter topic
+// (reliable) and the subscription moves on; a namespace that does not exist keeps the message
+// blocked.
+func TestDeadLetterCreatesTopic(t *testing.T) {
 	e := startEnv(t, fastConfig())
-	const topic = "/default/dl-wait"
-	const dlt = "/default/dl-wait-dlq"
-	pid := e.producer(topic, "p", reliable)
-	cid := e.subscribe(topic, "sub", "c", pb.ConsumerRequest_Exclusive)
-	setPolicy(t, e, topic, "sub", apb.SubscriptionPoisonPolicy_DeadLetter, strp(dlt))
-	s := e.receive(cid)
-	e.send(topic, pid, 1, "poison", nil)
-	for attempt := 1; attempt <= 3; attempt++ {
-		e.nack(s.next(t), "sub", nil, "")
-	}
-	e.send(topic, pid, 2, "after", nil)
-	s.quiet(t) // no dead-letter topic yet: the message blocks the subscription
-	// Create the dead-letter topic and subscribe to it between two ticks: a
-	// dead letter published before the subscription exists would be
-	// discarded, as on the real broker.
-	e.b.core.ticksPaused.Store(true)
-	e.producer(dlt, "dlq-admin", nonReliable)
-	d := e.receive(e.subscribe(dlt, "dlq-sub", "d", pb.ConsumerRequest_Exclusive))
-	e.b.core.ticksPaused.Store(false)
-	m := d.next(t) // retried on the next tick
-	if _, ok := m.GetAttributes()["x-failure-reason"]; ok || m.GetAttributes()["x-delivery-attempt"] != "3" {
-		t.Fatalf("attributes %v", m.GetAttributes())
-	}
-	if m := s.next(t); string(m.GetPayload()) != "after" {
-		t.Fatalf("got %q", m.GetPayload())
+	const topic = "/default/dl-create"
+	for _, dlt := range []string{"/default/dl-create-dlq", "/missing/dl-create-dlq"} {
+		sub := "sub-" + strings.Split(dlt, "/")[1]
+		pid := e.producer(topic, "p-"+sub, reliable)
+		setPolicy(t, e, topic, sub, apb.SubscriptionPoisonPolicy_DeadLetter, strp(dlt))
+		s := e.receive(e.subscribe(topic, sub, "c", pb.ConsumerRequest_Exclusive))
+		e.send(topic, pid, 1, "poison", nil)
+		for attempt := 1; attempt <= 3; attempt++ {
+			e.nack(s.next(t), sub, nil, "")
+		}
+		e.send(topic, pid, 2, "after", nil)
+		if dlt == "/missing/dl-create-dlq" {
+			s.quiet(t) // no namespace, no topic: the message blocks the subscription
+			continue
+		}
+		if m := s.next(t); string(m.GetPayload()) != "after" {
+			t.Fatalf("got %q", m.GetPayload())
+		}
+		d, err := e.tAdm.DescribeTopic(ctx(t), &apb.DescribeTopicRequest{Name: dlt})
+		if err != nil || d.GetDelivery() != "Reliable" {
+			t.Fatalf("dead-letter topic: %v %v", d, err)
+		}
 	}
 }
 

@@ -81,17 +81,16 @@ func (a *clientAPI) CreateProducer(_ context.Context, req *pb.ProducerRequest) (
 		if ds != pb.DispatchStrategy_NonReliable && ds != pb.DispatchStrategy_Reliable {
 			return nil, status.Error(codes.InvalidArgument, "Dispatch strategy is missing")
 		}
-		if ref := req.GetSchemaRef(); ref != nil && c.schemas.Subject(ref.GetSubject()) == nil {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"Failed to assign schema '%s' to topic '%s': subject not found. Ensure schema is registered first.",
-				ref.GetSubject(), name)
-		}
 		var err error
 		if t, err = c.createTopic(name, ds == pb.DispatchStrategy_Reliable); err != nil {
 			return nil, err
 		}
 		if ref := req.GetSchemaRef(); ref != nil {
-			if err := c.setSchemaSubject(t, ref.GetSubject()); err != nil {
+			// v0.15.1 records a new topic's subject without checking it is registered, and the
+			// topic it loads has no schema when it is not: the producer is created all the same.
+			if c.schemas.Subject(ref.GetSubject()) == nil {
+				c.log.Warn("schema subject not registered; topic created without a schema", "topic", name, "subject", ref.GetSubject())
+			} else if err := c.setSchemaSubject(t, ref.GetSubject()); err != nil {
 				return nil, err
 			}
 		}
@@ -206,6 +205,12 @@ func (a *consumerAPI) Subscribe(_ context.Context, req *pb.ConsumerRequest) (*pb
 	subName := req.GetSubscription()
 	s := t.subs[subName]
 	if s != nil {
+		if z := s.evicted[req.GetConsumerName()]; z != nil {
+			// The evicted name gets its old id back, attached and healthy, and no keys (v0.15.1).
+			z.endSession(nil)
+			z.active = true
+			return &pb.ConsumerResponse{RequestId: req.GetRequestId(), ConsumerId: z.id, ConsumerName: z.name}, nil
+		}
 		for _, cons := range s.consumers {
 			if cons.name == req.GetConsumerName() {
 				// Same-name reattach: take over the stream and reset its pending state.
@@ -245,6 +250,15 @@ func (a *consumerAPI) Subscribe(_ context.Context, req *pb.ConsumerRequest) (*pb
 		active:  true,
 		notify:  make(chan struct{}, 1),
 	}
+	if t.reliable {
+		// v0.15.1 writes the live subscription's policy back on every new consumer, undoing an
+		// admin change made since the subscription was loaded.
+		if err := c.persist(metaRec{Op: opPolicy, Name: t.name, Sub: subName, Policy: &s.policy}); err != nil {
+			return nil, errPersist(err)
+		}
+		t.policies[subName] = s.policy
+		c.maybeCompact()
+	}
 	s.addConsumer(cons)
 	c.consumers[cons.id] = cons
 	s.dispatch(now)
@@ -263,9 +277,6 @@ func (c *core) newSubscription(t *topic, name string, typ pb.ConsumerRequest_Sub
 			s.policy = p
 		}
 		s.maxUnacked = c.cfg.MaxUnackedMessages
-		if n, ok := t.dispatchCfg[name]; ok {
-			s.maxUnacked = n
-		}
 	}
 	t.subs[name] = s
 	return s

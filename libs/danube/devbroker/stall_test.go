@@ -107,9 +107,9 @@ func TestBlockedSubscriptionVisible(t *testing.T) {
 	e := startEnv(t, cfg)
 	const topic = "/default/blocked"
 	pid := e.producer(topic, "p", reliable)
+	setPolicy(t, e, topic, "sub", apb.SubscriptionPoisonPolicy_Block, nil) // 2 redeliveries
 	cid := e.subscribe(topic, "sub", "c", pb.ConsumerRequest_Exclusive)
 	e.subscribe(topic, "idle", "i", pb.ConsumerRequest_Shared)
-	setPolicy(t, e, topic, "sub", apb.SubscriptionPoisonPolicy_Block, nil) // 2 redeliveries
 	s := e.receive(cid)
 	e.send(topic, pid, 1, "poison", nil)
 	e.send(topic, pid, 2, "next", nil)

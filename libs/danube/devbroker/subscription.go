@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	pb "github.com/danube-messaging/danube-connect-go/proto/danubepb"
 )
 
@@ -89,6 +87,22 @@ type subscription struct {
 	policy     failurePolicy
 	maxUnacked int
 	dirty      bool
+	// evicted holds KeyShared consumers evicted with Config.KeySharedEvictionDropsUnacked: as on
+	// v0.15.1 they stay registered (health checks answer OK, the name resubscribes to the same id)
+	// but never rejoin the hash ring.
+	evicted map[string]*consumer
+}
+
+// closeConsumers ends every consumer of the subscription, evicted ones included.
+func (s *subscription) closeConsumers() {
+	for _, cons := range s.consumers {
+		cons.endSession(nil)
+		delete(s.core.consumers, cons.id)
+	}
+	for _, cons := range s.evicted {
+		cons.endSession(nil)
+		delete(s.core.consumers, cons.id)
+	}
 }
 
 func (s *subscription) addConsumer(c *consumer) {
@@ -376,11 +390,15 @@ func (s *subscription) evictInactive(now time.Time) {
 		}
 		evicted = true
 		c.endSession(nil)
-		delete(s.core.consumers, c.id)
 		dropped := 0
 		if s.core.cfg.KeySharedEvictionDropsUnacked {
 			dropped = s.dropOwned(c)
+			if s.evicted == nil {
+				s.evicted = map[string]*consumer{}
+			}
+			s.evicted[c.name] = c
 		} else {
+			delete(s.core.consumers, c.id)
 			s.requeueInflight(c, now)
 		}
 		s.core.log.Warn("evicting inactive consumer from Key-Shared ring", "topic", s.topic.name,
@@ -433,23 +451,30 @@ func (s *subscription) fail(e *entry, now time.Time, requested time.Duration, re
 	s.requeue(e, now.Add(s.policy.delay(e.attempt, requested)), now)
 }
 
-// deadLetter republishes a poison message to the policy's dead-letter topic
-// as the real broker's poison handler does: a copy of the message with
-// msg_id {producer_id 0, the dead-letter topic, the original broker_addr} and
-// the x-original-* attributes. Like upstream it publishes only to an existing
-// topic; it reports whether the message left the subscription.
+// deadLetter republishes a poison message to the policy's dead-letter topic as v0.15.1 does: its
+// broker publishes through an internal reliable producer, which creates a missing topic and
+// sends the payload and attributes only (no routing key, no schema), the attributes extended with
+// the x-original-* set. It reports whether the message left the subscription.
 func (s *subscription) deadLetter(e *entry) bool {
 	c := s.core
 	name := s.policy.DeadLetterTopic
 	dlt := c.topics[name]
 	if dlt == nil {
-		c.log.Warn("dead-letter topic not found; message stays blocked until it exists",
-			"topic", s.topic.name, "subscription", s.name, "dead_letter_topic", name, "offset", e.off)
-		return false
+		t, err := c.createTopic(name, true)
+		if err != nil {
+			c.log.Warn("dead-letter topic cannot be created; message stays blocked", "topic", s.topic.name,
+				"subscription", s.name, "dead_letter_topic", name, "offset", e.off, "err", err)
+			return false
+		}
+		dlt = t
 	}
-	m := proto.Clone(e.msg).(*pb.StreamMessage)
-	m.MsgId = &pb.MsgID{TopicName: name, BrokerAddr: e.msg.GetMsgId().GetBrokerAddr()}
-	m.SubscriptionName = ""
+	m := &pb.StreamMessage{
+		RequestId:    e.msg.GetRequestId(),
+		MsgId:        &pb.MsgID{TopicName: name, BrokerAddr: e.msg.GetMsgId().GetBrokerAddr()},
+		Payload:      e.msg.GetPayload(),
+		PublishTime:  uint64(time.Now().UnixMilli()),
+		ProducerName: "broker-replicator",
+	}
 	attrs := make(map[string]string, len(e.msg.GetAttributes())+8)
 	for k, v := range e.msg.GetAttributes() {
 		attrs[k] = v

@@ -51,6 +51,7 @@ func Run(ctx context.Context, cfg *Config, opts ...runtime.Option) error {
 		cfg.Export.Properties.Apply(kc)
 		sink, err := kafkaexport.New(kafkaexport.Options{
 			Kafka: kc, Topic: r.Kafka, Origin: r.Danube, DeliveryTimeout: cfg.Export.DeliveryTimeout.D(),
+			Batch: cfg.Export.BatchSize > 1,
 		}, runtime.NewResources(&sc.Common, opts...))
 		if err != nil {
 			stop(err)

@@ -19,7 +19,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/bridge"
-	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/internal/kafkatest"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkatest"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }

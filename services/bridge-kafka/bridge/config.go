@@ -41,7 +41,9 @@ type Export struct {
 	Mappings         mapping.Exports         `env:"EXPORT_MAPPINGS" desc:"Danube topics to export: /namespace/topic=kafka-topic, semicolon-separated"`
 	SubscriptionName string                  `env:"SUBSCRIPTION_NAME" envDefault:"bridge-kafka" desc:"Danube subscription of the exports (the position is kept per subscription)"`
 	SubscriptionType danube.SubscriptionType `env:"SUBSCRIPTION_TYPE" envDefault:"Exclusive" desc:"Exclusive, Shared, Failover or KeyShared"`
-	MaxInFlight      int                     `env:"EXPORT_MAX_IN_FLIGHT" envDefault:"64" desc:"per export: records produced to Kafka and not yet confirmed (concurrent produces, in order per routing key)"`
+	MaxInFlight      int                     `env:"EXPORT_MAX_IN_FLIGHT" envDefault:"64" desc:"per export with EXPORT_BATCH_SIZE=1: records produced to Kafka and not yet confirmed (concurrent produces, one per routing key)"`
+	BatchSize        int                     `env:"EXPORT_BATCH_SIZE" envDefault:"1" desc:"per export: above 1, records are produced in batches of up to this many, in Danube order, without waiting per key (keep it at most the subscription's window)"`
+	BatchTimeout     config.Millis           `env:"EXPORT_BATCH_TIMEOUT_MS" envDefault:"5" desc:"with EXPORT_BATCH_SIZE > 1: produce a partial batch this long after its first record"`
 	DeliveryTimeout  config.Millis           `env:"KAFKA_DELIVERY_TIMEOUT_MS" envDefault:"20000" desc:"how long the producer retries a record before the export reconnects and produces it again (message.timeout.ms)"`
 	DLQTopic         string                  `env:"DLQ_TOPIC" desc:"dead-letter topic for records Kafka refuses for good (too large, invalid); empty = handled as RETRY_EXHAUSTED"`
 	RetryExhausted   runtime.RetryExhausted  `env:"RETRY_EXHAUSTED" envDefault:"nack" desc:"when retries run out: nack (redeliver after NACK_DELAY_MS), stop (exit non-zero, unacked) or dlq"`
@@ -85,6 +87,12 @@ func (c *Config) Validate() error {
 	if c.Export.MaxInFlight < 1 || c.Export.MaxInFlight > 10000 {
 		errs = append(errs, config.Invalid("EXPORT_MAX_IN_FLIGHT", c.Export.MaxInFlight, "must be 1 to 10000"))
 	}
+	if c.Export.BatchSize < 1 || c.Export.BatchSize > 10000 {
+		errs = append(errs, config.Invalid("EXPORT_BATCH_SIZE", c.Export.BatchSize, "must be 1 to 10000"))
+	}
+	if c.Export.BatchSize > 1 && c.Export.BatchTimeout <= 0 {
+		errs = append(errs, config.Invalid("EXPORT_BATCH_TIMEOUT_MS", c.Export.BatchTimeout, "must be positive"))
+	}
 	if c.Export.DeliveryTimeout <= 0 {
 		errs = append(errs, config.Invalid("KAFKA_DELIVERY_TIMEOUT_MS", c.Export.DeliveryTimeout, "must be positive"))
 	}
@@ -93,6 +101,10 @@ func (c *Config) Validate() error {
 	// one representative source and sink; the bridge-specific fields above are valid there.
 	sc := c.sinkConfig(mapping.Route{Danube: "/default/x"})
 	sc.MaxInFlight = max(1, min(sc.MaxInFlight, 10000))
+	sc.BatchSize = max(1, min(sc.BatchSize, 10000))
+	if sc.BatchTimeout <= 0 {
+		sc.BatchTimeout = 1
+	}
 	errs = append(errs, sc.Validate())
 	src := c.sourceConfig(mapping.Route{Danube: "/default/x"})
 	src.MaxInFlight, src.BatchSize = max(1, src.MaxInFlight), max(1, src.BatchSize)
@@ -125,7 +137,7 @@ func (c *Config) sinkConfig(r mapping.Route) *runtime.SinkConfig {
 	e := c.Export
 	sc := &runtime.SinkConfig{
 		Common: c.Common, Topics: []string{r.Danube}, SubscriptionName: e.SubscriptionName, SubscriptionType: e.SubscriptionType,
-		BatchSize: 1, MaxInFlight: e.MaxInFlight, DLQTopic: e.DLQTopic, RetryExhausted: e.RetryExhausted, NackDelay: e.NackDelay,
+		BatchSize: e.BatchSize, BatchTimeout: e.BatchTimeout, MaxInFlight: e.MaxInFlight, DLQTopic: e.DLQTopic, RetryExhausted: e.RetryExhausted, NackDelay: e.NackDelay,
 		Window: e.Window, PoisonPolicy: e.PoisonPolicy, MaxRedeliveries: e.MaxRedeliveries, AckTimeout: e.AckTimeout,
 	}
 	sc.ConnectorName = c.name("export", r)

@@ -6,6 +6,7 @@
 package kafkaexport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ type Options struct {
 	// DeliveryTimeout is librdkafka's message.timeout.ms: how long the producer retries a record
 	// before its delivery fails (then the runtime reconnects and produces it again).
 	DeliveryTimeout time.Duration
+	// Batch hands the export batches (ProcessBatch, BATCH_SIZE) instead of streaming single
+	// records to concurrent Process calls: records of one key are then produced without waiting
+	// for each other's delivery reports.
+	Batch bool
 }
 
 // Sink exports one Danube topic. Process is safe for concurrent use: the runtime streams records to
@@ -51,6 +56,27 @@ type Sink struct {
 	p      *kafka.Producer
 	events sync.WaitGroup
 	down   kafkaconn.Reachability // the last "all brokers down", until Kafka answers again
+
+	pmu     sync.Mutex
+	pending map[string]*delivery // produced records by Danube message ID, until a Process call took their report; guarded by pmu
+}
+
+// delivery is one produced record awaiting (or holding) its delivery report. A Process call that
+// returned before the report (Kafka went down) leaves it here: the runtime repeats the call for the
+// same message after reconnecting, and that call waits for this report instead of producing the
+// record a second time, so an outage adds no duplicates.
+type delivery struct {
+	once sync.Once
+	done chan struct{} // closed once err is set
+	err  error         // the delivery report's error; nil = delivered
+}
+
+// finish records the outcome; only the first call counts.
+func (d *delivery) finish(err error) {
+	d.once.Do(func() {
+		d.err = err
+		close(d.done)
+	})
 }
 
 // New returns an export; it connects in Initialize.
@@ -63,11 +89,12 @@ func New(opts Options, res runtime.Resources) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{opts: opts, log: res.Logger, skipped: skipped}, nil
+	return &Sink{opts: opts, log: res.Logger, skipped: skipped, pending: map[string]*delivery{}}, nil
 }
 
 // Concurrent opts in to the runtime's streaming mode (MAX_IN_FLIGHT concurrent Process calls).
-func (s *Sink) Concurrent() bool { return true }
+// With Options.Batch the runtime hands over batches to ProcessBatch instead.
+func (s *Sink) Concurrent() bool { return !s.opts.Batch }
 
 // Initialize creates the producer.
 func (s *Sink) Initialize(context.Context) error {
@@ -92,6 +119,9 @@ func (s *Sink) newProducer() (*kafka.Producer, error) {
 	}
 	cm["enable.idempotence"] = true // acks=all, no duplicates or reordering from the producer's retries
 	cm["message.timeout.ms"] = int(s.opts.DeliveryTimeout.Milliseconds())
+	// Delivery reports come through Events with the record's *delivery as its Opaque; only their
+	// error is read, so librdkafka's copy of key and value is not converted back to Go.
+	cm["go.delivery.report.fields"] = "none"
 	p, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
@@ -100,11 +130,19 @@ func (s *Sink) newProducer() (*kafka.Producer, error) {
 	return p, nil
 }
 
-// watch drains the producer's event channel (delivery reports go to each record's own channel):
-// errors are logged and "all brokers down" feeds the health check.
+// watch drains the producer's events: a delivery report completes its record's delivery, errors
+// are logged and "all brokers down" wakes the Process calls waiting for Kafka.
 func (s *Sink) watch(p *kafka.Producer) {
 	for ev := range p.Events() {
-		if e, ok := ev.(kafka.Error); ok {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			if d, ok := e.Opaque.(*delivery); ok {
+				d.finish(e.TopicPartition.Error)
+			}
+			if e.TopicPartition.Error == nil {
+				s.down.Up()
+			}
+		case kafka.Error:
 			if e.Code() == kafka.ErrAllBrokersDown {
 				s.down.Down(e)
 			}
@@ -113,27 +151,128 @@ func (s *Sink) watch(p *kafka.Producer) {
 	}
 }
 
-// Process produces one record and returns once Kafka's delivery report confirmed it.
+// Process produces one record and returns once Kafka's delivery report confirmed it. While Kafka
+// is unreachable it returns Disconnected at once (the runtime pauses the Danube consumers, so no
+// delivery attempt is spent, and repeats the call once Reconnect reached Kafka); the record stays
+// queued in the producer, and the repeated call waits for its report rather than producing it again.
 func (s *Sink) Process(ctx context.Context, r *runtime.SinkRecord) error {
+	id, d, err := s.start(ctx, r)
+	if d == nil {
+		return err
+	}
+	if err := s.await(ctx, d); err != nil {
+		return err
+	}
+	s.forget(id, d)
+	if d.err != nil {
+		return s.classify(r, d.err)
+	}
+	return nil
+}
+
+// ProcessBatch (EXPORT_BATCH_SIZE > 1) produces the records of a batch in their Danube order, which
+// the idempotent producer keeps per Kafka partition (so per key), then waits for every delivery
+// report. While Kafka is unreachable it returns Disconnected for the whole batch and the runtime
+// repeats it after reconnecting: records already delivered or still queued in the producer are
+// not produced again.
+func (s *Sink) ProcessBatch(ctx context.Context, recs []*runtime.SinkRecord) error {
+	ids := make([]string, len(recs))
+	ds := make([]*delivery, len(recs))
+	errs := make([]error, len(recs))
+	for i, r := range recs {
+		ids[i], ds[i], errs[i] = s.start(ctx, r)
+	}
+	for _, d := range ds {
+		if d == nil {
+			continue
+		}
+		if err := s.await(ctx, d); err != nil {
+			return err // whole batch again; nothing forgotten, so nothing is produced twice
+		}
+	}
+	failed := false
+	for i, d := range ds {
+		if d == nil {
+			failed = failed || errs[i] != nil
+			continue
+		}
+		s.forget(ids[i], d)
+		if d.err != nil {
+			errs[i], failed = s.classify(recs[i], d.err), true
+		}
+	}
+	if failed {
+		return &runtime.BatchError{Errs: errs}
+	}
+	return nil
+}
+
+// start returns the delivery of r, producing r unless a produce of the same Danube message is
+// pending already. A nil delivery comes with the outcome: nil for a record the loop guard skips,
+// or the produce error.
+func (s *Sink) start(ctx context.Context, r *runtime.SinkRecord) (string, *delivery, error) {
 	attrs := r.Attributes()
 	if headers.FromKafka(attrs, s.opts.Topic) {
 		s.skipped.Add(ctx, 1)
-		return nil // imported from this very Kafka topic: producing it would loop
+		return "", nil, nil // imported from this very Kafka topic: producing it would loop
 	}
+	id := r.MessageID()
+	s.pmu.Lock()
+	d, queued := s.pending[id]
+	if !queued {
+		d = &delivery{done: make(chan struct{})}
+		s.pending[id] = d
+	}
+	s.pmu.Unlock()
+	if !queued {
+		if err := s.produce(ctx, r, attrs, d); err != nil {
+			s.forget(id, d)
+			return id, nil, err
+		}
+	}
+	return id, d, nil
+}
+
+// await waits for d's delivery report; it returns Disconnected at once while Kafka is down.
+func (s *Sink) await(ctx context.Context, d *delivery) error {
+	select {
+	case <-d.done:
+		return nil
+	case <-s.down.Lost():
+		return runtime.Disconnected(fmt.Errorf("produce to Kafka topic %q: %w", s.opts.Topic, cmp.Or(s.down.Err(), errUnreachable)))
+	case <-ctx.Done():
+		// Shutdown timeout: the record stays unacked and Danube delivers it again (the producer
+		// may still deliver this copy: a duplicate, never a loss).
+		return ctx.Err()
+	}
+}
+
+var errUnreachable = errors.New("kafka unreachable")
+
+// forget drops a delivery whose report was taken (or that was never produced).
+func (s *Sink) forget(id string, d *delivery) {
+	s.pmu.Lock()
+	if s.pending[id] == d {
+		delete(s.pending, id)
+	}
+	s.pmu.Unlock()
+}
+
+// produce hands the record to the producer; its report completes d.
+func (s *Sink) produce(ctx context.Context, r *runtime.SinkRecord, attrs map[string]string, d *delivery) error {
 	rec := headers.FromMessage(r.Message.Key, r.Payload(), attrs, r.Message.PublishTime, s.opts.Origin)
 	rec.Headers = traced(r.Context(), rec.Headers)
 	msg := &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &s.opts.Topic, Partition: kafka.PartitionAny},
-		Key:            rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp,
+		Key:            rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp, Opaque: d,
 	}
-	done := make(chan kafka.Event, 1)
 	s.mu.RLock()
 	p := s.p
 	s.mu.RUnlock()
 	for {
-		err := p.Produce(msg, done)
+		err := p.Produce(msg, nil)
 		if err == nil {
-			break
+			return nil
 		}
 		var ke kafka.Error
 		if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
@@ -145,22 +284,6 @@ func (s *Sink) Process(ctx context.Context, r *runtime.SinkRecord) error {
 			}
 		}
 		return s.classify(r, err)
-	}
-	select {
-	case ev := <-done:
-		m, ok := ev.(*kafka.Message)
-		if !ok {
-			return fmt.Errorf("kafka delivery report: unexpected %T %v", ev, ev)
-		}
-		if m.TopicPartition.Error != nil {
-			return s.classify(r, m.TopicPartition.Error)
-		}
-		s.down.Up()
-		return nil
-	case <-ctx.Done():
-		// Shutdown timeout: the record stays unacked and Danube delivers it again (the producer
-		// may still deliver this copy: a duplicate, never a loss).
-		return ctx.Err()
 	}
 }
 
@@ -211,22 +334,29 @@ func (s *Sink) classify(r *runtime.SinkRecord, err error) error {
 }
 
 // Reconnect replaces a producer that librdkafka declared failed for good (an idempotent
-// producer's fatal error); otherwise librdkafka reconnects by itself and the runtime only waited.
-func (s *Sink) Reconnect(context.Context) error {
+// producer's fatal error; the records queued in it are produced again by the new one), then
+// succeeds once Kafka answers a metadata request: librdkafka reconnects by itself, and the runtime
+// repeats the calls that returned Disconnected only when Kafka is back.
+func (s *Sink) Reconnect(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.p.GetFatalError() == nil {
-		return nil
+	if ferr := s.p.GetFatalError(); ferr != nil {
+		old := s.p
+		p, err := s.newProducer()
+		if err != nil {
+			return err
+		}
+		s.p = p
+		s.log.Warn("kafka producer replaced after a fatal error", "kafka_topic", s.opts.Topic, "err", ferr)
+		old.Close()
+		// Records the failed producer never reported are produced again by the new one.
+		s.pmu.Lock()
+		for _, d := range s.pending {
+			d.finish(kafka.NewError(kafka.ErrPurgeQueue, "the failed producer was replaced", false))
+		}
+		s.pmu.Unlock()
 	}
-	old := s.p
-	p, err := s.newProducer()
-	if err != nil {
-		return err
-	}
-	s.p = p
-	s.log.Warn("kafka producer replaced after a fatal error", "kafka_topic", s.opts.Topic, "err", old.GetFatalError())
-	old.Close()
-	return nil
+	return s.down.Check(ctx, s.p.GetMetadata, s.opts.Topic)
 }
 
 // HealthCheck reports a producer in a fatal state (Disconnected: the runtime reconnects) and an

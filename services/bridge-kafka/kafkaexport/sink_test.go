@@ -13,8 +13,8 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/headers"
-	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/internal/kafkatest"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkaexport"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkatest"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
@@ -26,7 +26,7 @@ func newSink(t *testing.T, bootstrap, topic string, sc *runtime.SinkConfig) *kaf
 	t.Helper()
 	s, err := kafkaexport.New(kafkaexport.Options{
 		Kafka: kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false, "message.max.bytes": maxBytes},
-		Topic: topic, Origin: sc.Topics[0],
+		Topic: topic, Origin: sc.Topics[0], Batch: sc.BatchSize > 1,
 	}, runtime.NewResources(&sc.Common))
 	if err != nil {
 		t.Fatal(err)
@@ -34,12 +34,16 @@ func newSink(t *testing.T, bootstrap, topic string, sc *runtime.SinkConfig) *kaf
 	return s
 }
 
-// TestConformance runs the runtime's sink suite against the harness's Kafka, one record at a time
-// and streamed to concurrent produces.
+// TestConformance runs the runtime's sink suite against the harness's Kafka, one record at a time,
+// streamed to concurrent produces, and in batches (EXPORT_BATCH_SIZE).
 func TestConformance(t *testing.T) {
 	ep := harness.Kafka(t)
-	for _, inFlight := range []int{1, 16} {
-		t.Run(fmt.Sprintf("inflight%d", inFlight), func(t *testing.T) {
+	for _, mode := range []struct {
+		name                string
+		inFlight, batchSize int
+	}{{"inflight1", 1, 1}, {"inflight16", 16, 1}, {"batch8", 1, 8}} {
+		inFlight, batchSize := mode.inFlight, mode.batchSize
+		t.Run(mode.name, func(t *testing.T) {
 			base := harness.Name(t)
 			var topic string
 			var reader *kafkatest.Reader
@@ -48,7 +52,7 @@ func TestConformance(t *testing.T) {
 				New: func(t *testing.T, sc *runtime.SinkConfig) runtime.SinkConnector {
 					return newSink(t, ep.Bootstrap, topic, sc)
 				},
-				Configure: func(sc *runtime.SinkConfig) { sc.MaxInFlight = inFlight },
+				Configure: func(sc *runtime.SinkConfig) { sc.MaxInFlight, sc.BatchSize = inFlight, batchSize },
 				Reset: func(t *testing.T) {
 					n++
 					topic = fmt.Sprintf("%s_%d", base, n)

@@ -9,7 +9,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/integration/harness"
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
-	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/internal/kafkatest"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkatest"
 )
 
 // TestRebalanceLosesNothing runs two imports in one group over a 4-partition topic: B joins while A

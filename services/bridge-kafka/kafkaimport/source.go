@@ -61,9 +61,13 @@ type Source struct {
 
 	c *kafka.Consumer
 
-	mu    sync.Mutex
-	owned map[int32]uint64 // assigned partitions → their assignment epoch; guarded by mu
-	epoch uint64           // last epoch handed out; guarded by mu
+	// commitMu serializes Commit and the rebalance callback, so that a revoke waits for a commit in
+	// progress. mu guards owned and epoch only briefly: Poll reads them for every record and must
+	// not wait for a commit's round trip to Kafka.
+	commitMu sync.Mutex
+	mu       sync.RWMutex
+	owned    map[int32]uint64 // assigned partitions → their assignment epoch; guarded by mu
+	epoch    uint64           // last epoch handed out; guarded by mu
 
 	carry []runtime.SourceRecord[Position] // read but not handed over when Poll was interrupted
 	down  kafkaconn.Reachability           // the last "all brokers down" error, until Kafka answers again
@@ -102,11 +106,18 @@ func (s *Source) Initialize(context.Context) error {
 	} {
 		cm[k] = v
 	}
-	// librdkafka prefetches up to 64 MiB per consumer by default; a few MiB keep a fetch ahead
-	// of the publisher without holding the process's memory (override with
-	// KAFKA_CONSUMER_PROPERTIES).
-	if _, set := cm["queued.max.messages.kbytes"]; !set {
-		cm["queued.max.messages.kbytes"] = 8192
+	// librdkafka prefetches up to 64 MiB per consumer by default, in fetch responses of up to
+	// 50 MiB; 4 MiB of each keep several thousand records ahead of the publisher (more than
+	// Danube takes in the time of a fetch) without holding the process's memory. At most 256 KiB
+	// per partition and fetch interleaves the partitions finely, so the records in flight span
+	// many keys (PUBLISH_ORDER=key publishes one per key at a time). Override with
+	// KAFKA_CONSUMER_PROPERTIES.
+	for k, v := range map[string]kafka.ConfigValue{
+		"queued.max.messages.kbytes": 4096, "fetch.max.bytes": 4 << 20, "max.partition.fetch.bytes": 256 << 10,
+	} {
+		if _, set := cm[k]; !set {
+			cm[k] = v
+		}
 	}
 	c, err := kafka.NewConsumer(&cm)
 	if err != nil {
@@ -129,6 +140,8 @@ func (s *Source) Initialize(context.Context) error {
 // again (at-least-once). What Danube acknowledged before the revoke was committed by Commit, which
 // holds mu while it commits, so the revoke waits for a commit in progress.
 func (s *Source) rebalance(_ *kafka.Consumer, ev kafka.Event) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch e := ev.(type) {
@@ -202,9 +215,9 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Position], er
 // checkpoint (its offset is committed in order, nothing is published).
 func (s *Source) record(m *kafka.Message) runtime.SourceRecord[Position] {
 	tp := m.TopicPartition
-	s.mu.Lock()
+	s.mu.RLock()
 	epoch := s.owned[tp.Partition] // 0 (never committed) if the assignment is unknown
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	pos := Position{Topic: *tp.Topic, Partition: tp.Partition, Offset: int64(tp.Offset), epoch: epoch}
 	if headers.FromDanube(m, s.opts.Destination) {
 		s.skipped.Add(context.Background(), 1)
@@ -223,14 +236,16 @@ func (s *Source) record(m *kafka.Message) runtime.SourceRecord[Position] {
 // Commit confirms, per partition still owned under the same assignment, the offset after the last
 // position. Positions of partitions this member no longer owns are dropped (see rebalance).
 func (s *Source) Commit(_ context.Context, positions []Position) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	next := map[int32]int64{}
+	s.mu.RLock()
 	for _, p := range positions {
 		if e, ok := s.owned[p.Partition]; ok && e == p.epoch && p.epoch != 0 {
 			next[p.Partition] = max(next[p.Partition], p.Offset+1)
 		}
 	}
+	s.mu.RUnlock()
 	if len(next) == 0 {
 		return nil
 	}
@@ -263,12 +278,12 @@ func (s *Source) Lag() int64 {
 		return s.lag.Load()
 	}
 	s.lagAt = time.Now()
-	s.mu.Lock()
+	s.mu.RLock()
 	tps := make([]kafka.TopicPartition, 0, len(s.owned))
 	for p := range s.owned {
 		tps = append(tps, kafka.TopicPartition{Topic: &s.opts.Topic, Partition: p})
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	pos, err := s.c.Position(tps)
 	if err != nil {
 		return s.lag.Load()

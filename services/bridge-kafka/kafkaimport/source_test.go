@@ -14,8 +14,8 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/headers"
-	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/internal/kafkatest"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkaimport"
+	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkatest"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }

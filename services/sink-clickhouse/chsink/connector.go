@@ -84,10 +84,6 @@ func (s *Sink) Initialize(ctx context.Context) error {
 	guarantee, why := s.srv.guarantee()
 	s.log.Info("connected to ClickHouse", "addr", s.cfg.addr(), "version", s.srv.version, "table", s.table(),
 		"engine", s.srv.engine, "columns", len(s.schema.cols), "guarantee", guarantee, "why", why)
-	if s.cfg.BatchSize > 10 && s.cfg.DanubeAdminURL == "" {
-		s.log.Warn("BATCH_SIZE needs a subscription window (max_unacked_messages) of at least as many messages: set DANUBE_ADMIN_URL, or batches are cut by BATCH_TIMEOUT_MS at the broker's window",
-			"batch_size", s.cfg.BatchSize)
-	}
 	return nil
 }
 

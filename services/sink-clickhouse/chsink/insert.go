@@ -21,6 +21,9 @@ import (
 // converted with: the schema is read again and the rows converted again.
 var errSchemaChanged = errors.New("the table's columns changed")
 
+// blockBytes is about how much payload goes into one block of an INSERT (see sendOnce).
+const blockBytes = 1 << 20
+
 // ProcessBatch inserts the records of one batch (one partition, in offset order). Rows that cannot
 // be converted are reported as invalid data; the others go in one INSERT per set of present
 // columns (one INSERT when every message has the same fields). It returns once ClickHouse
@@ -180,11 +183,11 @@ func (s *Sink) insert(ctx context.Context, recs []*runtime.SinkRecord, todo []in
 // that is absent, or null for a column that is not Nullable, takes the column default.
 func (s *Sink) convert(sc *schema, payload []byte, row []any, present []byte) error {
 	var unknown []string
-	err := eachField(payload, func(name string, raw []byte) error {
-		j, ok := sc.byName[name]
+	err := eachField(payload, func(name, raw []byte) error {
+		j, ok := sc.byName[string(name)]
 		if !ok {
 			if s.cfg.UnknownFields == RejectUnknown {
-				unknown = append(unknown, name)
+				unknown = append(unknown, string(name))
 			}
 			return nil
 		}
@@ -252,7 +255,7 @@ func (s *Sink) send(ctx context.Context, recs []*runtime.SinkRecord, sc *schema,
 		qctx, cancel := context.WithTimeout(qctx, s.cfg.InsertTimeout.D())
 		start := time.Now()
 		s.lastInsert = start
-		bad, reason, err := s.sendOnce(qctx, query, sc, g, vals, n)
+		bad, reason, err := s.sendOnce(qctx, query, recs, sc, g, vals, n)
 		cancel()
 		if err != nil {
 			return err
@@ -277,7 +280,7 @@ func (s *Sink) send(ctx context.Context, recs []*runtime.SinkRecord, sc *schema,
 // sendOnce prepares the INSERT, checks the server's columns against the schema, appends the rows
 // column by column and sends the block. bad is the position in g.rows of a row the driver refused
 // (the batch is then aborted and nothing was sent), or -1.
-func (s *Sink) sendOnce(ctx context.Context, query string, sc *schema, g *group, vals []any, n int) (bad int, reason, err error) {
+func (s *Sink) sendOnce(ctx context.Context, query string, recs []*runtime.SinkRecord, sc *schema, g *group, vals []any, n int) (bad int, reason, err error) {
 	s.mu.RLock()
 	conn := s.conn
 	s.mu.RUnlock()
@@ -297,14 +300,31 @@ func (s *Sink) sendOnce(ctx context.Context, query string, sc *schema, g *group,
 			return -1, nil, fmt.Errorf("%w: column %q is %s, the schema said %s", errSchemaChanged, sc.cols[j].name, got, want)
 		}
 	}
-	for k, j := range g.cols {
-		col := cols[k]
-		for r, i := range g.rows {
-			if err := col.AppendRow(vals[i*n+j]); err != nil {
-				_ = b.Abort()
-				return r, fmt.Errorf("column %q (%s): %w", sc.cols[j].name, sc.cols[j].typ.Name, err), nil
+	// The rows go in blocks of about blockBytes of payload, each sent as soon as it is built: the
+	// driver's column buffers are reused from block to block, so the sink's memory is bounded by
+	// blockBytes rather than by the batch. The server squashes the blocks of one INSERT into one
+	// part (min_insert_block_size_rows/bytes), and commits nothing unless the INSERT completes.
+	for from := 0; from < len(g.rows); {
+		to, size := from, 0
+		for to < len(g.rows) && (to == from || size < blockBytes) {
+			size += len(recs[g.rows[to]].Payload())
+			to++
+		}
+		for k, j := range g.cols {
+			col := cols[k]
+			for r := from; r < to; r++ {
+				if err := col.AppendRow(vals[g.rows[r]*n+j]); err != nil {
+					_ = b.Abort() // closes the connection: the server drops the unfinished INSERT
+					return r, fmt.Errorf("column %q (%s): %w", sc.cols[j].name, sc.cols[j].typ.Name, err), nil
+				}
 			}
 		}
+		if to < len(g.rows) {
+			if err := b.Flush(); err != nil {
+				return -1, nil, classify(fmt.Errorf("insert %d rows into %s: %w", len(g.rows), s.table(), err))
+			}
+		}
+		from = to
 	}
 	if err := b.Send(); err != nil {
 		return -1, nil, classify(fmt.Errorf("insert %d rows into %s: %w", len(g.rows), s.table(), err))

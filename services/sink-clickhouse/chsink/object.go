@@ -1,7 +1,6 @@
 package chsink
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 )
@@ -9,43 +8,83 @@ import (
 // errNotObject: the payload is not one JSON object.
 var errNotObject = errors.New("not a JSON object")
 
+// field is one top-level field of a JSON object: its name (unescaped) and its raw value, both
+// pointing into the payload unless the name had escapes.
+type field struct{ name, raw []byte }
+
 // eachField calls fn with the name and the raw value of every top-level field of the JSON object
-// in payload, without decoding the values or copying them: raw points into payload. It checks the
-// whole payload is valid JSON first (encoding/json's validator), so the walk below only has to
-// find the boundaries. The standard library has no streaming object reader outside the jsonv2
-// experiment, and decoding into map[string]json.RawMessage cost four times as much.
-func eachField(payload []byte, fn func(name string, raw []byte) error) error {
-	if !json.Valid(payload) {
+// in payload, without decoding the values or copying them: raw points into payload. The whole
+// payload is checked to be valid JSON (RFC 8259, as encoding/json's Valid accepts it) in the same
+// pass that finds the fields, and fn runs only once it is: a payload that is not a JSON object is
+// reported as such, whatever its fields hold. The standard library has no streaming object reader
+// outside the jsonv2 experiment; json.Valid followed by a walk cost twice the scan, and decoding
+// into map[string]json.RawMessage four times.
+func eachField(payload []byte, fn func(name, raw []byte) error) error {
+	var buf [16]field
+	fields, ok := scanObject(buf[:0], payload)
+	if !ok {
 		return errNotObject
 	}
-	i := skipSpace(payload, 0)
-	if i >= len(payload) || payload[i] != '{' {
-		return errNotObject
-	}
-	i = skipSpace(payload, i+1)
-	if payload[i] == '}' {
-		return nil
-	}
-	for {
-		end := stringEnd(payload, i)
-		key := payload[i:end]
-		name := string(key[1 : len(key)-1])
-		if bytes.IndexByte(key, '\\') >= 0 {
-			if err := json.Unmarshal(key, &name); err != nil {
-				return err
-			}
-		}
-		i = skipSpace(payload, end)
-		i = skipSpace(payload, i+1) // ':'
-		vend := valueEnd(payload, i)
-		if err := fn(name, payload[i:vend]); err != nil {
+	for _, f := range fields {
+		if err := fn(f.name, f.raw); err != nil {
 			return err
 		}
-		i = skipSpace(payload, vend)
-		if payload[i] == '}' {
-			return nil
+	}
+	return nil
+}
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+// scanObject appends the fields of the object in b to dst; ok is false unless b is exactly one
+// valid JSON object (surrounding white space allowed).
+func scanObject(dst []field, b []byte) (_ []field, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return dst, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return dst, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return dst, false
 		}
-		i = skipSpace(payload, i+1) // ','
+		end, escaped, ok := scanString(b, i)
+		if !ok {
+			return dst, false
+		}
+		name := b[i+1 : end-1]
+		if escaped {
+			var s string
+			if json.Unmarshal(b[i:end], &s) != nil {
+				return dst, false
+			}
+			name = []byte(s)
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return dst, false
+		}
+		i = skipSpace(b, i+1)
+		vend, ok := scanValue(b, i, 1)
+		if !ok {
+			return dst, false
+		}
+		dst = append(dst, field{name: name, raw: b[i:vend]})
+		i = skipSpace(b, vend)
+		if i >= len(b) {
+			return dst, false
+		}
+		switch b[i] {
+		case '}':
+			return dst, skipSpace(b, i+1) == len(b)
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return dst, false
+		}
 	}
 }
 
@@ -56,43 +95,153 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index after the string starting at b[i] == '"'.
-func stringEnd(b []byte, i int) int {
+// scanString checks the string starting at b[i] == '"' and returns the index after it, and
+// whether it has escapes.
+func scanString(b []byte, i int) (end int, escaped, ok bool) {
 	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, escaped, true
+		case c == '\\':
+			escaped = true
 			i++
-		case '"':
-			return i + 1
+			if i >= len(b) {
+				return 0, false, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
+					return 0, false, false
+				}
+				i += 4
+			default:
+				return 0, false, false
+			}
+		case c < 0x20:
+			return 0, false, false
 		}
 	}
-	return len(b)
+	return 0, false, false
 }
 
-// valueEnd returns the index after the (valid) JSON value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// scanValue checks the JSON value starting at b[i] and returns the index after it.
+func scanValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
 	}
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+	switch c := b[i]; {
+	case c == '"':
+		end, _, ok := scanString(b, i)
+		return end, ok
+	case c == '{' || c == '[':
+		return scanContainer(b, i, depth)
+	case c == '-' || isDigit(c):
+		return scanNumber(b, i)
+	case c == 't':
+		return literal(b, i, "true")
+	case c == 'f':
+		return literal(b, i, "false")
+	case c == 'n':
+		return literal(b, i, "null")
+	}
+	return 0, false
+}
+
+func literal(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return 0, false
+	}
+	return i + len(lit), true
+}
+
+// scanNumber checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at b[i].
+func scanNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
 		i++
 	}
-	return i
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && isDigit(b[i]):
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return 0, false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return 0, false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	return i, true
+}
+
+// scanContainer checks the object or array starting at b[i].
+func scanContainer(b []byte, i, depth int) (int, bool) {
+	if depth >= maxDepth {
+		return 0, false
+	}
+	obj := b[i] == '{'
+	closing := byte(']')
+	if obj {
+		closing = '}'
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == closing {
+		return i + 1, true
+	}
+	for {
+		if obj {
+			if i >= len(b) || b[i] != '"' {
+				return 0, false
+			}
+			end, _, ok := scanString(b, i)
+			if !ok {
+				return 0, false
+			}
+			i = skipSpace(b, end)
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			i = skipSpace(b, i+1)
+		}
+		end, ok := scanValue(b, i, depth+1)
+		if !ok {
+			return 0, false
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case closing:
+			return i + 1, true
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return 0, false
+		}
+	}
 }

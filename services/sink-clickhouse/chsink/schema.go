@@ -84,16 +84,24 @@ func probeServer(ctx context.Context, conn clickhouse.Conn, database, table stri
 	if err := conn.QueryRow(ctx, "SELECT engine, engine_full FROM system.tables WHERE database = ? AND name = ?", database, table).Scan(&s.engine, &full); err != nil {
 		return s, fmt.Errorf("table %s.%s: %w", database, table, err)
 	}
+	s.dedup = deduplicates(s.engine, full)
+	return s, nil
+}
+
+// deduplicates reports whether a table of engine (system.tables engine, engine_full) drops an
+// inserted block it has seen: Replicated* engines always, other MergeTree engines with a
+// non_replicated_deduplication_window.
+func deduplicates(engine, full string) bool {
 	switch {
-	case strings.HasPrefix(s.engine, "Replicated"):
-		s.dedup = true
-	case strings.HasSuffix(s.engine, "MergeTree"):
+	case strings.HasPrefix(engine, "Replicated"):
+		return true
+	case strings.HasSuffix(engine, "MergeTree"):
 		if m := dedupWindow.FindStringSubmatch(full); m != nil {
 			w, _ := strconv.Atoi(m[1])
-			s.dedup = w > 0
+			return w > 0
 		}
 	}
-	return s, nil
+	return false
 }
 
 // guarantee says, for the start-up log, what a retried or redelivered batch does.

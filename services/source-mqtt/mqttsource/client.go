@@ -67,7 +67,7 @@ func (cl *client) start(context.Context) error {
 func (cl *client) handle(_ mqtt.Client, m mqtt.Message) {
 	d := delivery{topic: m.Topic(), payload: m.Payload(), qos: m.Qos(), retain: m.Retained(), dup: m.Duplicate()}
 	if d.qos > 0 {
-		d.ack = m.Ack
+		d.ack = m // its Ack sends the PUBACK (QoS 1) or PUBREC (QoS 2)
 	}
 	cl.s.deliver(d)
 }

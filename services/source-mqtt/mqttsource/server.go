@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -149,27 +150,56 @@ func (h *ingest) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	d := delivery{
 		topic: pk.TopicName, payload: bytes.Clone(pk.Payload), qos: pk.FixedHeader.Qos,
 		retain: pk.FixedHeader.Retain, dup: pk.FixedHeader.Dup, clientID: cl.ID,
-	}
-	for _, p := range pk.Properties.User {
-		d.user = append(d.user, [2]string{p.Key, p.Val})
+		props: properties(&pk.Properties),
 	}
 	if d.qos > 0 {
-		d.ack = ackFunc(cl, pk.PacketID, d.qos)
+		d.ack = &serverAck{cl: cl, id: pk.PacketID, qos: d.qos}
 	}
 	h.s.deliver(d)
 	return pk, packets.ErrRejectPacket // mochi sends no ack of its own
 }
 
-// ackFunc returns what confirms packet id to the device: PUBACK for QoS 1; for QoS 2 the PUBREC,
-// stored in the client's inflight table first so that mochi completes the flow on PUBREL. A device
-// that disconnected meanwhile gets nothing and resends the message.
-func ackFunc(cl *mqtt.Client, id uint16, qos byte) func() {
-	return func() {
-		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id, Created: time.Now().Unix()}
-		if qos == 2 {
-			ack.FixedHeader.Type = packets.Pubrec
-			cl.State.Inflight.Set(ack)
-		}
-		_ = cl.WritePacket(ack)
+// properties returns the MQTT 5 publish properties a device sent as attributes (nil when none):
+// user properties, content type, response topic, correlation data and the payload format. An MQTT
+// 3.1.1 device sends none. The topic alias is resolved by mochi before the hook; the message
+// expiry interval and subscription identifiers concern delivery to MQTT subscribers, not Danube.
+func properties(p *packets.Properties) map[string]string {
+	if len(p.User) == 0 && p.ContentType == "" && p.ResponseTopic == "" && len(p.CorrelationData) == 0 && !(p.PayloadFormatFlag && p.PayloadFormat == 1) {
+		return nil
 	}
+	attrs := make(map[string]string, len(p.User)+9) // room for the common attributes too
+	for _, u := range p.User {
+		attrs[AttrUserPrefix+u.Key] = u.Val
+	}
+	if p.ContentType != "" {
+		attrs[AttrContentType] = p.ContentType
+	}
+	if p.ResponseTopic != "" {
+		attrs[AttrResponseTopic] = p.ResponseTopic
+	}
+	if len(p.CorrelationData) > 0 {
+		attrs[AttrCorrelationData] = base64.StdEncoding.EncodeToString(p.CorrelationData)
+	}
+	if p.PayloadFormatFlag && p.PayloadFormat == 1 {
+		attrs[AttrPayloadFormat] = "utf-8"
+	}
+	return attrs
+}
+
+// serverAck confirms packet id to the device: PUBACK for QoS 1; for QoS 2 the PUBREC, stored in
+// the client's inflight table first so that mochi completes the flow on PUBREL. A device that
+// disconnected meanwhile gets nothing and resends the message.
+type serverAck struct {
+	cl  *mqtt.Client
+	id  uint16
+	qos byte
+}
+
+func (a *serverAck) Ack() {
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.id, Created: time.Now().Unix()}
+	if a.qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+		a.cl.State.Inflight.Set(ack)
+	}
+	_ = a.cl.WritePacket(ack)
 }

@@ -40,9 +40,23 @@ const (
 	AttrRetain   = "mqtt.retain"    // "true" for a retained message
 	AttrDup      = "mqtt.dup"       // "true" when MQTT flagged it as a redelivery
 	AttrClientID = "mqtt.client_id" // server mode: the publishing device's client id
-	// AttrUserPrefix prefixes MQTT 5 user properties (server mode): mqtt.user.<key>.
-	AttrUserPrefix = "mqtt.user."
 )
+
+// Attribute names of MQTT 5 publish properties, set in server mode when the device sent them
+// (paho, the client mode's library, speaks MQTT 3.1.1, which has no properties).
+const (
+	// AttrUserPrefix prefixes MQTT 5 user properties: mqtt.user.<key>. A key sent more than once
+	// keeps its last value.
+	AttrUserPrefix      = "mqtt.user."
+	AttrContentType     = "mqtt.content_type"     // the Content Type property (a MIME type)
+	AttrResponseTopic   = "mqtt.response_topic"   // the Response Topic property
+	AttrCorrelationData = "mqtt.correlation_data" // the Correlation Data property, base64 (standard, padded)
+	AttrPayloadFormat   = "mqtt.payload_format"   // "utf-8" when the Payload Format Indicator is 1
+)
+
+// acker confirms a message to its sender: paho's message (PUBACK/PUBREC to the broker) or the
+// embedded server's acknowledgement of a device's publish.
+type acker interface{ Ack() }
 
 // delivery is one MQTT message as either mode hands it over.
 type delivery struct {
@@ -51,9 +65,9 @@ type delivery struct {
 	qos      byte
 	retain   bool
 	dup      bool
-	clientID string      // server mode
-	user     [][2]string // MQTT 5 user properties (server mode)
-	ack      func()      // confirms the message to its sender; nil for QoS 0
+	clientID string            // server mode
+	props    map[string]string // server mode: MQTT 5 properties as attributes, nil when none
+	ack      acker             // nil for QoS 0
 }
 
 // ingress is the MQTT side of a mode: it delivers messages into Source.in.
@@ -70,10 +84,11 @@ type Source struct {
 	table    *topicmap.Table
 	ing      ingress
 	in       chan delivery // bounded: a full buffer holds the MQTT side back
-	acks     chan func()   // confirmations, sent in order by one goroutine (OnAck must not block)
+	acks     chan acker    // confirmations, sent in order by one goroutine (OnAck must not block)
 	ackDone  chan struct{}
 	stopping chan struct{} // closed at Shutdown: releases deliveries waiting for room in `in`
 	seq      Seq
+	routes   map[routeKey]route // Poll's cache of mapping results and attribute sets
 
 	dropped metric.Int64Counter
 	warn    map[string]*rate.Sometimes
@@ -102,7 +117,8 @@ func newSource(cfg *Config, res runtime.Resources) (*Source, error) {
 	s := &Source{
 		cfg: cfg, log: log, table: table, dropped: dropped,
 		in:       make(chan delivery, inFlight),
-		acks:     make(chan func(), inFlight+max(cfg.BatchSize, 1)),
+		acks:     make(chan acker, inFlight+max(cfg.BatchSize, 1)),
+		routes:   make(map[routeKey]route),
 		ackDone:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		warn:     map[string]*rate.Sometimes{},
@@ -125,8 +141,8 @@ func newSource(cfg *Config, res runtime.Resources) (*Source, error) {
 func (s *Source) Initialize(ctx context.Context) error {
 	go func() {
 		defer close(s.ackDone)
-		for ack := range s.acks {
-			ack()
+		for a := range s.acks {
+			a.Ack()
 		}
 	}()
 	if err := s.ing.start(ctx); err != nil {
@@ -148,32 +164,88 @@ func (s *Source) deliver(d delivery) {
 
 // Poll returns the next messages, at least one and at most BATCH_SIZE, blocking until there is one.
 func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Seq], error) {
-	var recs []runtime.SourceRecord[Seq]
-	for len(recs) == 0 {
+	for {
+		var d delivery
 		select {
-		case d := <-s.in:
-			recs = s.add(recs, d)
+		case d = <-s.in:
 		case <-ctx.Done():
 			return nil, nil
 		}
+		recs := make([]runtime.SourceRecord[Seq], 0, min(len(s.in)+1, max(s.cfg.BatchSize, 1)))
+		recs = s.add(recs, d)
+	fill:
 		for len(recs) < s.cfg.BatchSize {
 			select {
-			case d := <-s.in:
+			case d = <-s.in:
 				recs = s.add(recs, d)
-				continue
 			default:
+				break fill
 			}
-			break
+		}
+		if len(recs) > 0 { // else every message was dropped: wait for the next
+			return recs, nil
 		}
 	}
-	return recs, nil
+}
+
+// routeKey is what a message's destination and common attributes depend on.
+type routeKey struct {
+	topic, clientID string
+	qos             byte
+	retain, dup     bool
+}
+
+// route is a cached mapping result: the Danube topic, and the attribute set shared by every record
+// of that key. The runtime only reads a record's attributes (it copies them into the message), so
+// sharing one map per key saves building a map per message.
+type route struct {
+	topic string
+	ok    bool
+	attrs map[string]string
+}
+
+// maxRoutes bounds the cache (device topics are usually few; a flood of distinct topics only
+// clears it now and then).
+const maxRoutes = 4096
+
+// lookup returns d's destination and attributes, from the cache when d has no MQTT 5 properties.
+func (s *Source) lookup(d *delivery) route {
+	k := routeKey{topic: d.topic, clientID: d.clientID, qos: d.qos, retain: d.retain, dup: d.dup}
+	if d.props == nil {
+		if r, ok := s.routes[k]; ok {
+			return r
+		}
+	}
+	var r route
+	r.topic, r.ok = s.table.Lookup(d.topic)
+	if !r.ok {
+		return r
+	}
+	r.attrs = d.props // this message's own map: the common attributes join its MQTT 5 properties
+	if r.attrs == nil {
+		r.attrs = make(map[string]string, 5)
+	}
+	r.attrs[AttrTopic] = d.topic
+	r.attrs[AttrQoS] = strconv.Itoa(int(d.qos))
+	r.attrs[AttrRetain] = strconv.FormatBool(d.retain)
+	r.attrs[AttrDup] = strconv.FormatBool(d.dup)
+	if d.clientID != "" {
+		r.attrs[AttrClientID] = d.clientID
+	}
+	if d.props == nil {
+		if len(s.routes) >= maxRoutes {
+			clear(s.routes)
+		}
+		s.routes[k] = r
+	}
+	return r
 }
 
 // add appends d's record to recs, or confirms and counts d when it must not be published.
 func (s *Source) add(recs []runtime.SourceRecord[Seq], d delivery) []runtime.SourceRecord[Seq] {
-	topic, ok := s.table.Lookup(d.topic)
+	rt := s.lookup(&d)
 	switch {
-	case !ok:
+	case !rt.ok:
 		s.drop(d, "unmapped", "MQTT message on a topic that matches no MQTT_TOPIC_MAPPINGS filter; acknowledged, not published")
 		return recs
 	case len(d.payload) > s.cfg.MaxPayload:
@@ -183,24 +255,13 @@ func (s *Source) add(recs []runtime.SourceRecord[Seq], d delivery) []runtime.Sou
 		s.drop(d, "retained", "retained MQTT message skipped (MQTT_RETAINED=skip)")
 		return recs
 	}
-	attrs := make(map[string]string, 4+len(d.user)+1)
-	attrs[AttrTopic] = d.topic
-	attrs[AttrQoS] = strconv.Itoa(int(d.qos))
-	attrs[AttrRetain] = strconv.FormatBool(d.retain)
-	attrs[AttrDup] = strconv.FormatBool(d.dup)
-	if d.clientID != "" {
-		attrs[AttrClientID] = d.clientID
-	}
-	for _, kv := range d.user {
-		attrs[AttrUserPrefix+kv[0]] = kv[1]
-	}
 	s.seq++
-	r := runtime.NewSourceRecord(topic, d.payload, s.seq).WithKey(d.topic)
-	r.Attributes = attrs
-	if ack := d.ack; ack != nil {
+	r := runtime.NewSourceRecord(rt.topic, d.payload, s.seq).WithKey(d.topic)
+	r.Attributes = rt.attrs
+	if a := d.ack; a != nil {
 		r.OnAck = func(err error) {
 			if err == nil { // Danube has it: confirm it to MQTT. Otherwise MQTT sends it again.
-				s.acks <- ack
+				s.acks <- a
 			}
 		}
 	}

@@ -31,7 +31,7 @@ type Config struct {
 	Publication   string        `env:"PUBLICATION_NAME" envDefault:"danube_publication" desc:"publication streamed (created when missing, set to exactly TABLE_WHITELIST when it differs)"`
 	Tables        []string      `env:"TABLE_WHITELIST,required" envSeparator:"," desc:"comma-separated tables to capture: schema.table, or table for public.table"`
 	TopicTemplate string        `env:"TOPIC_TEMPLATE" desc:"per-table destination, e.g. /default/pg-{schema}-{table}; empty = every table to DANUBE_TOPIC"`
-	SnapshotMode  string        `env:"SNAPSHOT_MODE" envDefault:"initial" desc:"initial (read the tables once when the slot is created, then stream), never (stream only) or initial_only (snapshot without a slot, then stay idle)"`
+	SnapshotMode  string        `env:"SNAPSHOT_MODE" envDefault:"initial" desc:"initial (read the tables when the slot is created, and tables added to TABLE_WHITELIST later, then stream), never (stream only) or initial_only (read the tables without a slot, then exit 0 once Danube acked them)"`
 	SnapshotState string        `env:"SNAPSHOT_STATE_TABLE" envDefault:"public.danube_cdc_snapshot" desc:"table (created when missing) where snapshot progress is kept, so a restart resumes a snapshot instead of starting over"`
 	Heartbeat     config.Millis `env:"HEARTBEAT_INTERVAL_MS" envDefault:"10000" desc:"standby status interval: how often the acked LSN is reported to PostgreSQL, even when idle (keeps the slot from retaining WAL)"`
 	TxMarkers     bool          `env:"TX_MARKERS" envDefault:"false" desc:"also publish BEGIN and COMMIT events around each transaction"`

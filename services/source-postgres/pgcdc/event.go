@@ -46,6 +46,30 @@ type source struct {
 type encoder struct {
 	db  string
 	buf []byte
+
+	commitTime time.Time // the last commit_time written, and its text
+	commitText []byte
+}
+
+// appendLSN writes lsn as PostgreSQL does (pg_lsn, %X/%X) without fmt.
+func appendLSN(b []byte, lsn pglogrepl.LSN) []byte {
+	const digits = "0123456789ABCDEF"
+	hex := func(b []byte, v uint32) []byte {
+		var tmp [8]byte
+		i := len(tmp)
+		for {
+			i--
+			tmp[i] = digits[v&0xF]
+			v >>= 4
+			if v == 0 {
+				break
+			}
+		}
+		return append(b, tmp[i:]...)
+	}
+	b = hex(b, uint32(lsn>>32))
+	b = append(b, '/')
+	return hex(b, uint32(lsn))
 }
 
 // encode returns the JSON event. before or after nil means JSON null; a value that cannot be
@@ -123,7 +147,7 @@ func (e *encoder) appendSource(b []byte, src source) []byte {
 	b = append(b, `,"source":{"db":`...)
 	b = pgjson.AppendString(b, e.db)
 	b = append(b, `,"lsn":"`...)
-	b = append(b, src.lsn.String()...)
+	b = appendLSN(b, src.lsn)
 	b = append(b, `","txid":`...)
 	if src.txid == 0 {
 		b = append(b, "null"...)
@@ -134,8 +158,12 @@ func (e *encoder) appendSource(b []byte, src source) []byte {
 	if src.commitTime.IsZero() {
 		b = append(b, "null"...)
 	} else {
+		if !src.commitTime.Equal(e.commitTime) { // the same for every event of a transaction
+			e.commitTime = src.commitTime
+			e.commitText = src.commitTime.UTC().AppendFormat(e.commitText[:0], time.RFC3339Nano)
+		}
 		b = append(b, '"')
-		b = src.commitTime.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, e.commitText...)
 		b = append(b, '"')
 	}
 	b = append(b, `,"snapshot":`...)

@@ -34,10 +34,10 @@ func TestMain(m *testing.M) {
 // pg is a test database with helpers.
 type pg struct {
 	harness.PostgresEndpoint
-	t *testing.T
+	t testing.TB
 }
 
-func newPG(t *testing.T) *pg {
+func newPG(t testing.TB) *pg {
 	return &pg{PostgresEndpoint: harness.Postgres(t), t: t}
 }
 
@@ -236,6 +236,24 @@ func events(t *testing.T, ms []*danube.Message) []event {
 	return out
 }
 
+// stored drops redeliveries (a consumer on a loaded machine may see a message again after the ack
+// timeout): each message as the topic stores it, once.
+func stored(ms []*danube.Message) []*danube.Message {
+	type id struct {
+		topic  string
+		offset uint64
+	}
+	seen := map[id]bool{}
+	var out []*danube.Message
+	for _, m := range ms {
+		if k := (id{m.Topic, m.Offset}); !seen[k] {
+			seen[k] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func atLeast(n int) func([]*danube.Message) bool {
 	return func(ms []*danube.Message) bool { return len(ms) >= n }
 }
@@ -389,7 +407,7 @@ func TestSnapshotThenStreamWithoutGap(t *testing.T) {
 	col.WaitFor(t, "every row", func(ms []*danube.Message) bool {
 		clear(seen)
 		clear(reads)
-		for _, e := range events(t, ms) {
+		for _, e := range events(t, stored(ms)) {
 			id, _ := e.After["id"].(json.Number).Int64()
 			seen[int(id)] = e.Op
 			if e.Op == "READ" {

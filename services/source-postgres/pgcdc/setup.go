@@ -110,6 +110,34 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	return publicationError(err, name, "update", "ALTER")
 }
 
+// publicationLacks returns the tables of the whitelist the publication does not publish yet: all of
+// them when it does not exist, none when it publishes ALL TABLES.
+func publicationLacks(ctx context.Context, conn *pgx.Conn, name string, tables []Table) ([]Table, error) {
+	var all bool
+	err := conn.QueryRow(ctx, "SELECT puballtables FROM pg_publication WHERE pubname = $1", name).Scan(&all)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tables, nil
+	}
+	if err != nil || all {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", name)
+	if err != nil {
+		return nil, err
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var out []Table
+	for _, t := range tables {
+		if !slices.Contains(have, t.String()) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
 func publicationError(err error, name, verb, stmt string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {

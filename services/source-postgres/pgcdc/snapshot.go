@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/services/source-postgres/internal/pgjson"
 )
 
 // progress is how far the snapshot of one table has got: rows up to lastKey (JSON array of key
@@ -60,6 +61,23 @@ func resetProgress(ctx context.Context, conn *pgx.Conn, state, slot string, tabl
 		}
 	}
 	return tx.Commit(ctx)
+}
+
+// addProgress records tables to snapshot from the start: tables just added to the publication
+// (restart=true: a table captured before, then removed, is read again), or, without restart, the
+// tables SNAPSHOT_MODE=initial_only has not read yet.
+func addProgress(ctx context.Context, conn *pgx.Conn, state, slot string, tables []Table, restart bool) error {
+	t, _ := parseTable(state)
+	conflict := " ON CONFLICT (slot_name, table_name) DO NOTHING"
+	if restart {
+		conflict = " ON CONFLICT (slot_name, table_name) DO UPDATE SET last_key = NULL, done = false, updated_at = now()"
+	}
+	for _, tb := range tables {
+		if _, err := conn.Exec(ctx, "INSERT INTO "+t.Quoted()+" (slot_name, table_name) VALUES ($1, $2)"+conflict, slot, tb.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pendingProgress returns the unfinished snapshots of slot, in TABLE_WHITELIST order.
@@ -181,17 +199,13 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 	}
 	topic := s.cfg.topicFor(t)
 	attrs := map[string]string{"table": t.String(), "op": OpRead, "content-type": "application/json"}
-	var recs []record
+	recs := make([]record, 0, s.cfg.BatchSize+1) // +1: the checkpoint Poll appends
 	var lastKey string
+	vals := make([]value, ncols)
 	for rows.Next() {
 		raw := rows.RawValues()
-		vals := make([]value, ncols)
 		for i := range ncols {
-			if raw[i] == nil {
-				vals[i].null = true
-			} else {
-				vals[i].data = raw[i]
-			}
+			vals[i] = value{data: raw[i], null: raw[i] == nil}
 		}
 		payload, err := sn.enc.encode(OpRead, t, cols, nil, vals, source{lsn: sn.pos, snapshot: true})
 		if err != nil {
@@ -202,13 +216,11 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 		if len(keyCols) == 0 {
 			lastKey = string(raw[ncols])
 		} else {
-			texts := make([]string, len(pkIdx))
-			for i, j := range pkIdx {
-				texts[i] = string(vals[j].data)
-			}
-			b, _ := json.Marshal(texts)
-			lastKey = string(b)
+			lastKey = key // the routing key: the key's text, or the JSON array of the texts
 		}
+	}
+	if len(keyCols) == 1 && lastKey != "" {
+		lastKey = string(append(pgjson.AppendString([]byte{'['}, lastKey), ']'))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, classify(err, "snapshot of "+t.String())

@@ -13,6 +13,8 @@ package pgcdc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +56,7 @@ type Source struct {
 	phase        int
 	protoVersion string
 	repl         *pgconn.PgConn // replication connection before streaming starts (slot created)
+	tempRepl     *pgconn.PgConn // holds the temporary slot whose snapshot reads tables added later
 	snap         *snapshot
 	consistent   LSN // where streaming starts after a snapshot (0: the slot's confirmed position)
 	stream       atomic.Pointer[stream]
@@ -76,6 +79,10 @@ type mark struct {
 
 // New returns the connector for cfg.
 func New(cfg *Config, res runtime.Resources) (runtime.SourceConnector[LSN], error) {
+	return newSource(cfg, res), nil
+}
+
+func newSource(cfg *Config, res runtime.Resources) *Source {
 	s := &Source{cfg: cfg, log: res.Logger, tables: cfg.TableList(), captured: map[Table]bool{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -83,7 +90,7 @@ func New(cfg *Config, res runtime.Resources) (runtime.SourceConnector[LSN], erro
 	for _, t := range s.tables {
 		s.captured[t] = true
 	}
-	return s, nil
+	return s
 }
 
 // connConfig returns pgx's config with the session settings pgjson relies on.
@@ -173,7 +180,9 @@ func (s *Source) Poll(ctx context.Context) ([]record, error) {
 	case phaseStream:
 		return s.pollStream(ctx)
 	case phaseDone:
-		<-ctx.Done()
+		// SNAPSHOT_MODE=initial_only: the runtime drains, waits for Danube's acks and the
+		// progress Commit records, then exits 0.
+		return nil, runtime.ErrSourceDone
 	}
 	return nil, nil
 }
@@ -207,9 +216,6 @@ func (s *Source) lead(ctx context.Context) error {
 
 // prepare decides between snapshot and streaming (adminMu held).
 func (s *Source) prepare(ctx context.Context) error {
-	if err := ensurePublication(ctx, s.admin, s.cfg.Publication, s.tables); err != nil {
-		return err
-	}
 	mode := s.cfg.SnapshotMode
 	if mode != SnapshotNever {
 		if err := ensureStateTable(ctx, s.admin, s.cfg.SnapshotState); err != nil {
@@ -224,7 +230,24 @@ func (s *Source) prepare(ctx context.Context) error {
 		return err
 	}
 	if !slot.found {
+		if err := ensurePublication(ctx, s.admin, s.cfg.Publication, s.tables); err != nil {
+			return err
+		}
 		return s.createSlot(ctx)
+	}
+	var added []Table
+	if mode == SnapshotInitial {
+		// Tables new to the whitelist are recorded as to read before the publication gains them:
+		// a crash in between reads them from the start again, never skips them.
+		if added, err = publicationLacks(ctx, s.admin, s.cfg.Publication, s.tables); err != nil {
+			return classify(err, fmt.Sprintf("read publication %q", s.cfg.Publication))
+		}
+		if err := addProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, added, true); err != nil {
+			return classify(err, "record snapshot progress")
+		}
+	}
+	if err := ensurePublication(ctx, s.admin, s.cfg.Publication, s.tables); err != nil {
+		return err
 	}
 	s.confirmed.Store(max(s.confirmed.Load(), uint64(slot.confirmed)))
 	if mode == SnapshotInitial {
@@ -233,33 +256,79 @@ func (s *Source) prepare(ctx context.Context) error {
 			return classify(err, "read snapshot progress")
 		}
 		if len(pending) > 0 {
-			s.log.Info("resuming an unfinished snapshot (rows as they are now; changes since the slot's creation follow from the slot)", "tables", len(pending))
-			return s.startSnapshot(ctx, "", slot.confirmed, pending)
+			return s.snapshotPending(ctx, slot.confirmed, added, pending)
 		}
 	}
 	return s.beginStreaming(ctx, 0)
 }
 
-// prepareSnapshotOnly snapshots without a slot (SNAPSHOT_MODE=initial_only), resuming progress.
+// snapshotPending reads the tables just added to the publication and the unfinished snapshots a
+// crash left (from their recorded progress) before streaming resumes from the slot's confirmed
+// position, which precedes the publication change (or the slot's creation).
+//
+// The rows are read in the snapshot a temporary slot exports: creating it waits for every
+// transaction running at the time to end, so the snapshot holds every change committed before the
+// publication gained the tables — including changes of a transaction that began before and
+// committed after, which the stream leaves out because the table was not published when they were
+// written. Every change after the publication change comes from the stream, after the READ events
+// (those up to the temporary slot's point arrive twice: at-least-once). The confirmed position
+// does not move during the snapshot, so a crash mid-way resumes it from its recorded progress, in
+// a new temporary slot's snapshot, and replays the stream from before the publication change.
+func (s *Source) snapshotPending(ctx context.Context, from LSN, added []Table, pending []progress) error {
+	repl, err := s.connectReplication(ctx)
+	if err != nil {
+		return err
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("%.48s_add_%s", s.cfg.Slot, hex.EncodeToString(b[:]))
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT",
+	})
+	if err != nil {
+		_ = repl.Close(context.Background())
+		return classify(err, fmt.Sprintf("create temporary replication slot %q for the snapshot", name))
+	}
+	s.log.Info("snapshot of tables added to TABLE_WHITELIST or left unfinished; streaming resumes after it",
+		"added", tableNames(tablesProgress(added)), "tables", tableNames(pending), "temporary_slot", name,
+		"snapshot_point", res.ConsistentPoint, "resume_from", from.String())
+	if err := s.startSnapshot(ctx, res.SnapshotName, from, pending); err != nil {
+		_ = repl.Close(context.Background()) // drops the temporary slot; the next Poll prepares again
+		return err
+	}
+	s.tempRepl = repl // the exported snapshot and the temporary slot live as long as this session
+	return nil
+}
+
+func tablesProgress(ts []Table) []progress {
+	out := make([]progress, len(ts))
+	for i, t := range ts {
+		out[i] = progress{table: t}
+	}
+	return out
+}
+
+func tableNames(ps []progress) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.table.String()
+	}
+	return out
+}
+
+// prepareSnapshotOnly snapshots without a slot (SNAPSHOT_MODE=initial_only), resuming progress; a
+// table without progress (new to the whitelist) is read from the start.
 func (s *Source) prepareSnapshotOnly(ctx context.Context) error {
+	if err := addProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables, false); err != nil {
+		return classify(err, "record snapshot progress")
+	}
 	pending, err := pendingProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables)
 	if err != nil {
 		return classify(err, "read snapshot progress")
 	}
-	var rows int
-	t, _ := parseTable(s.cfg.SnapshotState)
-	if err := s.admin.QueryRow(ctx, "SELECT count(*) FROM "+t.Quoted()+" WHERE slot_name = $1", s.cfg.Slot).Scan(&rows); err != nil {
-		return classify(err, "read snapshot progress")
-	}
-	if rows == 0 {
-		if err := resetProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables); err != nil {
-			return classify(err, "record snapshot progress")
-		}
-		pending, _ = pendingProgress(ctx, s.admin, s.cfg.SnapshotState, s.cfg.Slot, s.tables)
-	}
 	if len(pending) == 0 {
 		s.phase = phaseDone
-		s.log.Info("snapshot complete; SNAPSHOT_MODE=initial_only: not streaming")
+		s.log.Info("SNAPSHOT_MODE=initial_only: every table's snapshot is already complete (" + s.cfg.SnapshotState + "); nothing to read")
 		return nil
 	}
 	return s.startSnapshot(ctx, "", 0, pending)
@@ -300,11 +369,7 @@ func (s *Source) createSlot(ctx context.Context) error {
 	if !snapshot {
 		return s.beginStreaming(ctx, lsn)
 	}
-	pending := make([]progress, len(s.tables))
-	for i, t := range s.tables {
-		pending[i] = progress{table: t}
-	}
-	return s.startSnapshot(ctx, res.SnapshotName, lsn, pending)
+	return s.startSnapshot(ctx, res.SnapshotName, lsn, tablesProgress(s.tables))
 }
 
 func (s *Source) startSnapshot(ctx context.Context, exported string, pos LSN, pending []progress) error {
@@ -357,10 +422,14 @@ func (s *Source) pollSnapshot(ctx context.Context) ([]record, error) {
 		_, _ = s.snap.conn.Exec(ctx, "COMMIT")
 		_ = s.snap.conn.Close(context.Background())
 		s.snap = nil
+		if s.tempRepl != nil { // drops the temporary slot
+			_ = s.tempRepl.Close(context.Background())
+			s.tempRepl = nil
+		}
 		if s.cfg.SnapshotMode == SnapshotInitialOnly {
 			s.phase = phaseDone
-			s.log.Info("snapshot read; SNAPSHOT_MODE=initial_only: not streaming")
-			return nil, nil
+			s.log.Info("SNAPSHOT_MODE=initial_only: every table read; exiting once Danube acknowledged it all")
+			return nil, runtime.ErrSourceDone
 		}
 		return nil, s.beginStreaming(ctx, s.consistent)
 	}
@@ -378,7 +447,7 @@ func (s *Source) pollStream(ctx context.Context) ([]record, error) {
 		return nil, err
 	}
 	st := s.stream.Load()
-	var recs []record
+	recs := make([]record, 0, min(len(st.items)+1, s.cfg.BatchSize))
 	select {
 	case it := <-st.items:
 		if it.err != nil {
@@ -452,7 +521,7 @@ func (s *Source) Commit(ctx context.Context, positions []LSN) error {
 	s.marksMu.Unlock()
 	atomicMax(&s.confirmed, uint64(positions[len(positions)-1]))
 	if st := s.stream.Load(); st != nil {
-		return st.sendStatus()
+		return st.reportAcked()
 	}
 	return nil
 }
@@ -518,9 +587,11 @@ func (s *Source) closeAll() {
 		st.close()
 	}
 	s.held = nil
-	if s.repl != nil {
-		_ = s.repl.Close(context.Background())
-		s.repl = nil
+	for _, c := range []**pgconn.PgConn{&s.repl, &s.tempRepl} {
+		if *c != nil {
+			_ = (*c).Close(context.Background())
+			*c = nil
+		}
 	}
 	if s.snap != nil {
 		_ = s.snap.conn.Close(context.Background())

@@ -2,8 +2,10 @@ package pgcdc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +47,7 @@ type stream struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	writeMu sync.Mutex
+	sent    LSN // the last position reported (writeMu)
 	src     *Source
 
 	// reader goroutine only
@@ -53,6 +56,8 @@ type stream struct {
 	inTx      bool
 	tx        source
 	lastPos   LSN
+	before    []value // scratch tuples of the change being decoded
+	after     []value
 }
 
 // startStream starts replication on conn (a replication connection) at from (0: the slot's
@@ -83,12 +88,25 @@ func (st *stream) close() {
 	_ = st.conn.Close(ctx)
 }
 
+// reportAcked is sendStatus when the acked position moved since the last report (Commit: one
+// status update per advance, not per call).
+func (st *stream) reportAcked() error {
+	st.writeMu.Lock()
+	moved := LSN(st.src.confirmed.Load()) > st.sent
+	st.writeMu.Unlock()
+	if !moved {
+		return nil
+	}
+	return st.sendStatus()
+}
+
 // sendStatus tells PostgreSQL the position Danube has acked everything up to: the slot may
 // release the WAL before it.
 func (st *stream) sendStatus() error {
-	lsn := LSN(st.src.confirmed.Load())
 	st.writeMu.Lock()
 	defer st.writeMu.Unlock()
+	lsn := LSN(st.src.confirmed.Load())
+	st.sent = lsn
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: lsn, WALFlushPosition: lsn, WALApplyPosition: lsn, ClientTime: time.Now(),
 	})
@@ -191,6 +209,12 @@ func (st *stream) copyData(data []byte) ([]record, error) {
 // transaction's end LSN, on a checkpoint after its last event, is what Commit confirms, so a
 // transaction is confirmed only when Danube has all of it.
 func (st *stream) decode(x pglogrepl.XLogData) ([]record, error) {
+	if len(x.WALData) > 0 {
+		switch x.WALData[0] {
+		case 'I', 'U', 'D': // the bulk of the stream: decoded in place (see decodeChange)
+			return st.decodeChange(x)
+		}
+	}
 	msg, err := pglogrepl.ParseV2(x.WALData, false)
 	if err != nil {
 		return nil, runtime.Fatal(fmt.Errorf("replication stream at LSN %s: decode pgoutput: %w", x.WALStart, err))
@@ -216,12 +240,6 @@ func (st *stream) decode(x pglogrepl.XLogData) ([]record, error) {
 				WithAttribute("op", OpCommit).WithAttribute("content-type", "application/json")}, nil
 		}
 		return []record{runtime.Checkpoint(m.TransactionEndLSN)}, nil
-	case *pglogrepl.InsertMessageV2:
-		return st.change(OpInsert, m.RelationID, x.WALStart, 0, nil, m.Tuple)
-	case *pglogrepl.UpdateMessageV2:
-		return st.change(OpUpdate, m.RelationID, x.WALStart, m.OldTupleType, m.OldTuple, m.NewTuple)
-	case *pglogrepl.DeleteMessageV2:
-		return st.change(OpDelete, m.RelationID, x.WALStart, m.OldTupleType, m.OldTuple, nil)
 	case *pglogrepl.TruncateMessageV2:
 		var recs []record
 		for _, id := range m.RelationIDs {
@@ -268,39 +286,102 @@ func (st *stream) relation(m *pglogrepl.RelationMessage) {
 	st.relations[m.RelationID] = rel
 }
 
-// tuple converts pgoutput tuple data; keyOnly keeps only replica identity key columns (a 'K' old
-// tuple sends the others as NULL, which they are not).
-func tuple(td *pglogrepl.TupleData, rel *relation, keyOnly bool) []value {
-	if td == nil {
-		return nil
-	}
-	vals := make([]value, len(td.Columns))
-	for i, c := range td.Columns {
-		if keyOnly && (i >= len(rel.keyFlags) || !rel.keyFlags[i]) {
-			continue
-		}
-		switch c.DataType {
-		case pglogrepl.TupleDataTypeNull:
-			vals[i].null = true
-		case pglogrepl.TupleDataTypeToast:
-			vals[i].unchanged = true
-		default:
-			vals[i].data = c.Data
-		}
-	}
-	return vals
-}
+// errShort is a pgoutput message cut short.
+var errShort = errors.New("message ends early")
 
-func (st *stream) change(op string, relID uint32, lsn LSN, oldType uint8, oldTuple, newTuple *pglogrepl.TupleData) ([]record, error) {
+// decodeChange decodes a pgoutput INSERT, UPDATE or DELETE (the stream runs without the streaming
+// option, so they carry no xid) without copying: the values point into the message, which stays
+// valid until the next one is received, and the event is encoded before that.
+func (st *stream) decodeChange(x pglogrepl.XLogData) ([]record, error) {
+	d := x.WALData
+	fail := func(err error) ([]record, error) {
+		return nil, runtime.Fatal(fmt.Errorf("replication stream at LSN %s: decode pgoutput %q message: %w", x.WALStart, d[0], err))
+	}
+	if len(d) < 6 {
+		return fail(errShort)
+	}
+	kind, relID, rest := d[0], binary.BigEndian.Uint32(d[1:5]), d[5:]
 	rel := st.relations[relID]
 	if rel == nil {
-		return nil, runtime.Fatal(fmt.Errorf("replication stream at LSN %s: change for relation %d before its RELATION message", lsn, relID))
+		return nil, runtime.Fatal(fmt.Errorf("replication stream at LSN %s: change for relation %d before its RELATION message", x.WALStart, relID))
 	}
 	if !rel.captured {
 		return nil, nil // a table outside TABLE_WHITELIST (FOR ALL TABLES publication): the commit checkpoint covers it
 	}
-	before := tuple(oldTuple, rel, oldType == pglogrepl.UpdateMessageTupleTypeKey)
-	after := tuple(newTuple, rel, false)
+	var before, after []value
+	var err error
+	if kind != 'I' && len(rest) > 0 && (rest[0] == 'K' || rest[0] == 'O') {
+		// 'K': only the replica identity key columns are meaningful (the others are sent as NULL)
+		if before, rest, err = parseTuple(rest[1:], st.before, rel.keyFlags, rest[0] == 'K'); err != nil {
+			return fail(err)
+		}
+		st.before = before
+	}
+	if kind != 'D' {
+		if len(rest) == 0 || rest[0] != 'N' {
+			return fail(errors.New("no new tuple"))
+		}
+		if after, _, err = parseTuple(rest[1:], st.after, nil, false); err != nil {
+			return fail(err)
+		}
+		st.after = after
+	} else if before == nil {
+		return fail(errors.New("no old tuple"))
+	}
+	op := OpInsert
+	switch kind {
+	case 'U':
+		op = OpUpdate
+	case 'D':
+		op = OpDelete
+	}
+	return st.change(op, rel, x.WALStart, before, after)
+}
+
+// parseTuple reads pgoutput TupleData into vals (reused); keyOnly leaves the columns that are not
+// part of the replica identity key out.
+func parseTuple(b []byte, vals []value, keyFlags []bool, keyOnly bool) ([]value, []byte, error) {
+	if len(b) < 2 {
+		return nil, nil, errShort
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	vals = slices.Grow(vals[:0], n)[:n]
+	for i := range n {
+		if len(b) == 0 {
+			return nil, nil, errShort
+		}
+		kind := b[0]
+		b = b[1:]
+		var v value
+		switch kind {
+		case pglogrepl.TupleDataTypeNull:
+			v.null = true
+		case pglogrepl.TupleDataTypeToast:
+			v.unchanged = true
+		case pglogrepl.TupleDataTypeText, pglogrepl.TupleDataTypeBinary:
+			if len(b) < 4 {
+				return nil, nil, errShort
+			}
+			l := int(binary.BigEndian.Uint32(b))
+			b = b[4:]
+			if l < 0 || l > len(b) {
+				return nil, nil, errShort
+			}
+			v.data = b[:l:l]
+			b = b[l:]
+		default:
+			return nil, nil, fmt.Errorf("column %d: unknown tuple data kind %q", i, kind)
+		}
+		if keyOnly && (i >= len(keyFlags) || !keyFlags[i]) {
+			v = value{}
+		}
+		vals[i] = v
+	}
+	return vals, b, nil
+}
+
+func (st *stream) change(op string, rel *relation, lsn LSN, before, after []value) ([]record, error) {
 	src := st.tx
 	src.lsn = lsn
 	payload, err := st.enc.encode(op, rel.table, rel.cols, before, after, src)

@@ -107,6 +107,9 @@ func finite(text []byte) bool {
 // appendTime writes an ISO timestamp in RFC 3339; a timestamp without time zone is written as UTC.
 // Values RFC 3339 cannot hold (infinity, BC dates, years past 9999) keep their text form.
 func appendTime(dst []byte, oid uint32, text []byte) []byte {
+	if out, ok := appendISOTime(dst, oid, text); ok {
+		return out
+	}
 	s := string(text)
 	layout := "2006-01-02 15:04:05.999999999"
 	if oid == Timestamptz {
@@ -125,6 +128,53 @@ func appendTime(dst []byte, oid uint32, text []byte) []byte {
 	dst = append(dst, '"')
 	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"')
+}
+
+// appendISOTime is appendTime's fast path for what PostgreSQL writes in the connector's sessions
+// (DateStyle ISO, TimeZone UTC): "2006-01-02 15:04:05[.fraction]", plus "+00" for timestamptz,
+// becomes "2006-01-02T15:04:05[.fraction]Z" with no parsing; anything else is left to time.Parse.
+func appendISOTime(dst []byte, oid uint32, text []byte) ([]byte, bool) {
+	n := len(text)
+	if oid == Timestamptz {
+		if n < 3 || string(text[n-3:]) != "+00" {
+			return dst, false
+		}
+		n -= 3
+	}
+	const base = len("2006-01-02 15:04:05")
+	if n < base || n == base+1 || n > base+10 {
+		return dst, false
+	}
+	for i, c := range text[:n] {
+		switch {
+		case i == 4 || i == 7:
+			if c != '-' {
+				return dst, false
+			}
+		case i == 10:
+			if c != ' ' {
+				return dst, false
+			}
+		case i == 13 || i == 16:
+			if c != ':' {
+				return dst, false
+			}
+		case i == base:
+			if c != '.' {
+				return dst, false
+			}
+		case c < '0' || c > '9':
+			return dst, false
+		}
+	}
+	if n > base && text[n-1] == '0' { // a fraction with trailing zeros: not PostgreSQL's form
+		return dst, false
+	}
+	dst = append(dst, '"')
+	dst = append(dst, text[:10]...)
+	dst = append(dst, 'T')
+	dst = append(dst, text[11:n]...)
+	return append(dst, 'Z', '"'), true
 }
 
 // appendArray parses a PostgreSQL array literal ({1,2,NULL,"a b"}, nested for several dimensions).

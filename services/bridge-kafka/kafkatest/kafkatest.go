@@ -1,5 +1,5 @@
-// Package kafkatest holds the bridge tests' Kafka helpers: topics, producing and reading back
-// through confluent-kafka-go against the integration harness's Kafka.
+// Package kafkatest holds the Kafka helpers of the bridge's tests (its packages' and
+// integration/bridge-kafka's): topics, producing and reading back through confluent-kafka-go.
 package kafkatest
 
 import (

@@ -1,0 +1,182 @@
+package bridgekafka_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// This file is the package's process helper: one bridge-kafka process per call, configured only by
+// its environment. It is meant to give way to a shared harness helper for connector processes.
+
+// connector is one bridge-kafka process; Restart starts a new one with the same environment.
+type connector struct {
+	t       *testing.T
+	env     []string
+	metrics string // host:port of /metrics, /healthz, /readyz
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	out  *bytes.Buffer // output of every process so far
+	done chan struct{} // closed when cmd exited
+}
+
+// startConnector starts the bridge with env (plus METRICS_ADDR on a free port) and waits until
+// /readyz answers 200. The process is stopped (SIGTERM) at cleanup; its output is logged when the
+// test failed.
+func startConnector(t *testing.T, env ...string) *connector {
+	t.Helper()
+	c := &connector{t: t, metrics: freeAddr(t), out: &bytes.Buffer{}}
+	c.env = append(slices.Clone(env), "METRICS_ADDR="+c.metrics)
+	c.start()
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("bridge-kafka output:\n%s", c.Logs())
+		}
+	})
+	c.WaitReady()
+	return c
+}
+
+func (c *connector) start() {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := exec.Command(binary)
+	cmd.Env = c.env // only the configuration: nothing inherited
+	w := &lockedWriter{mu: &c.mu, b: c.out}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	c.cmd, c.done = cmd, done
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// Kill sends SIGKILL and waits until the process is gone.
+func (c *connector) Kill() {
+	c.t.Helper()
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		c.t.Fatalf("bridge did not die of SIGKILL: %v", c.cmd.ProcessState)
+	}
+}
+
+// Stop sends SIGTERM and expects a clean exit (status 0); safe to call twice.
+func (c *connector) Stop() {
+	c.t.Helper()
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(60 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		c.t.Errorf("bridge did not stop within 60 s of SIGTERM")
+		return
+	}
+	if code := c.cmd.ProcessState.ExitCode(); code != 0 {
+		c.t.Errorf("bridge exited with %v after SIGTERM", c.cmd.ProcessState)
+	}
+}
+
+// Restart starts a new process with the same environment and waits until it is ready.
+func (c *connector) Restart() {
+	c.t.Helper()
+	c.start()
+	c.WaitReady()
+}
+
+// Logs returns the output of every process so far.
+func (c *connector) Logs() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
+}
+
+// Ready reports /readyz: nil on 200, else the status and body.
+func (c *connector) Ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.metrics+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/readyz %d: %s", resp.StatusCode, bytes.TrimSpace(body.Bytes()))
+	}
+	return nil
+}
+
+// WaitReady waits until /readyz answers 200 (or the process exits).
+func (c *connector) WaitReady() {
+	c.t.Helper()
+	_ = c.waitReady(true)
+}
+
+// WaitNotReady waits until /readyz answers anything but 200 and returns that answer.
+func (c *connector) WaitNotReady() error {
+	c.t.Helper()
+	return c.waitReady(false)
+}
+
+func (c *connector) waitReady(want bool) error {
+	c.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := c.Ready()
+		if (err == nil) == want {
+			return err
+		}
+		select {
+		case <-c.done:
+			c.t.Fatalf("bridge exited (%v) while waiting for readiness %v:\n%s", c.cmd.ProcessState, want, c.Logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("/readyz did not turn %v within 2 minutes (last: %v)", want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address with a port free now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
