@@ -77,8 +77,8 @@ func TestKillNineMidStream(t *testing.T) {
 func TestClickHouseUnavailableThenBack(t *testing.T) {
 	const batch = 50
 	s := setup(t, 2*batch)
-	px := startProxy(t, s.ch.NativeAddr)
-	c := harness.StartConnector(t, harness.ConnectorSpec{Service: "sink-clickhouse", Env: s.env(px.addr, batch)})
+	px := harness.StartProxy(t, s.ch.NativeAddr)
+	c := harness.StartConnector(t, harness.ConnectorSpec{Service: "sink-clickhouse", Env: s.env(px.Addr(), batch)})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.WaitReady(ctx); err != nil {
@@ -87,7 +87,7 @@ func TestClickHouseUnavailableThenBack(t *testing.T) {
 	s.publish(t, 0, 100)
 	s.waitRows(t, c, 100)
 
-	px.down()
+	px.Down()
 	s.publish(t, 100, 300)
 	waitNotReady(t, c)
 	time.Sleep(20 * scaledAckTimeout) // the outage
@@ -97,7 +97,7 @@ func TestClickHouseUnavailableThenBack(t *testing.T) {
 	if st, _ := s.broker.SubscriptionStats(s.topic, subscription); st.Blocked != 0 {
 		t.Fatalf("subscription blocked during the outage: %+v", st)
 	}
-	px.up(t)
+	px.Up(t)
 	s.waitRows(t, c, 300)
 	if err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)

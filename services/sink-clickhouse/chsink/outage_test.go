@@ -3,11 +3,8 @@ package chsink
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,86 +13,14 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 )
 
-// proxy forwards TCP connections to a target until it is stopped: ClickHouse "goes down" for the
-// connector without stopping the shared server.
-type proxy struct {
-	target, addr string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
-	wg           sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	p := &proxy{target: target}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			p.wg.Go(func() { _, _ = io.Copy(up, c); _ = up.Close() })
-			p.wg.Go(func() { _, _ = io.Copy(c, up); _ = c.Close() })
-		}
-	})
-}
-
-// down refuses new connections and cuts the open ones.
-func (p *proxy) down() {
-	p.mu.Lock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-// up listens again on the same address.
-func (p *proxy) up(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serve(ln)
-}
-
 // TestClickHouseDownThenBack: while ClickHouse is unreachable the sink holds its batch, reports not
 // ready and reconnects; when it is back every row is inserted exactly once and nothing was nacked
 // or dead-lettered.
 func TestClickHouseDownThenBack(t *testing.T) {
 	ep := harness.ClickHouse(t)
 	exec(t, ep, "CREATE TABLE "+ep.Database+".events (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
-	px := startProxy(t, ep.NativeAddr)
-	host, port, _ := strings.Cut(px.addr, ":")
+	px := harness.StartProxy(t, ep.NativeAddr)
+	host, port, _ := strings.Cut(px.Addr(), ":")
 	cfg := loadConfig(t, ep, "events", "CH_HOST="+host, "CH_PORT="+port, "CH_DIAL_TIMEOUT_MS=200", "CH_INSERT_TIMEOUT_MS=2000")
 
 	br := runtimetest.StartBroker(t)
@@ -131,7 +56,7 @@ func TestClickHouseDownThenBack(t *testing.T) {
 		t.Fatalf("before the outage: %q", got)
 	}
 
-	px.down()
+	px.Down()
 	produce(4, 12)
 	deadline := time.Now().Add(runtimetest.Timeout)
 	for r.Telemetry.Ready(context.Background()) == nil { // the lost connection shows on /readyz
@@ -143,7 +68,7 @@ func TestClickHouseDownThenBack(t *testing.T) {
 	if got := count(); len(got) != 4 {
 		t.Fatalf("rows written during the outage: %q", got)
 	}
-	px.up(t)
+	px.Up(t)
 	r.WaitReady(t)
 	got := waitRows(12)
 	var want []string

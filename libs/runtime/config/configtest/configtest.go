@@ -1,16 +1,14 @@
 // Package configtest holds helpers for testing a connector's configuration against its
 // documentation and deployment files: the README's generated variable table against --help, and
-// the environments of docker-compose services, of a design document's compose block and of a
-// Kubernetes pod template loaded through config.Load. Every connector's tests need the same
+// the environments of docker-compose services and of a design document's compose block loaded
+// through config.Load (deploy/deploytest reads Kubernetes manifests). Every connector's tests need the same
 // parsing and stand-ins; here they are written once.
 package configtest
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -179,84 +177,6 @@ func serviceEnv(t testing.TB, path string, services map[string]composeService, s
 	}
 	slices.Sort(environ)
 	return svc.Image, environ
-}
-
-// podTemplate is what KubernetesEnv reads of a workload (Deployment, StatefulSet, DaemonSet, Job).
-type podTemplate struct {
-	Spec struct {
-		Template struct {
-			Spec struct {
-				Containers []struct {
-					Name string `yaml:"name"`
-					Env  []struct {
-						Name      string `yaml:"name"`
-						Value     string `yaml:"value"`
-						ValueFrom *struct {
-							FieldRef *struct {
-								FieldPath string `yaml:"fieldPath"`
-							} `yaml:"fieldRef"`
-						} `yaml:"valueFrom"`
-					} `yaml:"env"`
-				} `yaml:"containers"`
-			} `yaml:"spec"`
-		} `yaml:"template"`
-	} `yaml:"spec"`
-}
-
-// KubernetesEnv returns the environment ("NAME=value", in the manifest's order) that Kubernetes
-// gives container in the first workload of the manifest at path whose pod template has
-// containers. A connector runs alone in its pod, so t fails unless that template has exactly one
-// container, named container. What only the cluster knows is stood in for as Kubernetes would
-// resolve it: a valueFrom.fieldRef takes fields[fieldPath] (t fails if fields lacks it), and
-// $(NAME) in a value is replaced by the value of a variable defined earlier in the list.
-// Mounted secret files are left as written; see StandInFiles.
-func KubernetesEnv(t testing.TB, path, container string, fields map[string]string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	var w podTemplate
-	for {
-		w = podTemplate{}
-		err := dec.Decode(&w)
-		if errors.Is(err, io.EOF) {
-			t.Fatalf("%s has no workload with a pod template", path)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if len(w.Spec.Template.Spec.Containers) > 0 {
-			break
-		}
-	}
-	containers := w.Spec.Template.Spec.Containers
-	if len(containers) != 1 {
-		t.Fatalf("want one container, got %d", len(containers))
-	}
-	if containers[0].Name != container {
-		t.Fatalf("%s: the container is %q, want %q", path, containers[0].Name, container)
-	}
-	var environ, refs []string // refs: "$(NAME)", value pairs for the variables defined so far
-	for _, e := range containers[0].Env {
-		v := e.Value
-		if e.ValueFrom != nil {
-			if e.ValueFrom.FieldRef == nil {
-				t.Fatalf("%s: %s: only valueFrom.fieldRef has a stand-in", path, e.Name)
-			}
-			var ok bool
-			if v, ok = fields[e.ValueFrom.FieldRef.FieldPath]; !ok {
-				t.Fatalf("%s: %s comes from fieldRef %s: give its stand-in in fields", path, e.Name, e.ValueFrom.FieldRef.FieldPath)
-			}
-		} else if len(refs) > 0 {
-			v = strings.NewReplacer(refs...).Replace(v)
-		}
-		refs = append(refs, "$("+e.Name+")", v)
-		environ = append(environ, e.Name+"="+v)
-	}
-	return environ
 }
 
 // StandInFiles returns environ with every *_FILE variable naming path instead, so that the files

@@ -140,31 +140,6 @@ func TestMarkdownComposeEnvReadsItsSectionOnly(t *testing.T) {
 	wantFailure(t, r, "the empty section of testdata/design.md has no yaml block")
 }
 
-func TestKubernetesEnvResolvesLikeKubernetes(t *testing.T) {
-	environ := KubernetesEnv(t, "testdata/kubernetes.yaml", "demo", map[string]string{"metadata.name": "demo-0"})
-	want := []string{
-		"POD_NAME=demo-0",
-		"DEMO_CLIENT_ID=demo-0-client",
-		"DEMO_LATER=$(DEMO_HOST)", // defined later in the list: Kubernetes leaves the reference as written
-		"DEMO_HOST=demo",
-		"DEMO_PASSWORD_FILE=/run/secrets/demo/password",
-	}
-	if !slices.Equal(environ, want) {
-		t.Fatalf("environ %q, want %q", environ, want)
-	}
-
-	r := check(t, func(tb testing.TB) { KubernetesEnv(tb, "testdata/kubernetes.yaml", "demo", nil) })
-	wantFailure(t, r, "POD_NAME comes from fieldRef metadata.name: give its stand-in in fields")
-	r = check(t, func(tb testing.TB) {
-		KubernetesEnv(tb, "testdata/kubernetes.yaml", "other", map[string]string{"metadata.name": "x"})
-	})
-	wantFailure(t, r, `the container is "demo", want "other"`)
-	r = check(t, func(tb testing.TB) { KubernetesEnv(tb, "testdata/two-containers.yaml", "demo", nil) })
-	wantFailure(t, r, "want one container, got 2")
-	r = check(t, func(tb testing.TB) { KubernetesEnv(tb, "testdata/docker-compose.yml", "demo", nil) })
-	wantFailure(t, r, "testdata/docker-compose.yml has no workload with a pod template")
-}
-
 func TestStandInFiles(t *testing.T) {
 	secret := TempFile(t, "password", "s3cret\n")
 	if raw, err := os.ReadFile(secret); err != nil || string(raw) != "s3cret\n" || filepath.Base(secret) != "password" {
