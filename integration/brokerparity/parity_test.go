@@ -384,10 +384,11 @@ func ackAll(t *testing.T, want int, cs ...*danube.Consumer) []int {
 	return n
 }
 
-// A consumer that subscribed and never opened its stream (a client that closed right after
-// Subscribe) counts as attached: messages are dispatched to it, time out and spend their delivery
-// attempts, so "no attempt accrues while nobody is attached" holds only for consumers whose stream
-// ended. Here the policy drops them, and a consumer joining later gets none.
+// A consumer that subscribed and never opened its stream counts as attached: messages are
+// dispatched to it, time out and spend their delivery attempts, so "no attempt accrues while nobody
+// is attached" holds only for consumers whose stream ended. Here the policy drops them, and a
+// consumer joining later gets none. (The Go client's Subscribe returns only once its stream is
+// open, so it leaves no such consumer behind; the raw Subscribe call here does.)
 func TestSubscribedWithoutStreamSpendsAttempts(t *testing.T) {
 	b := start(t)
 	c := client(t, b)
@@ -398,11 +399,19 @@ func TestSubscribedWithoutStreamSpendsAttempts(t *testing.T) {
 	if err := b.admin.SetSubscriptionFailurePolicy(ctxFor(t), topic, "s", policy); err != nil {
 		t.Fatal(err)
 	}
-	ghost, err := client(t, b).Subscribe(ctxFor(t), danube.ConsumerOptions{Topic: topic, Subscription: "s", Name: "ghost", Type: danube.Shared})
+	u, err := url.Parse(b.url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = ghost.Close() // before its stream reached the broker
+	cc, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := danubepb.NewConsumerServiceClient(cc).Subscribe(ctxFor(t), &danubepb.ConsumerRequest{RequestId: 1, TopicName: topic,
+		ConsumerName: "ghost", Subscription: "s", SubscriptionType: danubepb.ConsumerRequest_Shared}); err != nil {
+		t.Fatal(err)
+	}
 	send(t, p, 5, "")
 	time.Sleep(5 * time.Second) // two ack timeouts and the drop
 	live := subscribe(t, c, topic, "s", "live", danube.Shared)

@@ -72,6 +72,9 @@ type partitionConsumer struct {
 	broker broker
 	id     uint64
 	reqID  uint64
+
+	attached   chan struct{} // closed once a stream is open on the broker
+	attachOnce sync.Once
 }
 
 // errBrokerClose is the cause of a stream cancelled by a health-check CLOSE.
@@ -108,7 +111,7 @@ func (c *Client) Subscribe(ctx context.Context, o ConsumerOptions) (*Consumer, e
 	cctx, cancel := context.WithCancel(context.Background())
 	cons := &Consumer{c: c, opts: o, msgs: make(chan *Message, o.Buffer), parts: make(map[string]*partitionConsumer, len(topics)), ctx: cctx, cancel: cancel}
 	for _, t := range topics {
-		pc := &partitionConsumer{cons: cons, topic: t}
+		pc := &partitionConsumer{cons: cons, topic: t, attached: make(chan struct{})}
 		err := c.retry(ctx, "Subscribe", t, func() error { return pc.subscribe(ctx) })
 		if err != nil {
 			cancel()
@@ -120,8 +123,24 @@ func (c *Client) Subscribe(ctx context.Context, o ConsumerOptions) (*Consumer, e
 		cons.wg.Add(1)
 		go pc.run()
 	}
+	// Return only once every stream is open: a consumer that subscribed but never streamed still
+	// counts as attached on the broker, which then dispatches to it, times its messages out and
+	// spends their delivery attempts, and Close could not detach it.
+	wait, stop := context.WithTimeout(ctx, attachTimeout)
+	defer stop()
+	for _, pc := range cons.parts {
+		select {
+		case <-pc.attached:
+		case <-wait.Done():
+			_ = cons.Close()
+			return nil, fmt.Errorf("danube: subscribe to topic %q: the message stream of %s did not open: %w", o.Topic, pc.topic, wait.Err())
+		}
+	}
 	return cons, nil
 }
+
+// attachTimeout bounds how long Subscribe waits for the message streams to open.
+const attachTimeout = 30 * time.Second
 
 // Messages returns the channel every partition delivers to. It is closed by
 // Close.
@@ -319,6 +338,12 @@ func (pc *partitionConsumer) stream() string {
 		return err.Error()
 	}
 	stream, err := danubepb.NewConsumerServiceClient(cc).ReceiveMessages(rpcCtx(ctx, b), &danubepb.ReceiveRequest{RequestId: reqID, ConsumerId: id})
+	if err == nil {
+		// The broker answers with headers once the stream is attached.
+		if _, err = stream.Header(); err == nil {
+			pc.attachOnce.Do(func() { close(pc.attached) })
+		}
+	}
 	for err == nil {
 		var sm *danubepb.StreamMessage
 		sm, err = stream.Recv()

@@ -80,7 +80,7 @@ func messageID(m *danube.Message) string {
 type SourceRecord[P any] struct {
 	Topic      string            // destination; "" = the configured DANUBE_TOPIC
 	Payload    []byte            // message body
-	Attributes map[string]string // message attributes (headers)
+	Attributes map[string]string // message attributes (headers); the runtime only reads it, so records may share one map
 	Key        string            // routing key: partition choice, KeyShared order, publish order
 	// OnAck, if set, is called once with nil when Danube acked this record, or with the error when
 	// it could not be published before shutdown (MQTT sends PUBACK here). It must not block; calls

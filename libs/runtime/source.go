@@ -68,6 +68,7 @@ type publisher interface {
 // MAX_IN_FLIGHT publishes in flight in the order PUBLISH_ORDER asks for.
 type sender[P any] struct {
 	topic    string
+	spanName string // "publish <topic>", built once
 	prod     publisher
 	queue    chan outRecord[P]
 	rejected atomic.Pointer[error] // set once Danube refused a record for good
@@ -307,7 +308,7 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 }
 
 func (r *sourceRunner[P]) addSender(topic string, prod publisher) *sender[P] {
-	s := &sender[P]{topic: topic, prod: prod, queue: make(chan outRecord[P], cap(r.slots))}
+	s := &sender[P]{topic: topic, spanName: "publish " + topic, prod: prod, queue: make(chan outRecord[P], cap(r.slots))}
 	r.mu.Lock()
 	r.senders[topic] = s
 	r.mu.Unlock()
@@ -391,10 +392,13 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 		return
 	}
 	start := time.Now()
-	attrs := make(map[string]string, len(out.rec.Attributes)+1)
-	maps.Copy(attrs, out.rec.Attributes)
-	ctx, span := r.tracer.Start(r.work, "publish "+s.topic, producerSpan)
-	telemetry.Inject(ctx, attrs)
+	ctx, span := r.tracer.Start(r.work, s.spanName, producerSpan)
+	attrs := out.rec.Attributes       // read only: a source may share one map between records
+	if span.SpanContext().IsValid() { // tracing is on: carry the trace context in a copy
+		attrs = make(map[string]string, len(out.rec.Attributes)+2)
+		maps.Copy(attrs, out.rec.Attributes)
+		telemetry.Inject(ctx, attrs)
+	}
 	msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
 	var err error
 	if size := danube.MessageSize(msg); size > danube.MaxMessageSize {

@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker/internal/wal"
@@ -312,6 +313,12 @@ func (a *consumerAPI) ReceiveMessages(req *pb.ReceiveRequest, stream grpc.Server
 		}
 	}
 	c.mu.Unlock()
+	// Like the real broker, answer with the response headers at once: a client knows its stream is
+	// attached (and that a Close will detach it) without waiting for a first message.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		c.detach(cons, sess)
+		return err
+	}
 
 	ctx := stream.Context()
 	// The queue and spare swap arrays, so steady delivery allocates no queue:
