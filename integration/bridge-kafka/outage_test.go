@@ -89,8 +89,10 @@ func TestKafkaOutage(t *testing.T) {
 	imported := len(col.Messages())
 	t.Logf("import: %d records, %d messages in Danube (%d duplicates); export: %d messages, %d records in Kafka",
 		2*n, imported, imported-2*n, 3*n, len(got))
-	if len(got) != 3*n {
-		t.Errorf("Kafka holds %d exported records, want %d (no duplicates within one bridge process)", len(got), 3*n)
+	// A produce Kafka wrote just before it went down, but never confirmed, times out and is produced
+	// again: duplicates are bounded by what was in flight (EXPORT_MAX_IN_FLIGHT, 64 by default).
+	if dups := len(got) - 3*n; dups < 0 || dups > 64 {
+		t.Errorf("Kafka holds %d exported records for %d messages: %d duplicates, want at most 64 (EXPORT_MAX_IN_FLIGHT)", len(got), 3*n, dups)
 	}
 	if st, _ := b.SubscriptionStats(src, sub); st.Blocked != 0 {
 		t.Errorf("export subscription blocked: %+v", st)
