@@ -186,6 +186,20 @@ func (d *device) confirmed(t *testing.T) {
 	}
 }
 
+// disconnected waits until the device's client has noticed that the MQTT server went away, so that
+// what it publishes next is stored and sent after its reconnect rather than written into the dying
+// connection (whose token then fails with a broken pipe although the session keeps the message).
+func (d *device) disconnected(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * mqttTimeout)
+	for d.c.IsConnectionOpen() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the device still sees its connection open %v after the MQTT server stopped", 2*mqttTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // distinct waits until Danube holds every payload m0..m(n-1) and returns the number of duplicates.
 func distinct(t *testing.T, col *runtimetest.Collector, n int) (dups int) {
 	t.Helper()
@@ -258,6 +272,7 @@ func TestClientThroughMQTTBrokerRestart(t *testing.T) {
 			mq.stop(t)
 			atStop := len(col.Messages())
 			notReady := waitNotReady(t, r)
+			dev.disconnected(t)
 
 			// While the broker is down: stored by the device's paho, sent after its reconnect.
 			dev.publish(200)
@@ -396,6 +411,7 @@ func TestClientResumesSessionAfterMQTTBrokerRestart(t *testing.T) {
 	dev.confirmed(t)                // Mosquitto has all of them
 	r.WaitMetric(t, received, 50+1) // and the connector holds some, unacknowledged
 	mq.stop(t)
+	dev.disconnected(t)
 	// Not asserted here: with Danube down and the buffer full, paho's handler waits, and paho
 	// reports the lost connection only once it returns; /readyz is false for Danube meanwhile.
 	notReady := r.Telemetry.Ready(context.Background())
