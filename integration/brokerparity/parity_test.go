@@ -39,6 +39,7 @@ type broker struct {
 	admin  *danube.Admin
 	topics adminpb.TopicAdminClient
 	ns     adminpb.NamespaceAdminClient
+	raw    *grpc.ClientConn // the client API, for calls the Go client would not make
 	// window is the broker-wide max_unacked_messages: 10 unless the broker was configured otherwise.
 	window int
 	// evictAfter is longer than a KeyShared consumer may stay inactive before eviction.
@@ -61,7 +62,15 @@ func start(t *testing.T) broker {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = admin.Close() })
-	u, err := url.Parse(ep.AdminURL)
+	cc := dial(t, ep.AdminURL)
+	return broker{url: ep.URL, admin: admin, topics: adminpb.NewTopicAdminClient(cc), ns: adminpb.NewNamespaceAdminClient(cc),
+		raw: dial(t, ep.URL), window: 10, evictAfter: evictAfter}
+}
+
+// dial opens a plain gRPC connection to an http://host:port URL until the test ends.
+func dial(t *testing.T, rawURL string) *grpc.ClientConn {
+	t.Helper()
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +79,7 @@ func start(t *testing.T) broker {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	return broker{url: ep.URL, admin: admin, topics: adminpb.NewTopicAdminClient(cc), ns: adminpb.NewNamespaceAdminClient(cc),
-		window: 10, evictAfter: evictAfter}
+	return cc
 }
 
 // unique is a name part no earlier run used: a real broker keeps its topics.
@@ -312,16 +320,7 @@ func TestAdminFailuresAreNotFound(t *testing.T) {
 // itself refuses to, since it stamps the subject's schema id on every message).
 func TestUnknownSchemaSubjectOnNewTopic(t *testing.T) {
 	b := start(t)
-	u, err := url.Parse(b.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	_, err = danubepb.NewProducerServiceClient(cc).CreateProducer(ctxFor(t), &danubepb.ProducerRequest{
+	_, err := danubepb.NewProducerServiceClient(b.raw).CreateProducer(ctxFor(t), &danubepb.ProducerRequest{
 		RequestId: 1, TopicName: "/default/" + unique(t), ProducerName: "p", DispatchStrategy: danubepb.DispatchStrategy_Reliable,
 		SchemaRef: &danubepb.SchemaReference{Subject: "never-registered-" + unique(t)}})
 	if err != nil {
@@ -399,16 +398,7 @@ func TestSubscribedWithoutStreamSpendsAttempts(t *testing.T) {
 	if err := b.admin.SetSubscriptionFailurePolicy(ctxFor(t), topic, "s", policy); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(b.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	if _, err := danubepb.NewConsumerServiceClient(cc).Subscribe(ctxFor(t), &danubepb.ConsumerRequest{RequestId: 1, TopicName: topic,
+	if _, err := danubepb.NewConsumerServiceClient(b.raw).Subscribe(ctxFor(t), &danubepb.ConsumerRequest{RequestId: 1, TopicName: topic,
 		ConsumerName: "ghost", Subscription: "s", SubscriptionType: danubepb.ConsumerRequest_Shared}); err != nil {
 		t.Fatal(err)
 	}

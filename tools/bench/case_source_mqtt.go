@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,10 +58,7 @@ func (c *sourceMQTTCase) Flags(fs *flag.FlagSet) {
 }
 
 func (c *sourceMQTTCase) Run(ctx context.Context, env *Env) (Result, error) {
-	url := c.url
-	if url == "" {
-		url = os.Getenv("IT_MQTT_URL")
-	}
+	url := cmp.Or(c.url, os.Getenv("IT_MQTT_URL"))
 	if url == "" {
 		return Result{}, unavailable("source-mqtt: no MQTT broker: set IT_MQTT_URL (source /tmp/it-shared.env, or tools/itservers) or -source-mqtt-url")
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -53,10 +54,7 @@ func (c *sourcePostgresCase) Flags(fs *flag.FlagSet) {
 }
 
 func (c *sourcePostgresCase) Run(ctx context.Context, env *Env) (Result, error) {
-	dsn := c.dsn
-	if dsn == "" {
-		dsn = os.Getenv("IT_POSTGRES_DSN")
-	}
+	dsn := cmp.Or(c.dsn, os.Getenv("IT_POSTGRES_DSN"))
 	if dsn == "" {
 		return Result{}, unavailable("source-postgres: no PostgreSQL: set IT_POSTGRES_DSN (source /tmp/it-shared.env, or tools/itservers) or -source-postgres-dsn")
 	}
