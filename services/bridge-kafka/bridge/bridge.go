@@ -34,10 +34,18 @@ func Run(ctx context.Context, cfg *Config, opts ...runtime.Option) error {
 		sc := cfg.sourceConfig(r)
 		kc := cfg.Kafka.ConfigMap(sc.ConnectorName)
 		cfg.Import.Properties.Apply(kc)
-		src, err := kafkaimport.New(kafkaimport.Options{
+		res := runtime.NewResources(&sc.Common, opts...)
+		io := kafkaimport.Options{
 			Kafka: kc, Topic: r.Kafka, Group: cfg.Import.GroupID, Start: string(cfg.Import.Start),
-			Destination: r.Danube, BatchSize: cfg.Import.BatchSize,
-		}, runtime.NewResources(&sc.Common, opts...))
+			Destination: r.Danube, BatchSize: cfg.Import.BatchSize, Mirror: cfg.Import.Mirror,
+		}
+		if io.Mirror {
+			io.CreateTopics = kafkaimport.DanubeTopics{
+				ServiceURL: sc.DanubeServiceURL, Client: sc.ClientOptions(), Producer: sc.ConnectorName, Base: r.Danube,
+				Retry: sc.Retry(), FailAfter: sc.DanubeFailAfter.D(), Log: res.Logger,
+			}.Create
+		}
+		src, err := kafkaimport.New(io, res)
 		if err != nil {
 			stop(err)
 			wg.Wait()

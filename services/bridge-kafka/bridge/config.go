@@ -30,6 +30,7 @@ type Import struct {
 	GroupID      string               `env:"KAFKA_GROUP_ID" desc:"consumer group of the imports (required with IMPORT_MAPPINGS); replicas in one group share the partitions"`
 	Start        Start                `env:"KAFKA_AUTO_OFFSET_RESET" envDefault:"earliest" desc:"where a group without committed offsets starts: earliest (the topic's existing data) or latest"`
 	Partitions   int                  `env:"DANUBE_PARTITIONS" envDefault:"0" desc:"partitions of the Danube topics the imports create (0 = not partitioned); the Kafka key picks the partition"`
+	Mirror       bool                 `env:"IMPORT_MIRROR_PARTITIONS" envDefault:"false" desc:"publish Kafka partition N to partition N of the Danube topic (<topic>-part-N), creating a partitioned Danube topic like the Kafka topic; not with DANUBE_PARTITIONS"`
 	MaxInFlight  int                  `env:"IMPORT_MAX_IN_FLIGHT" envDefault:"1000" desc:"per import: records read from Kafka and not yet acked by Danube (reading waits above it)"`
 	BatchSize    int                  `env:"IMPORT_BATCH_SIZE" envDefault:"500" desc:"per import: most records handed to the runtime at once"`
 	PublishOrder runtime.PublishOrder `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes in flight per Danube topic: key (one per Kafka key: Kafka's per-key order; records without a key in order), strict or none"`
@@ -96,6 +97,7 @@ func (c *Config) Validate() error {
 	if c.Export.DeliveryTimeout <= 0 {
 		errs = append(errs, config.Invalid("KAFKA_DELIVERY_TIMEOUT_MS", c.Export.DeliveryTimeout, "must be positive"))
 	}
+	errs = append(errs, c.validateMirror()...)
 	errs = append(errs, c.Import.Properties.Check("KAFKA_CONSUMER_PROPERTIES"), c.Export.Properties.Check("KAFKA_PRODUCER_PROPERTIES"))
 	// The runtime's own checks (DLQ_TOPIC, RETRY_EXHAUSTED, SUBSCRIPTION_*, DANUBE_PARTITIONS) on
 	// one representative source and sink; the bridge-specific fields above are valid there.
@@ -110,6 +112,28 @@ func (c *Config) Validate() error {
 	src.MaxInFlight, src.BatchSize = max(1, src.MaxInFlight), max(1, src.BatchSize)
 	errs = append(errs, src.Validate())
 	return errors.Join(errs...)
+}
+
+// validateMirror checks IMPORT_MIRROR_PARTITIONS against the settings it cannot be combined with.
+func (c *Config) validateMirror() []error {
+	if !c.Import.Mirror {
+		return nil
+	}
+	var errs []error
+	if len(c.Import.Mappings.Routes) == 0 {
+		errs = append(errs, config.Invalid("IMPORT_MIRROR_PARTITIONS", true, "applies to imports only: set IMPORT_MAPPINGS, or leave it false"))
+	}
+	if c.Import.Partitions != 0 {
+		errs = append(errs, config.Invalid("DANUBE_PARTITIONS", c.Import.Partitions,
+			"must be 0 with IMPORT_MIRROR_PARTITIONS=true: the Danube topic gets the Kafka topic's partitions"))
+	}
+	for _, r := range c.Import.Mappings.Routes {
+		if strings.Contains(r.Danube, "-part-") {
+			errs = append(errs, config.Invalid("IMPORT_MAPPINGS", r.Kafka+"="+r.Danube,
+				"with IMPORT_MIRROR_PARTITIONS=true the Danube topic must not contain \"-part-\" (its partitions are named <topic>-part-N)"))
+		}
+	}
+	return errs
 }
 
 // name is the connector name of one mapping: CONNECTOR_NAME-import-<kafka topic> or
@@ -129,6 +153,9 @@ func (c *Config) sourceConfig(r mapping.Route) *runtime.SourceConfig {
 		PublishOrder: c.Import.PublishOrder, BatchSize: c.Import.BatchSize,
 	}
 	sc.ConnectorName = c.name("import", r)
+	if c.Import.Mirror {
+		sc.Topic = "" // every record names its partition topic; a producer on r.Danube would create it unpartitioned
+	}
 	return sc
 }
 

@@ -49,6 +49,17 @@ type Options struct {
 	Destination string
 	// BatchSize is the most records one Poll returns.
 	BatchSize int
+	// Mirror publishes the records of Kafka partition p to PartitionTopic(Destination, p) instead
+	// of Destination, so that the partitioned Danube topic Destination holds the Kafka topic's
+	// partitions one to one. The runtime's config must then leave Topic empty (a producer on
+	// Destination itself would create it as a non-partitioned topic) and Partitions 0.
+	Mirror bool
+	// CreateTopics, with Mirror, creates Danube topics (see DanubeTopics). Initialize calls it,
+	// before joining the group, with the partition topics of the Kafka topic's current partitions,
+	// so that consumers of Destination find every partition from the start (a subscription created
+	// later starts at the tail), and so that a Destination that exists as a non-partitioned topic
+	// stops the import at once. Nil: each partition topic is created by its first record.
+	CreateTopics func(ctx context.Context, topics []string) error
 }
 
 // Source imports one Kafka topic. Poll runs on the runtime's poll goroutine (so does the rebalance
@@ -69,10 +80,11 @@ type Source struct {
 	owned    map[int32]uint64 // assigned partitions → their assignment epoch; guarded by mu
 	epoch    uint64           // last epoch handed out; guarded by mu
 
-	carry []runtime.SourceRecord[Position] // read but not handed over when Poll was interrupted
-	down  kafkaconn.Reachability           // the last "all brokers down" error, until Kafka answers again
-	lag   atomic.Int64
-	lagAt time.Time
+	carry  []runtime.SourceRecord[Position] // read but not handed over when Poll was interrupted
+	mirror map[int32]string                 // with Options.Mirror: partition → its Danube topic (Poll's goroutine only)
+	down   kafkaconn.Reachability           // the last "all brokers down" error, until Kafka answers again
+	lag    atomic.Int64
+	lagAt  time.Time
 }
 
 // New returns an import; it connects in Initialize.
@@ -88,11 +100,12 @@ func New(opts Options, res runtime.Resources) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{opts: opts, log: res.Logger, skipped: skipped, owned: map[int32]uint64{}}, nil
+	return &Source{opts: opts, log: res.Logger, skipped: skipped, owned: map[int32]uint64{}, mirror: map[int32]string{}}, nil
 }
 
-// Initialize creates the consumer and joins the group.
-func (s *Source) Initialize(context.Context) error {
+// Initialize creates the consumer and joins the group; when mirroring, it first creates the Danube
+// partition topics (Options.CreateTopics).
+func (s *Source) Initialize(ctx context.Context) error {
 	cm := kafka.ConfigMap{}
 	for k, v := range s.opts.Kafka {
 		cm[k] = v
@@ -123,12 +136,19 @@ func (s *Source) Initialize(context.Context) error {
 	if err != nil {
 		return runtime.Fatal(fmt.Errorf("kafka consumer: %w", err))
 	}
+	if s.opts.Mirror && s.opts.CreateTopics != nil {
+		if err := s.opts.CreateTopics(ctx, s.mirrorTopics(c)); err != nil {
+			_ = c.Close()
+			return fmt.Errorf("kafka import of %q: %w", s.opts.Topic, err)
+		}
+	}
 	if err := c.SubscribeTopics([]string{s.opts.Topic}, s.rebalance); err != nil {
 		_ = c.Close()
 		return fmt.Errorf("subscribe to Kafka topic %q: %w", s.opts.Topic, err)
 	}
 	s.c = c
-	s.log.Info("kafka import started", "kafka_topic", s.opts.Topic, "group", s.opts.Group, "start", s.opts.Start, "danube_topic", s.opts.Destination)
+	s.log.Info("kafka import started", "kafka_topic", s.opts.Topic, "group", s.opts.Group, "start", s.opts.Start,
+		"danube_topic", s.opts.Destination, "mirror_partitions", s.opts.Mirror)
 	return nil
 }
 
@@ -228,9 +248,23 @@ func (s *Source) record(m *kafka.Message) runtime.SourceRecord[Position] {
 	if encoded {
 		attrs[headers.KafkaKeyBase64] = "true"
 	}
-	rec := runtime.NewSourceRecord("", m.Value, pos).WithKey(key)
+	rec := runtime.NewSourceRecord(s.topicOf(tp.Partition), m.Value, pos).WithKey(key)
 	rec.Attributes = attrs
 	return rec
+}
+
+// topicOf returns the Danube topic of partition p's records: "" (the runtime's Topic, the
+// destination) unless mirroring.
+func (s *Source) topicOf(p int32) string {
+	if !s.opts.Mirror {
+		return ""
+	}
+	t, ok := s.mirror[p]
+	if !ok {
+		t = PartitionTopic(s.opts.Destination, p)
+		s.mirror[p] = t
+	}
+	return t
 }
 
 // Commit confirms, per partition still owned under the same assignment, the offset after the last

@@ -48,6 +48,26 @@ func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
 	})
 }
 
+// AddPartitions raises topic's partitions to n and waits until the broker's metadata lists them.
+func AddPartitions(t testing.TB, bootstrap, topic string, n int) {
+	t.Helper()
+	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
+	if err != nil {
+		t.Fatalf("kafka admin client: %v", err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	res, err := a.CreatePartitions(ctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: n}})
+	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
+		err = res[0].Error
+	}
+	if err != nil {
+		t.Fatalf("raise Kafka topic %s to %d partitions: %v", topic, n, err)
+	}
+	waitForTopic(t, a, topic, n)
+}
+
 // waitForTopic waits until the broker's metadata lists topic with n partitions, each with a
 // leader. Apache Kafka answers CreateTopics once the controller committed the topic; the broker
 // learns of it a moment later, and a client asking in between (a watermark query, for one) is
