@@ -37,6 +37,7 @@ func TestCheckpointRecordAdvancesWatermark(t *testing.T) {
 	waitCommits(t, s, []int{1, 2})
 	s.in <- runtime.Checkpoint(3) // idle, filtered stream: only keepalives
 	waitCommits(t, s, []int{1, 2, 3})
+	col.WaitFor(t, "row-1", func(ms []*danube.Message) bool { return len(ms) > 0 })
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}

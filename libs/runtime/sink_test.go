@@ -203,6 +203,7 @@ func TestSinkBatchPartialFailure(t *testing.T) {
 func TestSinkBatchBoundariesSurviveRestart(t *testing.T) {
 	cfg, produce := setupSink(t, "aligned")
 	cfg.BatchSize = 3
+	cfg.BatchTimeout = config.Millis(time.Second) // batches fill by size even on a loaded machine
 	crash := runtime.Fatal(errors.New("crash"))
 	s := newScripted(map[string][]error{"m4": {crash}})
 	r := runtimetest.StartSink(t, cfg, batched{s, true})

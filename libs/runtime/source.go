@@ -291,8 +291,20 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 	if err := checkTopic(topic); err != nil {
 		return nil, Fatal(fmt.Errorf("runtime: record topic %q: %w", topic, err))
 	}
-	var prod *danube.Producer
-	err := r.env.retryDanube(ctx, r.policy, "create producer", nil, func(ctx context.Context) (err error) {
+	var (
+		prod   *danube.Producer
+		exists int
+	)
+	err := r.env.retryDanube(ctx, r.policy, "create producer", func(err error) bool {
+		switch status.Code(err) {
+		case grpccodes.AlreadyExists: // a creation race between replicas passes on the next try
+			exists++
+			return exists < createExistsAttempts
+		case grpccodes.InvalidArgument, grpccodes.FailedPrecondition:
+			return false
+		}
+		return true
+	}, func(ctx context.Context) (err error) {
 		prod, err = r.env.client.NewProducer(ctx, danube.ProducerOptions{
 			Topic: topic, Name: r.cfg.ConnectorName, Partitions: r.cfg.Partitions, Dispatch: danube.Reliable,
 		})
@@ -301,10 +313,28 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	switch code := status.Code(err); {
+	case err == nil:
+		return r.addSender(topic, prod), nil
+	case code == grpccodes.AlreadyExists:
+		return nil, Fatal(fmt.Errorf("%w (Danube refuses to create a topic named like a partition of an existing "+
+			"non-partitioned topic, or the reverse: %q and its -part-N names cannot both exist)", err, partitionBase(topic)))
+	case code == grpccodes.InvalidArgument || code == grpccodes.FailedPrecondition:
+		return nil, Fatal(err)
 	}
-	return r.addSender(topic, prod), nil
+	return nil, err
+}
+
+// createExistsAttempts is how often a producer creation Danube refuses with AlreadyExists is tried:
+// a second try passes after a creation race; a refusal that persists is a name clash.
+const createExistsAttempts = 3
+
+// partitionBase returns the partitioned topic a partition's name belongs to, or topic itself.
+func partitionBase(topic string) string {
+	if i := strings.LastIndex(topic, "-part-"); i > 0 {
+		return topic[:i]
+	}
+	return topic
 }
 
 func (r *sourceRunner[P]) addSender(topic string, prod publisher) *sender[P] {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
@@ -249,6 +250,24 @@ func TestSourcePermanentRejectionIsFatal(t *testing.T) {
 	defer s.mu.Unlock()
 	if len(s.commits) != 0 || len(s.acked) != 0 {
 		t.Fatalf("commits %v, acked %v after a rejected record", s.commits, s.acked)
+	}
+}
+
+// A topic Danube refuses to create for good (here a partition of a topic that exists
+// non-partitioned) stops the source with the reason, instead of retrying forever.
+func TestSourceTopicClashIsFatal(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/clash")
+	cfg := runtimetest.SourceConfig(b, "clashing", "/default/clash")
+	s := &streaming{in: make(chan runtime.SourceRecord[int], 1)}
+	r := runtimetest.StartSource(t, cfg, s, true)
+	s.in <- runtime.NewSourceRecord("/default/clash-part-0", []byte("x"), 1)
+	err := r.Wait()
+	if err == nil || !errors.Is(err, runtime.ErrFatal) || status.Code(err) != codes.AlreadyExists ||
+		!strings.Contains(err.Error(), `runtime: create producer on "/default/clash-part-0": `) ||
+		!strings.HasSuffix(err.Error(), `(Danube refuses to create a topic named like a partition of an existing `+
+			`non-partitioned topic, or the reverse: "/default/clash" and its -part-N names cannot both exist)`) {
+		t.Fatalf("got %v", err)
 	}
 }
 
