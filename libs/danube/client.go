@@ -190,8 +190,13 @@ func (c *Client) conn(b broker) (*grpc.ClientConn, error) {
 		return nil, err
 	}
 	// The client retries by its own rules (lookup, recreate, backoff); gRPC's transparent retries
-	// would only buffer every request for nothing.
-	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithDisableRetry()}
+	// would only buffer every request for nothing. Fixed flow-control windows turn off gRPC's
+	// bandwidth-delay probing, which pings the broker after nearly every small message and costs
+	// each message extra writes and reads (about a quarter of a sequential Send's time on loopback).
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(c.creds), grpc.WithDisableRetry(),
+		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow),
+	}
 	if c.cfg.token != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerCreds{supply: c.cfg.token}))
 	}
@@ -209,6 +214,14 @@ func (c *Client) conn(b broker) (*grpc.ClientConn, error) {
 	c.conns[b.connectURL] = ccs
 	return ccs[0], nil
 }
+
+// The HTTP/2 flow-control windows: a stream may have 1 MiB unread, a connection 4 MiB (gRPC's
+// probing would grow them up to 16 MiB; a window of max_unacked_messages bounds what a consumer's
+// stream carries anyway).
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
 
 // connsPerBroker is how many HTTP/2 connections the client keeps to each broker. One connection
 // reads and writes its frames in one goroutine each way, which caps pipelined sends and acks well

@@ -193,6 +193,8 @@ func (b *Broker) newServer() *grpc.Server {
 	a := &authenticator{secret: b.cfg.JWTSecret, enabled: b.cfg.authEnabled()}
 	opts := []grpc.ServerOption{
 		grpc.WaitForHandlers(true),
+		// Fixed windows, as the client's: no bandwidth-delay pings after every small message.
+		grpc.InitialWindowSize(1 << 20), grpc.InitialConnWindowSize(4 << 20),
 		grpc.ChainUnaryInterceptor(a.unary, b.faults.unary),
 		grpc.ChainStreamInterceptor(a.stream, b.faults.stream),
 	}
