@@ -6,7 +6,8 @@
 //	IT_DANUBE_URL=http://127.0.0.1:6650 IT_DANUBE_ADMIN_URL=http://127.0.0.1:50051 \
 //	  go test -count=1 ./integration/brokerparity/
 //
-// A test that passes against one and fails against the other is a difference to close.
+// A test that passes against one and fails against the other is a difference to close, except
+// TestFallingBehindLosesNothing, which fails against v0.15.1: it pins a defect of that broker.
 package brokerparity_test
 
 import (
@@ -14,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -407,5 +409,51 @@ func TestSubscribedWithoutStreamSpendsAttempts(t *testing.T) {
 	live := subscribe(t, c, topic, "s", "live", danube.Shared)
 	if got := received(live, 3*time.Second); len(got) != 0 {
 		t.Fatalf("a consumer joining later got %d of the 5 messages, want 0 (dropped after the ghost's attempts)", len(got))
+	}
+}
+
+// A reliable subscription must deliver every message however far its consumer falls behind. This
+// is the one test here that pins no surprise but a defect: against v0.15.1 it fails. A
+// subscription created in the running broker (no stored cursor yet) reads the topic through a
+// 256-message in-memory channel; once the consumer is more than its window plus 256 messages
+// behind (a slow or paused sink, a sink being restarted), that channel overflows and the messages
+// it dropped are never delivered to the subscription: not after a resubscribe, not after the
+// broker restarts. With producers still sending, the subscription then stopped delivering
+// altogether in our runs. The broker's danube_subscription_lag_messages shows the backlog it
+// keeps; docs/operations.md says how to alert on it.
+func TestFallingBehindLosesNothing(t *testing.T) {
+	b := start(t)
+	c := client(t, b)
+	topic := "/default/" + unique(t)
+	p := producer(t, c, topic)
+	cons := subscribe(t, c, topic, "slow", "slow-consumer", danube.Exclusive)
+
+	// More than any window the tests run with (10 by default, 2,000 in the example stack) plus 256.
+	const n = 3000
+	ctx := ctxFor(t)
+	for i := range n {
+		if _, err := p.Send(ctx, danube.ProducerMessage{Payload: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := make(map[int]bool, n)
+	for len(seen) < n {
+		select {
+		case m := <-cons.Messages():
+			i, _ := strconv.Atoi(string(m.Payload))
+			seen[i] = true
+			if err := cons.Ack(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			first := -1
+			for i := range n {
+				if !seen[i] {
+					first = i
+					break
+				}
+			}
+			t.Fatalf("nothing more delivered for 10 s: %d of %d messages received, the first missing is #%d", len(seen), n, first)
+		}
 	}
 }
