@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -19,6 +20,17 @@ const (
 	ExitFatal  = 1 // fatal connector error, RETRY_EXHAUSTED=stop, Danube unusable: let the orchestrator restart
 	ExitConfig = 2 // invalid configuration or arguments: a restart will not help
 )
+
+// DefaultMemoryLimit sets Go's soft memory limit to bytes unless the operator set GOMEMLIMIT (which
+// the Go runtime has applied already). Without a limit the heap grows to twice what is live before
+// a collection; a service whose live heap is mostly the messages it holds calls this first in main,
+// so that its RSS stays near what it holds. Above the limit the collector works harder rather than
+// fail: a limit below what is live costs CPU, not data.
+func DefaultMemoryLimit(bytes int64) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(bytes)
+	}
+}
 
 // MainSink is a sink service's whole main: it parses the environment into a new C (a struct that
 // embeds SinkConfig), answers --help and --print-config, sets up logging, metrics, health and

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,4 +223,21 @@ func scrape(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// Without GOMEMLIMIT DefaultMemoryLimit sets the limit; with it, the operator's value stands.
+func TestDefaultMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	t.Setenv("GOMEMLIMIT", "")
+	debug.SetMemoryLimit(math.MaxInt64)
+	runtime.DefaultMemoryLimit(40 << 20)
+	if got := debug.SetMemoryLimit(-1); got != 40<<20 {
+		t.Fatalf("limit without GOMEMLIMIT = %d, want %d", got, 40<<20)
+	}
+	t.Setenv("GOMEMLIMIT", "100MiB") // read by the Go runtime at start; here it only has to be set
+	debug.SetMemoryLimit(100 << 20)
+	runtime.DefaultMemoryLimit(40 << 20)
+	if got := debug.SetMemoryLimit(-1); got != 100<<20 {
+		t.Fatalf("limit with GOMEMLIMIT=100MiB = %d, want it kept", got)
+	}
 }

@@ -11,7 +11,9 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
 
-// SinkRecord is one Danube message handed to a sink.
+// SinkRecord is one Danube message handed to a sink. Once the connector reports it written, the
+// runtime drops its payload (the ack needs only the message's identity): a connector must not read
+// the payload of a record it already reported written.
 type SinkRecord struct {
 	Message   *danube.Message
 	Partition string            // exact topic the message came from (the partition for partitioned topics)

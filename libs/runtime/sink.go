@@ -389,7 +389,11 @@ func (r *sinkRunner) decide(attempt int, failedAt int64) bool {
 
 // written queues the ack of a record the connector wrote; a write is also the sign that the
 // external system is up: intake resumes if it was paused, and a held poison record is cleared.
+// The record's payload is dropped: an ack needs only the message's identity, and a batch's
+// payloads would otherwise stay in memory until its last ack is queued, while the next batch
+// fills (10 MiB for 10,000 rows of 1 KiB).
 func (r *sinkRunner) written(d delivery) {
+	d.msg.Payload = nil
 	r.lastOK.Store(time.Now().UnixNano())
 	r.in.resume()
 	if r.in.hasPoison() {

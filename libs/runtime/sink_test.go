@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -195,6 +196,48 @@ func TestSinkBatchPartialFailure(t *testing.T) {
 	}
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// keeper is a batch sink that keeps the records of its first call and, at each later call, notes
+// their payloads.
+type keeper struct {
+	*scripted
+	first []*runtime.SinkRecord
+	seen  chan []string // the first call's payloads, as each later call begins
+}
+
+func (k *keeper) ProcessBatch(ctx context.Context, rs []*runtime.SinkRecord) error {
+	if k.first == nil {
+		k.first = rs
+	} else {
+		var ps []string
+		for _, r := range k.first {
+			ps = append(ps, cmp.Or(string(r.Payload()), "<dropped>"))
+		}
+		k.seen <- ps
+	}
+	return batched{scripted: k.scripted}.ProcessBatch(ctx, rs)
+}
+
+// Once a record is written the runtime drops its payload (its ack needs only the message's
+// identity); a record that failed keeps it, for its retry and the dead-letter topic.
+func TestSinkDropsPayloadOfWrittenRecords(t *testing.T) {
+	cfg, produce := setupSink(t, "drops")
+	cfg.BatchSize = 3
+	cfg.BatchTimeout = config.Millis(time.Second)
+	s := newScripted(map[string][]error{"b": {runtime.Retryable(errors.New("busy"))}})
+	k := &keeper{scripted: s, seen: make(chan []string, 10)}
+	r := runtimetest.StartSink(t, cfg, k)
+	produce("a", "b", "c")
+	s.wait(t, 3)
+	r.WaitMetric(t, `connector_records_processed_total{connector="drops"}`, 3)
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// a and c written by the first call, b failed: as b is retried alone, only b has its payload.
+	if got := <-k.seen; !slices.Equal(got, []string{"<dropped>", "b", "<dropped>"}) {
+		t.Fatalf("payloads of the first batch when b is retried: %q", got)
 	}
 }
 

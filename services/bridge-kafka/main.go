@@ -7,7 +7,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
@@ -19,9 +18,7 @@ import (
 const memoryLimit = 48 << 20
 
 func main() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
-	}
+	runtime.DefaultMemoryLimit(memoryLimit)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	var cfg bridge.Config
 	code := runtime.Main(ctx, os.Args[1:], nil, os.Stdout, os.Stderr, &cfg, &cfg.Common,

@@ -78,3 +78,21 @@ func TestEachFieldTooDeep(t *testing.T) {
 		t.Fatalf("eachField(%d levels) = %v, want errNotObject", maxDepth+1, err)
 	}
 }
+
+// TestScanStringEveryPosition: a byte that ends, escapes or invalidates a string is found at every
+// position of a long string (scanString skips eight plain bytes at a time), beside plain ASCII and
+// multi-byte UTF-8.
+func TestScanStringEveryPosition(t *testing.T) {
+	specials := []string{`"`, `\n`, `\u00e9`, `\`, "\x00", "\x1f", "\x7f", "\xff", "é", " "}
+	for c := byte(0); c < 0x20; c++ {
+		specials = append(specials, string([]byte{c}))
+	}
+	for _, plain := range []string{"x", "é"} {
+		for _, sp := range specials {
+			for p := range 20 {
+				s := strings.Repeat(plain, p) + sp + strings.Repeat(plain, 19-p)
+				checkScan(t, []byte(`{"a":"`+s+`","b`+s+`":1}`))
+			}
+		}
+	}
+}

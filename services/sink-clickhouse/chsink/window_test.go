@@ -17,7 +17,7 @@ import (
 // TestTenThousandRowsOneInsert: with a broker window of at least BATCH_SIZE (the broker's dispatch
 // configuration: Danube v0.15.1 does not apply a per-subscription window set through the admin
 // API, and neither does the development broker), a batch of 10,000 messages of about 1 KiB fills
-// and goes to ClickHouse as one INSERT, sent in blocks of about 1 MiB that the server squashes into
+// and goes to ClickHouse as one INSERT, sent in blocks of about 256 KiB that the server squashes into
 // one part.
 func TestTenThousandRowsOneInsert(t *testing.T) {
 	const n = 10000
