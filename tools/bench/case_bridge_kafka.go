@@ -28,8 +28,9 @@ func (bridgeKafkaCase) About() string {
 		"4 partitions) and the in-process development broker. **import**: the topic is filled first; the " +
 		"`bridge-kafka` binary (a separate process, configured by its environment only) consumes it in a " +
 		"group and publishes every record to Danube, committing offsets after Danube's acks, once with " +
-		"PUBLISH_ORDER=key (the default: one publish per key in flight), once with none; the rate is " +
-		"taken at a Danube consumer from the first to the last arrival. The baseline is a plain " +
+		"PUBLISH_ORDER=key (the default: one publish per key in flight), once with none; the rate runs " +
+		"from the first to the last record the development broker accepted (counted in the broker, not by a " +
+		"consumer, which would take the cores the bridge needs). The baseline is a plain " +
 		"confluent-kafka-go consumer reading the same topic in a new group (no commits), in the bench process. " +
 		"**export**: the Danube topic is filled first; the bridge produces every message to Kafka with an " +
 		"idempotent producer, acking each on its delivery report (broker window 256), once streaming records " +

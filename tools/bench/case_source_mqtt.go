@@ -46,8 +46,9 @@ func (c *sourceMQTTCase) About() string {
 		"`IT_MQTT_URL`) in two persistent sessions before either reader starts. The `source-mqtt` binary " +
 		"(client mode, a separate process configured by its environment only) drains its session into a " +
 		"reliable topic of the in-process development broker, acknowledging each message to MQTT only " +
-		"after Danube acknowledged it; its rate is taken at a Danube consumer from the first to the last " +
-		"arrival. The baseline is a plain paho subscriber in the bench process draining the other session " +
+		"after Danube acknowledged it; its rate runs from the first to the last message the development " +
+		"broker accepted (counted in the broker: a consumer acking each message would take the cores the " +
+		"connector needs). The baseline is a plain paho subscriber in the bench process draining the other session " +
 		"with automatic acknowledgements: the least any MQTT reader does per message (its RSS is not " +
 		"measured: it shares the bench process). Goals: at least 0.8× the plain subscriber's rate, peak " +
 		"RSS under 32 MiB."

@@ -43,7 +43,7 @@ func (c *sourcePostgresCase) About() string {
 		"logical replication reader does. The `source-postgres` binary (a separate process, SNAPSHOT_MODE=never) " +
 		"streams the other slot into a reliable topic of the in-process development broker as JSON events and " +
 		"confirms each transaction's LSN after Danube acked it; both rates are taken from process start to the " +
-		"last change (pg_recvlogical's exit, the last event at a Danube consumer). **Snapshot:** the connector " +
+		"last change (pg_recvlogical's exit; the last event the development broker accepted, counted in the broker, not by a consumer that would take the cores the connector needs). **Snapshot:** the connector " +
 		"creates its slot and reads the whole table in the exported snapshot (BATCH_SIZE=1000) into Danube, beside " +
 		"`psql -c \"COPY … TO STDOUT\"` into /dev/null; peak RSS is the connector's VmHWM. Goals: at least 0.5× " +
 		"pg_recvlogical's rate; RSS under 64 MiB during a 1,000,000-row snapshot."
@@ -148,7 +148,7 @@ func (d *benchDB) connectorEnv(brokerURL, topic, slot, table, mode string) []str
 	}
 }
 
-// runConnector starts the connector and waits for n events at the Danube consumer; it returns the
+// runConnector starts the connector and waits until the broker holds n events; it returns the
 // connector's row (rate from process start to the last arrival).
 func runConnector(ctx context.Context, bin string, vars []string, dc *danubeCounter, n int) (Row, error) {
 	start := time.Now()
