@@ -2,30 +2,39 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
 )
 
-func init() { register(bridgeKafkaCase{}) }
+func init() { register(&bridgeKafkaCase{}) }
 
 // bridgeKafkaCase measures the bridge-kafka binary in both directions against a plain
 // confluent-kafka-go consumer and producer doing the same Kafka work in the same run.
-type bridgeKafkaCase struct{}
+type bridgeKafkaCase struct {
+	bootstrap string
+}
 
-func (bridgeKafkaCase) Name() string { return "bridge-kafka" }
+func (*bridgeKafkaCase) Name() string { return "bridge-kafka" }
 
-func (bridgeKafkaCase) About() string {
-	return "Records of 1 KiB with 64 keys, through an in-process Kafka-protocol server (franz-go's kfake, " +
-		"4 partitions) and the in-process development broker. **import**: the topic is filled first; the " +
+func (c *bridgeKafkaCase) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.bootstrap, "bridge-kafka-bootstrap", "", "Kafka bootstrap servers for the bridge-kafka case (default: $IT_KAFKA_BOOTSTRAP)")
+}
+
+func (*bridgeKafkaCase) About() string {
+	return "Records of 1 KiB with 64 keys, through the Kafka at `IT_KAFKA_BOOTSTRAP` (a real Apache Kafka, " +
+		"single node, on the same machine; topics of 4 partitions created for the run) and the in-process " +
+		"development broker. **import**: the topic is filled first; the " +
 		"`bridge-kafka` binary (a separate process, configured by its environment only) consumes it in a " +
 		"group and publishes every record to Danube, committing offsets after Danube's acks, once with " +
 		"PUBLISH_ORDER=key (the default: one publish per key in flight), once with none; the rate runs " +
@@ -41,7 +50,11 @@ func (bridgeKafkaCase) About() string {
 		"Goals: at least 0.8x the baseline's rate, RSS under 64 MiB."
 }
 
-func (c bridgeKafkaCase) Run(ctx context.Context, env *Env) (Result, error) {
+func (c *bridgeKafkaCase) Run(ctx context.Context, env *Env) (Result, error) {
+	bootstrap := cmp.Or(c.bootstrap, os.Getenv("IT_KAFKA_BOOTSTRAP"))
+	if bootstrap == "" {
+		return Result{}, unavailable("bridge-kafka: no Kafka: set IT_KAFKA_BOOTSTRAP (source /tmp/it-shared.env, or tools/itservers) or -bridge-kafka-bootstrap")
+	}
 	n := 20000
 	if env.Quick {
 		n = 300
@@ -50,23 +63,89 @@ func (c bridgeKafkaCase) Run(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "bench-in", "bench-out", "bench-out-batch", "bench-plain-out"))
-	if err != nil {
+	// Topics of this run only: the Kafka keeps what earlier runs left.
+	run := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	topics := kafkaTopics{in: run + "in", out: run + "out", outBatch: run + "out-batch", plainOut: run + "plain-out"}
+	if err := createKafkaTopics(ctx, bootstrap, topics.all()...); err != nil {
 		return Result{}, err
 	}
-	defer cluster.Close()
-	bootstrap := strings.Join(cluster.ListenAddrs(), ",")
+	defer deleteKafkaTopics(bootstrap, topics.all()...)
 	env.Logf("bridge-kafka: %d records each way", n)
 
-	imp, err := c.importRows(ctx, bin, bootstrap, n)
+	imp, err := c.importRows(ctx, bin, bootstrap, topics, n)
 	if err != nil {
 		return Result{}, fmt.Errorf("import: %w", err)
 	}
-	exp, err := c.exportRows(ctx, bin, bootstrap, n)
+	exp, err := c.exportRows(ctx, bin, bootstrap, topics, n)
 	if err != nil {
 		return Result{}, fmt.Errorf("export: %w", err)
 	}
 	return Result{Groups: []Group{{Setting: "import Kafka → Danube", Rows: imp}, {Setting: "export Danube → Kafka", Rows: exp}}}, nil
+}
+
+// kafkaTopics are the Kafka topics of one run, 4 partitions each.
+type kafkaTopics struct{ in, out, outBatch, plainOut string }
+
+func (t kafkaTopics) all() []string { return []string{t.in, t.out, t.outBatch, t.plainOut} }
+
+const kafkaPartitions = 4
+
+// createKafkaTopics creates topics and waits until the broker's metadata lists every partition
+// with a leader (Kafka answers CreateTopics a moment before its broker knows the topic).
+func createKafkaTopics(ctx context.Context, bootstrap string, topics ...string) error {
+	a, err := kafka.NewAdminClient(kafkaConf(bootstrap))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	specs := make([]kafka.TopicSpecification, len(topics))
+	for i, t := range topics {
+		specs[i] = kafka.TopicSpecification{Topic: t, NumPartitions: kafkaPartitions, ReplicationFactor: 1}
+	}
+	res, err := a.CreateTopics(ctx, specs)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError {
+			return fmt.Errorf("create Kafka topic %s: %w", r.Topic, r.Error)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, t := range topics {
+		for {
+			md, err := a.GetMetadata(&t, false, 5000)
+			if err == nil && len(md.Topics[t].Partitions) == kafkaPartitions && leadersKnown(md.Topics[t].Partitions) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return errors.Join(fmt.Errorf("create Kafka topic %s: no leader for its partitions within a minute", t), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func leadersKnown(ps []kafka.PartitionMetadata) bool {
+	for _, p := range ps {
+		if p.Leader < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteKafkaTopics deletes topics; a failure leaves them behind, which is not worth failing for.
+func deleteKafkaTopics(bootstrap string, topics ...string) {
+	a, err := kafka.NewAdminClient(kafkaConf(bootstrap))
+	if err != nil {
+		return
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = a.DeleteTopics(ctx, topics)
 }
 
 func benchPayload() []byte { return bytes.Repeat([]byte("x"), 1024) }
@@ -151,12 +230,12 @@ func bridgeEnv(brokerURL, bootstrap string, extra ...string) []string {
 		"KAFKA_CONSUMER_PROPERTIES=log_level=3", "KAFKA_PRODUCER_PROPERTIES=log_level=3"}, extra...)
 }
 
-func (bridgeKafkaCase) importRows(ctx context.Context, bin, bootstrap string, n int) ([]Row, error) {
-	if _, err := produceAll(bootstrap, "bench-in", n); err != nil {
+func (*bridgeKafkaCase) importRows(ctx context.Context, bin, bootstrap string, topics kafkaTopics, n int) ([]Row, error) {
+	if _, err := produceAll(bootstrap, topics.in, n); err != nil {
 		return nil, err
 	}
 	cpu0 := selfCPU()
-	d, err := consumeAll(ctx, bootstrap, "bench-in", "plain-consumer", n)
+	d, err := consumeAll(ctx, bootstrap, topics.in, topics.in+"-plain-consumer", n)
 	if err != nil {
 		return nil, err
 	}
@@ -173,8 +252,8 @@ func (bridgeKafkaCase) importRows(ctx context.Context, bin, bootstrap string, n 
 		if err != nil {
 			return nil, err
 		}
-		child, err := startChild(bin, bridgeEnv(dc.broker.URL(), bootstrap, fmt.Sprintf("KAFKA_GROUP_ID=bridge-%d", i),
-			"IMPORT_MAPPINGS=bench-in="+topic, "PUBLISH_ORDER="+v.order))
+		child, err := startChild(bin, bridgeEnv(dc.broker.URL(), bootstrap, fmt.Sprintf("KAFKA_GROUP_ID=%s-bridge-%d", topics.in, i),
+			"IMPORT_MAPPINGS="+topics.in+"="+topic, "PUBLISH_ORDER="+v.order))
 		if err != nil {
 			dc.close()
 			return nil, err
@@ -195,17 +274,17 @@ func (bridgeKafkaCase) importRows(ctx context.Context, bin, bootstrap string, n 
 	return rows, nil
 }
 
-func (bridgeKafkaCase) exportRows(ctx context.Context, bin, bootstrap string, n int) ([]Row, error) {
+func (*bridgeKafkaCase) exportRows(ctx context.Context, bin, bootstrap string, topics kafkaTopics, n int) ([]Row, error) {
 	cpu0 := selfCPU()
-	d, err := produceAll(bootstrap, "bench-plain-out", n)
+	d, err := produceAll(bootstrap, topics.plainOut, n)
 	if err != nil {
 		return nil, err
 	}
 	rows := []Row{{Variant: "plain confluent-kafka-go producer", Msgs: n, Rate: float64(n) / d.Seconds(),
 		CPUMicros: float64(selfCPU()-cpu0) / float64(time.Microsecond) / float64(n)}}
 	for _, v := range []struct{ variant, danube, kafka, env string }{
-		{"bridge-kafka (streaming, EXPORT_MAX_IN_FLIGHT=128)", "/default/bench-out", "bench-out", "EXPORT_MAX_IN_FLIGHT=128"},
-		{"bridge-kafka (EXPORT_BATCH_SIZE=256)", "/default/bench-out-batch", "bench-out-batch", "EXPORT_BATCH_SIZE=256"},
+		{"bridge-kafka (streaming, EXPORT_MAX_IN_FLIGHT=128)", "/default/bench-out", topics.out, "EXPORT_MAX_IN_FLIGHT=128"},
+		{"bridge-kafka (EXPORT_BATCH_SIZE=256)", "/default/bench-out-batch", topics.outBatch, "EXPORT_BATCH_SIZE=256"},
 	} {
 		row, err := exportRow(ctx, bin, bootstrap, n, v.danube, v.kafka, v.env)
 		if err != nil {
@@ -251,7 +330,7 @@ func exportRow(ctx context.Context, bin, bootstrap string, n int, topic, kafkaTo
 	if err != nil {
 		return Row{}, err
 	}
-	d, err := waitHighWatermarks(ctx, bootstrap, kafkaTopic, 4, n)
+	d, err := waitHighWatermarks(ctx, bootstrap, kafkaTopic, kafkaPartitions, n)
 	if err != nil {
 		_ = child.stop()
 		return Row{}, fmt.Errorf("%w\n%s", err, child.out.String())
