@@ -52,6 +52,7 @@ type sourceRunner[P any] struct {
 
 	commitMu   sync.Mutex
 	toCommit   []P
+	joined     []position[P] // acked's scratch, under commitMu
 	commitWake chan struct{}
 
 	done bool // Poll returned ErrSourceDone: drain to the end, then stop
@@ -229,7 +230,7 @@ func (r *sourceRunner[P]) enqueue(ctx context.Context, recs []SourceRecord[P]) e
 	for i, rec := range recs {
 		pos := position[P]{rec.pos, rec.hasPos}
 		if rec.checkpoint {
-			r.queueCommit(r.marks.Done(r.marks.Add(pos), nil))
+			r.acked(r.marks.Add(pos))
 			continue
 		}
 		published++
@@ -471,7 +472,7 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 	if out.rec.OnAck != nil {
 		out.rec.OnAck(nil)
 	}
-	r.queueCommit(r.marks.Done(out.seq, nil))
+	r.acked(out.seq)
 	<-r.slots
 }
 
@@ -506,17 +507,26 @@ func (r *sourceRunner[P]) finish(out outRecord[P], err error) {
 	<-r.slots
 }
 
-// queueCommit adds the positions of records that joined the acked prefix and wakes the committer.
-func (r *sourceRunner[P]) queueCommit(done []position[P]) {
-	if len(done) == 0 {
-		return
-	}
+// testHookMarked, when set by a test, runs in acked between marking a record and queueing its
+// positions.
+var testHookMarked func()
+
+// acked marks record seq acknowledged and queues, for the committer, the positions of the records
+// that joined the acked prefix with it. Both happen under commitMu: two publishes acked at once
+// must queue their prefixes in the order the tracker handed them out, or Commit would see a later
+// position before an earlier one.
+func (r *sourceRunner[P]) acked(seq uint64) {
 	r.commitMu.Lock()
-	for _, p := range done {
+	r.joined = r.marks.Done(seq, r.joined[:0])
+	if testHookMarked != nil {
+		testHookMarked()
+	}
+	for _, p := range r.joined {
 		if p.ok {
 			r.toCommit = append(r.toCommit, p.p)
 		}
 	}
+	clear(r.joined) // let positions be collected
 	wake := len(r.toCommit) > 0
 	r.commitMu.Unlock()
 	if wake {
