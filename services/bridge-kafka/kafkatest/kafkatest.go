@@ -15,16 +15,23 @@ import (
 // Timeout bounds each helper's wait for Kafka.
 const Timeout = 60 * time.Second
 
-// CreateTopic creates topic with n partitions and deletes it when the test ends.
-func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
+// admin returns an admin client, closed when the test ends, and a context bounded by Timeout.
+func admin(t testing.TB, bootstrap string) (*kafka.AdminClient, context.Context) {
 	t.Helper()
 	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
 	if err != nil {
 		t.Fatalf("kafka admin client: %v", err)
 	}
-	defer a.Close()
+	t.Cleanup(a.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
+	t.Cleanup(cancel)
+	return a, ctx
+}
+
+// CreateTopic creates topic with n partitions and deletes it when the test ends.
+func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
+	t.Helper()
+	a, ctx := admin(t, bootstrap)
 	res, err := a.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: n, ReplicationFactor: 1}})
 	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
 		err = res[0].Error
@@ -33,13 +40,7 @@ func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
 		t.Fatalf("create Kafka topic %s: %v", topic, err)
 	}
 	waitForTopic(t, a, topic, n)
-	t.Cleanup(func() {
-		a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
-		if err != nil {
-			t.Errorf("kafka admin client: %v", err)
-			return
-		}
-		defer a.Close()
+	t.Cleanup(func() { // runs before the client's Close: cleanups run last-in first-out
 		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 		defer cancel()
 		if _, err := a.DeleteTopics(ctx, []string{topic}); err != nil {
@@ -51,13 +52,7 @@ func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
 // AddPartitions raises topic's partitions to n and waits until the broker's metadata lists them.
 func AddPartitions(t testing.TB, bootstrap, topic string, n int) {
 	t.Helper()
-	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatalf("kafka admin client: %v", err)
-	}
-	defer a.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
+	a, ctx := admin(t, bootstrap)
 	res, err := a.CreatePartitions(ctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: n}})
 	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
 		err = res[0].Error
