@@ -9,11 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,17 +38,27 @@ func script(t *testing.T, env []string, args ...string) (stdout, stderr string, 
 	return out.String(), errOut.String(), err
 }
 
-// freePorts returns n ports on 127.0.0.1 that were free a moment ago.
+// freePorts returns n ports on 127.0.0.1 that were free a moment ago. They are taken below the
+// kernel's ephemeral range (32768 and up by default): a port another test's listener on
+// 127.0.0.1:0 can be handed, after a server here released it, would make "nothing listens after
+// stop" fail for that other test's listener.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("no %d free ports in 10000-32767", n)
 		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		port := 10000 + rand.IntN(22768)
+		if slices.Contains(ports, port) {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		ports = append(ports, port)
 	}
 	return ports
 }
