@@ -48,35 +48,11 @@ func ownKafka(t *testing.T) *kafkaServer {
 		}
 		t.Skip(msg)
 	}
-	port, ctrl := freeAddr(t), freeAddr(t)
+	port, ctrl := harness.FreeAddr(t), harness.FreeAddr(t)
 	k := &kafkaServer{Bootstrap: port, dir: t.TempDir()}
-	props := fmt.Sprintf(`process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@%[2]s
-listeners=PLAINTEXT://%[1]s,CONTROLLER://%[2]s
-advertised.listeners=PLAINTEXT://%[1]s
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=%[3]s/data
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-`, port, ctrl, k.dir)
-	log4j := "Configuration:\n  status: warn\n  Appenders:\n    Console:\n      name: STDOUT\n      PatternLayout:\n        pattern: \"[%d] %p %m (%c)%n\"\n" +
-		"  Loggers:\n    Root:\n      level: WARN\n      AppenderRef:\n        - ref: STDOUT\n"
-	for name, content := range map[string]string{"server.properties": props, "log4j2.yaml": log4j} {
-		if err := os.WriteFile(filepath.Join(k.dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	// The same configuration as the shared broker's, on this broker's addresses and directory.
+	if out, err := exec.Command("bash", "../../tools/itservers/itservers.sh", "kafka-config", k.dir, port, ctrl).CombinedOutput(); err != nil {
+		t.Fatalf("itservers.sh kafka-config: %v\n%s", err, out)
 	}
 	// As itservers runs its broker: small heap, serial GC and C1 only, to leave the cores to the tests.
 	k.java = []string{"-Xms256m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError",

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/danube-messaging/danube-connect-go/integration/harness"
 )
 
 // This file is the package's process helper: one bridge-kafka process per call, configured only by
@@ -34,7 +35,7 @@ type connector struct {
 // test failed.
 func startConnector(t *testing.T, env ...string) *connector {
 	t.Helper()
-	c := &connector{t: t, metrics: freeAddr(t), out: &bytes.Buffer{}}
+	c := &connector{t: t, metrics: harness.FreeAddr(t), out: &bytes.Buffer{}}
 	c.env = append(slices.Clone(env), "METRICS_ADDR="+c.metrics)
 	c.start()
 	t.Cleanup(func() {
@@ -168,15 +169,4 @@ func (c *connector) waitReady(want bool) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// freeAddr returns a loopback address with a port free now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

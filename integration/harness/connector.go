@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,6 +24,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 )
 
 // modulePath is the Go module of the services; a connector's main package is
@@ -302,6 +303,16 @@ func exitError(code int) error {
 
 var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
+// FreeAddr returns 127.0.0.1:port of a port free right now, for a server a test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 // freeLoopbackAddr returns 127.0.0.1:port of a port free right now.
 func freeLoopbackAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -389,31 +400,13 @@ func goBuild(service string) (string, error) {
 	return bin, nil
 }
 
-// syncBuffer collects a process's output from its copying goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // processRunner runs the binary; one goroutine per run waits for the
 // process, so that every state change is observed exactly once.
 type processRunner struct {
 	bin  string
 	args []string
 	env  []string
-	out  syncBuffer
+	out  runtimetest.SyncBuffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd

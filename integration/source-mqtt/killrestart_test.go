@@ -6,7 +6,6 @@ package sourcemqtt
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,16 +46,6 @@ func kill(t *testing.T, c *harness.Connector) {
 	if err := c.Kill(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestKillWithMessagesInFlight publishes QoS 1 and QoS 2 messages, kills the connector with -9
@@ -133,7 +122,7 @@ func TestServerKillWithMessagesInFlight(t *testing.T) {
 	topic := "/default/killed-server"
 	runtimetest.CreateTopic(t, b, topic)
 	col := runtimetest.Collect(t, b, topic, "reader")
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	env := []string{
 		"DANUBE_SERVICE_URL=" + b.URL(), "CONNECTOR_NAME=" + name, "DANUBE_TOPIC=" + topic,
 		"MQTT_MODE=server", "MQTT_SERVER_TCP_ADDR=" + addr, "MQTT_SERVER_ALLOW_ANONYMOUS=true",

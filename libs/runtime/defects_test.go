@@ -69,7 +69,7 @@ func TestMisspeltVariablesAreWarned(t *testing.T) {
 
 // SIGTERM (the context ending) is logged at once, while the connector still finishes its work.
 func TestStoppingIsLoggedAtOnce(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut runtimetest.SyncBuffer
 	cfg := &filesink.Config{}
 	ctx, cancel := context.WithCancel(context.Background())
 	logged := make(chan bool, 1)

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,20 +131,20 @@ func TestMainProcessExitCodes(t *testing.T) {
 	runtimetest.CreateTopic(t, b, "/default/proc")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	start := func(extra ...string) (*exec.Cmd, *syncBuffer) {
+	start := func(extra ...string) (*exec.Cmd, *runtimetest.SyncBuffer) {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "RUNTIME_TEST_MAIN_SINK=1", "DANUBE_SERVICE_URL="+b.URL(), "CONNECTOR_NAME=proc",
 			"DANUBE_TOPIC=/default/proc", "SUBSCRIPTION_NAME=proc", "OUTPUT_PATH="+out, "METRICS_ADDR=127.0.0.1:0",
 			"BATCH_SIZE=100", "BATCH_TIMEOUT_MS=3600000", "RETRY_BACKOFF_MS=5", "LOG_FORMAT=text")
 		cmd.Env = append(cmd.Env, extra...)
-		stderr := &syncBuffer{}
+		stderr := &runtimetest.SyncBuffer{}
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		return cmd, stderr
 	}
-	waitLog := func(stderr *syncBuffer, cmd *exec.Cmd, what string) {
+	waitLog := func(stderr *runtimetest.SyncBuffer, cmd *exec.Cmd, what string) {
 		deadline := time.Now().Add(runtimetest.Timeout)
 		for !strings.Contains(stderr.String(), what) {
 			if time.Now().After(deadline) {
@@ -196,23 +195,6 @@ func TestMainProcessExitCodes(t *testing.T) {
 	if !strings.Contains(stderr.String(), "RETRY_EXHAUSTED=stop") {
 		t.Fatalf("stderr:\n%s", stderr)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func scrape(t *testing.T, url string) string {

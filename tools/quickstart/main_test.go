@@ -1,40 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer is a bytes.Buffer safe for the quickstart's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestQuickstartDeliversEveryEventAndShowsRetries(t *testing.T) {
-	var out syncBuffer
+	var out runtimetest.SyncBuffer
 	if err := run(context.Background(), []string{"-events", "12", "-rate", "500", "-flaky", "4"}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -51,7 +33,7 @@ func TestQuickstartDeliversEveryEventAndShowsRetries(t *testing.T) {
 }
 
 func TestQuickstartStopsCleanlyOnInterrupt(t *testing.T) {
-	var out syncBuffer
+	var out runtimetest.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-rate", "200"}, &out) }()

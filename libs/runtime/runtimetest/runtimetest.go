@@ -26,15 +26,22 @@ import (
 // Timeout bounds every wait of this package.
 var Timeout = 20 * time.Second
 
+// BrokerConfig is the configuration of StartBroker's development broker: millisecond timers, state
+// persisted in dataDir. A test that stops the broker and starts a new one on the same addresses
+// and directory (an outage) starts it with this.
+func BrokerConfig(dataDir string) devbroker.Config {
+	return devbroker.Config{
+		DataDir:    dataDir,
+		AckTimeout: 2 * time.Second, RedeliveryBaseDelay: 10 * time.Millisecond, RedeliveryMaxDelay: 100 * time.Millisecond,
+		RetryTick: 10 * time.Millisecond, CursorFlushInterval: 20 * time.Millisecond,
+	}
+}
+
 // StartBroker starts a development broker with millisecond timers whose state persists in a
 // temporary directory (so Restart keeps topics, messages and cursors); it is closed at cleanup.
 func StartBroker(t testing.TB) *devbroker.Broker {
 	t.Helper()
-	b, err := devbroker.Start(devbroker.Config{
-		DataDir:    t.TempDir(),
-		AckTimeout: 2 * time.Second, RedeliveryBaseDelay: 10 * time.Millisecond, RedeliveryMaxDelay: 100 * time.Millisecond,
-		RetryTick: 10 * time.Millisecond, CursorFlushInterval: 20 * time.Millisecond,
-	})
+	b, err := devbroker.Start(BrokerConfig(t.TempDir()))
 	if err != nil {
 		t.Fatalf("start devbroker: %v", err)
 	}

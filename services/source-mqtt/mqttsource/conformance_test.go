@@ -2,7 +2,6 @@ package mqttsource_test
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,18 +130,7 @@ func TestServerConformance(t *testing.T) {
 			publish(t, dev, 1, func(p []byte) string { return topic(index(p)) }, payloads...)
 			dev.Disconnect(100)
 		},
-		Reset: func(t *testing.T) { addr = freeAddr(t) },
+		Reset: func(t *testing.T) { addr = harness.FreeAddr(t) },
 		Key:   topic,
 	})
-}
-
-// freeAddr returns a local address nothing listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/danube-messaging/danube-connect-go/integration/harness"
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 	"github.com/danube-messaging/danube-connect-go/services/source-mqtt/mqttsource"
@@ -116,7 +117,7 @@ func TestServerMQTT5Properties(t *testing.T) {
 	runtimetest.CreateTopic(t, b, topic)
 	col := runtimetest.Collect(t, b, topic, "reader")
 	cfg := runtimetest.SourceConfig(b, "mqtt5", topic)
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	c := baseConfig(cfg, mqttsource.ServerMode, "sensors/#="+topic)
 	c.ServerTCPAddr, c.ServerAnonymous = addr, true
 	r := runtimetest.StartSource(t, cfg, newSource(t, c), true)

@@ -51,7 +51,7 @@ func startMosquitto(t *testing.T) *mosquitto {
 		t.Skipf("mosquitto binary not found (apt install mosquitto): %v", err)
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	host, port, _ := strings.Cut(addr, ":")
 	conf := filepath.Join(dir, "mosquitto.conf")
 	// max_inflight_messages 0, max_queued_messages 0: as the shared test server, nothing is dropped.
@@ -306,18 +306,8 @@ func TestClientThroughMQTTBrokerRestart(t *testing.T) {
 func TestThroughDanubeBrokerRestart(t *testing.T) {
 	for _, mode := range []mqttsource.Mode{mqttsource.ClientMode, mqttsource.ServerMode} {
 		t.Run(mode.String(), func(t *testing.T) {
-			dir := t.TempDir()
-			bcfg := devbroker.Config{
-				DataDir:    dir,
-				AckTimeout: 2 * time.Second, RedeliveryBaseDelay: 10 * time.Millisecond, RedeliveryMaxDelay: 100 * time.Millisecond,
-				RetryTick: 10 * time.Millisecond, CursorFlushInterval: 20 * time.Millisecond,
-			}
-			b, err := devbroker.Start(bcfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var mu sync.Mutex
-			t.Cleanup(func() { mu.Lock(); _ = b.Close(); mu.Unlock() })
+			outage := startDanube(t)
+			b := outage.b
 			topic := "/default/danube-restart"
 			runtimetest.CreateTopic(t, b, topic)
 			col := runtimetest.Collect(t, b, topic, "reader")
@@ -330,7 +320,7 @@ func TestThroughDanubeBrokerRestart(t *testing.T) {
 				c.BrokerURLs, c.ClientID, c.QoS, devURL = []string{ep.URL}, name, 2, ep.URL
 				t.Cleanup(func() { forgetSession(t, ep.URL, name) })
 			} else {
-				addr := freeAddr(t)
+				addr := harness.FreeAddr(t)
 				c.ServerTCPAddr, c.ServerAnonymous, devURL = addr, true, "tcp://"+addr
 			}
 			r := runtimetest.StartSource(t, cfg, newSource(t, c), true)
@@ -338,25 +328,9 @@ func TestThroughDanubeBrokerRestart(t *testing.T) {
 
 			dev.publish(300)
 			col.WaitFor(t, "the first messages", func(ms []*danube.Message) bool { return len(ms) >= 50 })
-			brokerAddr, adminAddr := b.Addr(), b.AdminAddr()
-			mu.Lock()
-			_ = b.Close()
-			mu.Unlock()
+			outage.stop()
 			dev.publish(300) // while Danube is down
-			bcfg.BrokerAddr, bcfg.AdminAddr = brokerAddr, adminAddr
-			var b2 *devbroker.Broker
-			for range 100 { // the old sockets may take a moment to release the ports
-				if b2, err = devbroker.Start(bcfg); err == nil {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			if err != nil {
-				t.Fatalf("restart the Danube broker on %s: %v", brokerAddr, err)
-			}
-			mu.Lock()
-			b = b2
-			mu.Unlock()
+			outage.start(t)
 			dev.publish(300)
 			dev.confirmed(t)
 			dups := distinct(t, col, 900)
@@ -376,17 +350,8 @@ func TestThroughDanubeBrokerRestart(t *testing.T) {
 // broker resent them from the resumed session (a new session would have neither).
 func TestClientResumesSessionAfterMQTTBrokerRestart(t *testing.T) {
 	mq := startMosquitto(t)
-	bcfg := devbroker.Config{
-		DataDir:    t.TempDir(),
-		AckTimeout: 2 * time.Second, RedeliveryBaseDelay: 10 * time.Millisecond, RedeliveryMaxDelay: 100 * time.Millisecond,
-		RetryTick: 10 * time.Millisecond, CursorFlushInterval: 20 * time.Millisecond,
-	}
-	b, err := devbroker.Start(bcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	t.Cleanup(func() { mu.Lock(); _ = b.Close(); mu.Unlock() })
+	outage := startDanube(t)
+	b := outage.b
 	topic := "/default/mqtt-resume"
 	runtimetest.CreateTopic(t, b, topic)
 	col := runtimetest.Collect(t, b, topic, "reader")
@@ -402,10 +367,7 @@ func TestClientResumesSessionAfterMQTTBrokerRestart(t *testing.T) {
 
 	dev.publish(50)
 	distinct(t, col, 50)
-	brokerAddr, adminAddr := b.Addr(), b.AdminAddr()
-	mu.Lock()
-	_ = b.Close() // Danube down: nothing more is acknowledged to Mosquitto
-	mu.Unlock()
+	outage.stop() // Danube down: nothing more is acknowledged to Mosquitto
 	const burst = 500
 	dev.publish(burst)
 	dev.confirmed(t)                // Mosquitto has all of them
@@ -417,20 +379,7 @@ func TestClientResumesSessionAfterMQTTBrokerRestart(t *testing.T) {
 	notReady := r.Telemetry.Ready(context.Background())
 	dev.publish(100) // while Mosquitto is down
 
-	bcfg.BrokerAddr, bcfg.AdminAddr = brokerAddr, adminAddr
-	for range 100 { // the old sockets may take a moment to release the ports
-		var b2 *devbroker.Broker
-		if b2, err = devbroker.Start(bcfg); err == nil {
-			mu.Lock()
-			b = b2
-			mu.Unlock()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("restart the Danube broker on %s: %v", brokerAddr, err)
-	}
+	outage.start(t)
 	mq.start(t)
 	r.WaitReady(t)
 	dev.publish(100)
@@ -451,4 +400,49 @@ func TestClientResumesSessionAfterMQTTBrokerRestart(t *testing.T) {
 	}
 	t.Logf("all %d messages arrived, %d duplicates, %d resent by Mosquitto from the resumed session (mqtt.dup=true); /readyz while down: %v",
 		n, dups, resent, notReady)
+}
+
+// danubeOutage is a development broker a test stops and starts again on the same addresses and
+// data directory: an outage of Danube as a connector sees one (Broker.Restart leaves no gap).
+type danubeOutage struct {
+	cfg devbroker.Config
+	mu  sync.Mutex
+	b   *devbroker.Broker // the first broker: its URL stays the broker's
+	cur *devbroker.Broker // the one running, closed at cleanup
+}
+
+func startDanube(t *testing.T) *danubeOutage {
+	t.Helper()
+	d := &danubeOutage{cfg: runtimetest.BrokerConfig(t.TempDir())}
+	b, err := devbroker.Start(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.b, d.cur = b, b
+	d.cfg.BrokerAddr, d.cfg.AdminAddr = b.Addr(), b.AdminAddr()
+	t.Cleanup(func() { d.mu.Lock(); _ = d.cur.Close(); d.mu.Unlock() })
+	return d
+}
+
+func (d *danubeOutage) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_ = d.cur.Close()
+}
+
+// start starts the broker again on its addresses and data.
+func (d *danubeOutage) start(t *testing.T) {
+	t.Helper()
+	var err error
+	for range 100 { // the old sockets may take a moment to release the ports
+		var b *devbroker.Broker
+		if b, err = devbroker.Start(d.cfg); err == nil {
+			d.mu.Lock()
+			d.cur = b
+			d.mu.Unlock()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("restart the Danube broker on %s: %v", d.cfg.BrokerAddr, err)
 }

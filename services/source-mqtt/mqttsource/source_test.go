@@ -30,7 +30,7 @@ func TestServerAcksOnlyAfterDanube(t *testing.T) {
 	runtimetest.CreateTopic(t, b, topic)
 	col := runtimetest.Collect(t, b, topic, "reader")
 	cfg := runtimetest.SourceConfig(b, "mqtt-acks", topic)
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	c := baseConfig(cfg, mqttsource.ServerMode, "#="+topic)
 	c.ServerTCPAddr, c.ServerAnonymous = addr, true
 	r := runtimetest.StartSource(t, cfg, newSource(t, c), true)
@@ -65,7 +65,7 @@ func TestServerMessages(t *testing.T) {
 	runtimetest.CreateTopic(t, b, other)
 	colTemp, colOther := runtimetest.Collect(t, b, temp, "reader"), runtimetest.Collect(t, b, other, "reader")
 	cfg := runtimetest.SourceConfig(b, "mqtt-msgs", temp)
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	c := baseConfig(cfg, mqttsource.ServerMode, "factory/+/temp="+temp+";factory/#="+other)
 	c.ServerTCPAddr, c.MaxPayload = addr, 100
 	c.ServerUsers = config.NewSecret("dev:pw")
@@ -122,7 +122,7 @@ func TestServerMessages(t *testing.T) {
 func TestServerRejectsBadCredentials(t *testing.T) {
 	b := runtimetest.StartBroker(t)
 	cfg := runtimetest.SourceConfig(b, "mqtt-auth", "/default/auth")
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	c := baseConfig(cfg, mqttsource.ServerMode, "#=/default/auth")
 	c.ServerTCPAddr = addr
 	c.ServerUsers = config.NewSecret("dev:pw")
