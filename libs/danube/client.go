@@ -426,10 +426,15 @@ func partitionIndex(base, name string) (int, bool) {
 // partitionName returns the name of partition i of base.
 func partitionName(base string, i int) string { return fmt.Sprintf("%s-part-%d", base, i) }
 
-// healthLoop pings the broker every interval for (kind, id) until ctx ends or
-// the broker answers CLOSE, then calls onClose once. Errors are transient
-// (the broker may be restarting) and do not stop the loop.
-func (c *Client) healthLoop(ctx context.Context, b broker, kind danubepb.HealthCheckRequest_ClientType, id uint64, onClose func()) {
+// healthLoop pings the broker every interval for (kind, id) on topic until ctx
+// ends or the broker answers CLOSE, then calls onClose once. Errors are
+// transient (the broker may be restarting) and do not stop the loop; each
+// outcome goes to the OnHealth hook.
+func (c *Client) healthLoop(ctx context.Context, b broker, kind danubepb.HealthCheckRequest_ClientType, id uint64, topic string, onClose func()) {
+	hookKind := "consumer"
+	if kind == danubepb.HealthCheckRequest_Producer {
+		hookKind = "producer"
+	}
 	c.healthLoops.Add(1)
 	defer c.healthLoops.Add(-1)
 	t := time.NewTicker(c.cfg.healthInterval)
@@ -449,16 +454,16 @@ func (c *Client) healthLoop(ctx context.Context, b broker, kind danubepb.HealthC
 		resp, err := danubepb.NewHealthCheckClient(cc).HealthCheck(rpcCtx(ctx, b), &danubepb.HealthCheckRequest{
 			RequestId: reqID, Client: kind, Id: id,
 		})
+		if ctx.Err() != nil {
+			return
+		}
+		c.cfg.hooks.health(HealthEvent{Topic: topic, Kind: hookKind, Err: err})
 		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Debug("danube: health check failed", "id", id, "err", err)
-			}
+			c.log.Debug("danube: health check failed", "id", id, "err", err)
 			continue
 		}
 		if resp.GetStatus() == danubepb.HealthCheckResponse_CLOSE {
-			if ctx.Err() == nil {
-				onClose()
-			}
+			onClose()
 			return
 		}
 	}

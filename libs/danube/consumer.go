@@ -326,7 +326,7 @@ func (pc *partitionConsumer) stream() string {
 	hcDone := make(chan struct{})
 	go func() {
 		defer close(hcDone)
-		c.healthLoop(ctx, b, danubepb.HealthCheckRequest_Consumer, id, func() { cancel(errBrokerClose) })
+		c.healthLoop(ctx, b, danubepb.HealthCheckRequest_Consumer, id, pc.topic, func() { cancel(errBrokerClose) })
 	}()
 	defer func() {
 		cancel(nil)

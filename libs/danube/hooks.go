@@ -11,6 +11,7 @@ type Hooks struct {
 	OnAck       func(AckEvent)       // each Ack or Nack
 	OnRetry     func(RetryEvent)     // each retry of an rpc, before its wait
 	OnReconnect func(ReconnectEvent) // each producer recreation or consumer resubscription
+	OnHealth    func(HealthEvent)    // each periodic health check of a producer or consumer
 }
 
 // SendEvent describes one Send outcome.
@@ -52,6 +53,20 @@ type ReconnectEvent struct {
 	Kind   string // "producer" or "consumer"
 	Reason string // e.g. "health check CLOSE", "stream ended", "NotFound"
 	Err    error
+}
+
+// HealthEvent describes one periodic health check of a producer or consumer: Err is nil when the
+// broker answered. It is how an idle client learns that the broker is gone.
+type HealthEvent struct {
+	Topic string
+	Kind  string // "producer" or "consumer"
+	Err   error
+}
+
+func (h *Hooks) health(e HealthEvent) {
+	if h.OnHealth != nil {
+		h.OnHealth(e)
+	}
 }
 
 func (h *Hooks) send(e SendEvent) {

@@ -302,7 +302,7 @@ func (pp *partitionProducer) startHealth(s *session) {
 	pp.hcCancel, pp.hcDone = cancel, done
 	go func() {
 		defer close(done)
-		pp.c.healthLoop(ctx, s.broker, danubepb.HealthCheckRequest_Producer, s.id, func() {
+		pp.c.healthLoop(ctx, s.broker, danubepb.HealthCheckRequest_Producer, s.id, pp.topic, func() {
 			if s.kill("health check CLOSE") {
 				pp.c.log.Info("danube: broker closed producer; it will be recreated on the next send", "topic", pp.topic, "producer", pp.name, "id", s.id)
 			}

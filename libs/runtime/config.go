@@ -354,6 +354,7 @@ type SourceConfig struct {
 	PublishOrder PublishOrder  `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes kept in flight at once per topic: key (never two with the same routing key; unkeyed records in order), strict (one at a time: topic order = source order) or none"`
 	PollInterval config.Millis `env:"POLL_INTERVAL_MS" envDefault:"100" desc:"wait after a Poll that returned nothing (querying sources only)"`
 	BatchSize    int           `env:"BATCH_SIZE" envDefault:"1000" desc:"most records handed over in one call (a source's Poll)"`
+	DLQTopic     string        `env:"DLQ_TOPIC" desc:"dead-letter topic for records Danube refuses for good (over its message size limit, invalid): a descriptor of the record goes there and the stream goes on; empty = such a record stops the source"`
 }
 
 // Validate implements config.Validator.
@@ -372,6 +373,13 @@ func (c *SourceConfig) Validate() error {
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, config.Invalid("BATCH_SIZE", c.BatchSize, "must be at least 1"))
+	}
+	if c.DLQTopic != "" {
+		if err := checkTopic(c.DLQTopic); err != nil {
+			errs = append(errs, config.Invalid("DLQ_TOPIC", c.DLQTopic, err.Error()))
+		} else if c.DLQTopic == c.Topic {
+			errs = append(errs, config.Invalid("DLQ_TOPIC", c.DLQTopic, "must differ from DANUBE_TOPIC"))
+		}
 	}
 	return errors.Join(errs...)
 }

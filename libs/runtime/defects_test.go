@@ -130,3 +130,20 @@ func (c *countingDown) Process(context.Context, *runtime.SinkRecord) error {
 	c.calls.Add(1)
 	return runtime.Retryable(errors.New("503"))
 }
+
+// A misspelt required variable is named with the hint, not only "required, but not set".
+func TestMisspeltRequiredVariableIsHinted(t *testing.T) {
+	var env []string
+	for _, kv := range validEnv {
+		if !strings.HasPrefix(kv, "CONNECTOR_NAME=") {
+			env = append(env, kv)
+		}
+	}
+	var out, errOut bytes.Buffer
+	cfg := &filesink.Config{}
+	code := runtime.Main(context.Background(), nil, append(env, "CONECTOR_NAME=x"), &out, &errOut, cfg, &cfg.Common, noRun)
+	want := "CONNECTOR_NAME: required, but not set (CONECTOR_NAME is set: did you mean CONNECTOR_NAME?)"
+	if code != runtime.ExitConfig || !strings.Contains(errOut.String(), want) {
+		t.Fatalf("exit %d, output lacks %q:\n%s", code, want, errOut.String())
+	}
+}

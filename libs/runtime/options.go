@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -38,7 +39,18 @@ func WithClient(c *danube.Client, conn *Connection) Option {
 // Connection is a Danube client's connection state as its events report it; readiness (/readyz)
 // follows it. The zero value is "starting" (not ready) until the first event or the runner's first
 // successful subscribe or producer.
-type Connection struct{ flag telemetry.Flag }
+type Connection struct {
+	flag telemetry.Flag
+	// byHealth is set while the state came from a failed health check: only a health check that
+	// passes clears it then (an idle source sends nothing that would), and any other event wins.
+	byHealth atomic.Bool
+}
+
+// set records an event's outcome (nil: healthy).
+func (c *Connection) set(err error) {
+	c.byHealth.Store(false)
+	c.flag.Set(err)
+}
 
 // Hooks returns client hooks that keep c up to date and then call next's (for metrics or
 // tracing). Pass them to danube.WithHooks when building a client shared through WithClient.
@@ -46,9 +58,9 @@ func (c *Connection) Hooks(next danube.Hooks) danube.Hooks {
 	return danube.Hooks{
 		OnReconnect: func(ev danube.ReconnectEvent) {
 			if ev.Err != nil {
-				c.flag.Set(fmt.Errorf("%s %s: %w", ev.Kind, ev.Topic, ev.Err))
+				c.set(fmt.Errorf("%s %s: %w", ev.Kind, ev.Topic, ev.Err))
 			} else {
-				c.flag.Set(nil)
+				c.set(nil)
 			}
 			if next.OnReconnect != nil {
 				next.OnReconnect(ev)
@@ -56,9 +68,9 @@ func (c *Connection) Hooks(next danube.Hooks) danube.Hooks {
 		},
 		OnSend: func(ev danube.SendEvent) {
 			if ev.Err != nil {
-				c.flag.Set(fmt.Errorf("send to %s: %w", ev.Topic, ev.Err))
+				c.set(fmt.Errorf("send to %s: %w", ev.Topic, ev.Err))
 			} else {
-				c.flag.Set(nil)
+				c.set(nil)
 			}
 			if next.OnSend != nil {
 				next.OnSend(ev)
@@ -66,16 +78,28 @@ func (c *Connection) Hooks(next danube.Hooks) danube.Hooks {
 		},
 		OnAck: func(ev danube.AckEvent) {
 			if ev.Err == nil {
-				c.flag.Set(nil)
+				c.set(nil)
 			}
 			if next.OnAck != nil {
 				next.OnAck(ev)
 			}
 		},
 		OnRetry: func(ev danube.RetryEvent) {
-			c.flag.Set(fmt.Errorf("%s %s: retrying: %w", ev.Op, ev.Topic, ev.Err))
+			c.set(fmt.Errorf("%s %s: retrying: %w", ev.Op, ev.Topic, ev.Err))
 			if next.OnRetry != nil {
 				next.OnRetry(ev)
+			}
+		},
+		OnHealth: func(ev danube.HealthEvent) {
+			switch {
+			case ev.Err != nil:
+				c.flag.Set(fmt.Errorf("health check of %s %s: %w", ev.Kind, ev.Topic, ev.Err))
+				c.byHealth.Store(true)
+			case c.byHealth.CompareAndSwap(true, false):
+				c.flag.Set(nil)
+			}
+			if next.OnHealth != nil {
+				next.OnHealth(ev)
 			}
 		},
 		OnReceive: next.OnReceive,
@@ -131,11 +155,11 @@ func workContext(ctx context.Context, timeout time.Duration) (context.Context, c
 	return work, func() { stop(); cancel() }
 }
 
-// start initializes conn, registers its health check behind the reconnect gate and returns the
-// gate; shutdown waits for a background reconnect and shuts the connector down.
-func (e *env) start(work context.Context, name string, conn lifecycle, busy *liveness, policy retry.Policy) (g *gate, shutdown func() error, err error) {
-	if err := conn.Initialize(work); err != nil {
-		return nil, nil, fmt.Errorf("runtime: initialize connector %q: %w", name, err)
+// start initializes conn (see initialize), registers its health check behind the reconnect gate
+// and returns the gate; shutdown waits for a background reconnect and shuts the connector down.
+func (e *env) start(ctx, work context.Context, name string, conn lifecycle, busy *liveness, policy retry.Policy) (g *gate, shutdown func() error, err error) {
+	if err := e.initialize(ctx, work, name, conn, policy); err != nil {
+		return nil, nil, err
 	}
 	g = newGate(conn, e, busy, policy)
 	e.watch(g.health(work, conn.HealthCheck))
@@ -146,6 +170,34 @@ func (e *env) start(work context.Context, name string, conn lifecycle, busy *liv
 		}
 		return nil
 	}, nil
+}
+
+// initialize calls conn.Initialize (in work) until it succeeds. An external system that is not
+// reachable yet (a Disconnected error: in a compose stack the connector often starts before its
+// database) is waited for with backoff until ctx ends, the reason on /readyz and in the log; any
+// other error is one waiting cannot fix (credentials, a missing table) and is returned at once.
+func (e *env) initialize(ctx, work context.Context, name string, conn lifecycle, policy retry.Policy) error {
+	var waiting telemetry.Flag
+	unwatch := func() {}
+	defer func() { unwatch() }()
+	err := policy.Forever().Do(ctx, func(context.Context) error {
+		return conn.Initialize(work)
+	}, func(err error) bool {
+		return ClassOf(err) == ClassDisconnected
+	}, func(attempt int, wait time.Duration, err error) {
+		if attempt == 1 && e.server != nil {
+			unwatch = e.server.AddReadiness(e.name+"/external", waiting.Check)
+		}
+		waiting.Set(fmt.Errorf("waiting for the external system: %w", err))
+		e.log.Warn("external system not reachable yet; waiting", "attempt", attempt, "wait", wait, "err", err)
+	})
+	if err != nil {
+		return fmt.Errorf("runtime: initialize connector %q: %w", name, err)
+	}
+	if e.server != nil {
+		e.log.Info("external system reachable; connector initialized")
+	}
+	return nil
 }
 
 // NewResources returns what a connector constructor gets (MainSink and MainSource call it with the
@@ -196,6 +248,7 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 		e.cleanup = append(e.cleanup, func() { _ = m.Close() })
 		e.name, e.server = c.ConnectorName, o.telemetry
 		e.cleanup = append(e.cleanup, o.telemetry.AddReadiness(c.ConnectorName+"/danube", e.danube.Check))
+		m.WatchDanube(e.danube.Check)
 	}
 	if o.client != nil {
 		e.client = o.client

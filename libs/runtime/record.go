@@ -84,10 +84,15 @@ type SourceRecord[P any] struct {
 	Payload    []byte            // message body
 	Attributes map[string]string // message attributes (headers); the runtime only reads it, so records may share one map
 	Key        string            // routing key: partition choice, KeyShared order, publish order
-	// OnAck, if set, is called once with nil when Danube acked this record, or with the error when
-	// it could not be published before shutdown (MQTT sends PUBACK here). It must not block; calls
+	// OnAck, if set, is called once with nil when Danube acked this record (or, refused by Danube
+	// for good, it went to DLQ_TOPIC), or with the error when it could not be published before
+	// shutdown (MQTT sends PUBACK here). It must not block; calls
 	// for different records may run concurrently.
 	OnAck func(err error)
+	// Origin, if set, says where the record came from in the external system's terms ("table
+	// public.orders, key {"id":7}, LSN 0/16B3748"). The runtime calls it only for a record Danube
+	// refuses for good, to name the record in the error or in its dead-letter descriptor.
+	Origin func() string
 
 	pos        P
 	hasPos     bool

@@ -94,8 +94,11 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	// work outlives ctx by the shutdown timeout so that batches in progress can finish and be acked.
 	work, cancelWork := workContext(ctx, cfg.ShutdownTimeout.D())
 	defer cancelWork()
-	g, shutdown, err := e.start(work, cfg.ConnectorName, conn, r.busy, r.policy)
+	g, shutdown, err := e.start(ctx, work, cfg.ConnectorName, conn, r.busy, r.policy)
 	if err != nil {
+		if stopped(err) && ctx.Err() != nil { // stopped while waiting for the external system
+			return nil
+		}
 		return err
 	}
 	r.gate = g

@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -47,6 +48,7 @@ type sourceRunner[P any] struct {
 	work       context.Context // outlives the intake by SHUTDOWN_TIMEOUT_MS
 	mu         sync.Mutex
 	senders    map[string]*sender[P]
+	dlq        *producer // DLQ_TOPIC's, when set
 	wg         sync.WaitGroup
 	stopIntake context.CancelCauseFunc // with the fatal error that stops the source
 
@@ -65,12 +67,22 @@ type publisher interface {
 	Close() error
 }
 
+// producer is one topic's Danube producer.
+type producer struct {
+	topic string
+	prod  publisher
+	warn  rate.Sometimes // publish failures are logged once per interval, not once per record
+}
+
+func newProducerOf(topic string, prod publisher) producer {
+	return producer{topic: topic, prod: prod, warn: rate.Sometimes{First: 1, Interval: 10 * time.Second}}
+}
+
 // sender publishes one destination topic's records with its own producer, keeping up to
 // MAX_IN_FLIGHT publishes in flight in the order PUBLISH_ORDER asks for.
 type sender[P any] struct {
-	topic    string
+	producer
 	spanName string // "publish <topic>", built once
-	prod     publisher
 	queue    chan outRecord[P]
 	rejected atomic.Pointer[error] // set once Danube refused a record for good
 }
@@ -98,8 +110,11 @@ func RunSource[P any](ctx context.Context, cfg *SourceConfig, conn SourceConnect
 		commitWake: make(chan struct{}, 1), busy: newLiveness(cfg.LivenessTimeout.D()),
 	}
 	e.live(r.busy.Check)
-	g, shutdown, err := e.start(work, cfg.ConnectorName, conn, r.busy, r.policy)
+	g, shutdown, err := e.start(ctx, work, cfg.ConnectorName, conn, r.busy, r.policy)
 	if err != nil {
+		if stopped(err) && ctx.Err() != nil { // stopped while waiting for the external system
+			return nil
+		}
 		return err
 	}
 	r.gate = g
@@ -111,6 +126,17 @@ func RunSource[P any](ctx context.Context, cfg *SourceConfig, conn SourceConnect
 			}
 			return err
 		}
+	}
+	if cfg.DLQTopic != "" { // up front too: a source that cannot dead-letter must not start
+		prod, err := r.newProducer(ctx, cfg.DLQTopic, cfg.ConnectorName+"-dlq")
+		if err != nil {
+			if stopped(err) && ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("runtime: DLQ_TOPIC=%q: %w", cfg.DLQTopic, err)
+		}
+		p := newProducerOf(cfg.DLQTopic, prod)
+		r.dlq = &p
 	}
 	e.danube.Set(nil)
 	e.log.Info("source started", "default_topic", cfg.Topic, "max_in_flight", cfg.MaxInFlight, "publish_order", cfg.PublishOrder.String())
@@ -141,9 +167,10 @@ func (r *sourceRunner[P]) run(ctx context.Context) error {
 	close(r.commitWake)
 	<-commitDone
 	for _, s := range r.senders {
-		if cerr := s.prod.Close(); cerr != nil {
-			r.env.log.Warn("close producer", "topic", s.topic, "err", cerr)
-		}
+		r.closeProducer(&s.producer)
+	}
+	if r.dlq != nil {
+		r.closeProducer(r.dlq)
 	}
 	if pending := r.marks.Pending(); pending > 0 && runErr == nil {
 		if r.done && ctx.Err() == nil {
@@ -292,6 +319,16 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 	if err := checkTopic(topic); err != nil {
 		return nil, Fatal(fmt.Errorf("runtime: record topic %q: %w", topic, err))
 	}
+	prod, err := r.newProducer(ctx, topic, r.cfg.ConnectorName)
+	if err != nil {
+		return nil, err
+	}
+	return r.addSender(topic, prod), nil
+}
+
+// newProducer creates a reliable producer on topic, retrying what may pass (an outage, a creation
+// race between replicas); a refusal no retry can fix is fatal.
+func (r *sourceRunner[P]) newProducer(ctx context.Context, topic, name string) (*danube.Producer, error) {
 	var (
 		prod   *danube.Producer
 		exists int
@@ -307,7 +344,7 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 		return true
 	}, func(ctx context.Context) (err error) {
 		prod, err = r.env.client.NewProducer(ctx, danube.ProducerOptions{
-			Topic: topic, Name: r.cfg.ConnectorName, Partitions: r.cfg.Partitions, Dispatch: danube.Reliable,
+			Topic: topic, Name: name, Partitions: r.cfg.Partitions, Dispatch: danube.Reliable,
 		})
 		if err != nil {
 			return fmt.Errorf("runtime: create producer on %q: %w", topic, err)
@@ -316,7 +353,7 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 	})
 	switch code := status.Code(err); {
 	case err == nil:
-		return r.addSender(topic, prod), nil
+		return prod, nil
 	case code == grpccodes.AlreadyExists:
 		return nil, Fatal(fmt.Errorf("%w (Danube refuses to create a topic named like a partition of an existing "+
 			"non-partitioned topic, or the reverse: %q and its -part-N names cannot both exist)", err, partitionBase(topic)))
@@ -339,7 +376,7 @@ func partitionBase(topic string) string {
 }
 
 func (r *sourceRunner[P]) addSender(topic string, prod publisher) *sender[P] {
-	s := &sender[P]{topic: topic, spanName: "publish " + topic, prod: prod, queue: make(chan outRecord[P], cap(r.slots))}
+	s := &sender[P]{producer: newProducerOf(topic, prod), spanName: "publish " + topic, queue: make(chan outRecord[P], cap(r.slots))}
 	r.mu.Lock()
 	r.senders[topic] = s
 	r.mu.Unlock()
@@ -408,11 +445,10 @@ func (r *sourceRunner[P]) dispatch(s *sender[P]) {
 	}
 }
 
-// publish sends one record. A failed send is retried (the client reconnects underneath) until it
-// succeeds or the shutdown timeout ends the work context: nothing is skipped, so order and the
-// watermark stay intact. A record Danube will never accept (see permanent) stops the source with a
-// fatal error naming the topic, the record and the broker's answer, instead of blocking the topic
-// forever; the records behind it on this topic are not published.
+// publish sends one record, waiting out a Danube outage of any length (see send). A record Danube
+// will never accept (see permanent) goes to DLQ_TOPIC as a descriptor when there is one; otherwise
+// it stops the source with a fatal error naming the record, its origin and the broker's answer,
+// instead of blocking the topic forever, and the records behind it on this topic are not published.
 func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 	if rej := s.rejected.Load(); rej != nil || r.work.Err() != nil {
 		var cause error
@@ -433,29 +469,25 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 	msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
 	var err error
 	if size := danube.MessageSize(msg); size > danube.MaxMessageSize {
-		err = fmt.Errorf("record is %d bytes with its attributes, over the broker's %d-byte limit", size, danube.MaxMessageSize)
+		err = fmt.Errorf("the record is %d bytes with its attributes, over the broker's %d-byte limit", size, danube.MaxMessageSize)
+	} else {
+		err = r.send(ctx, &s.producer, msg)
 	}
-	for attempt := 1; err == nil; attempt++ {
-		if _, err = s.prod.Send(ctx, msg); err == nil || r.work.Err() != nil {
-			break
-		}
-		if permanent(err) {
-			break
-		}
-		r.env.metrics.Retried(1)
-		d := r.policy.Next(attempt)
-		r.env.log.Warn("publish failed; retrying", "topic", s.topic, "attempt", attempt, "wait", d, "err", err)
-		if retry.Sleep(r.work, d) != nil {
-			break
-		}
-	}
+	deadLettered := false
 	if err != nil && r.work.Err() == nil { // refused for good (or too large to send)
-		pos, _ := out.rec.Position()
-		err = Fatal(fmt.Errorf("runtime: Danube rejected record %d (position %v, %d bytes) for topic %q; it cannot be published: %w",
-			out.seq, pos, len(out.rec.Payload), s.topic, err))
-		s.rejected.CompareAndSwap(nil, &err)
-		r.env.metrics.Failed(1, ClassFatal.String())
-		r.stopIntake(err)
+		r.env.metrics.Failed(1, ClassInvalidData.String())
+		if r.dlq != nil {
+			err = r.deadLetter(ctx, s.topic, &out.rec, err)
+			deadLettered = err == nil
+		} else {
+			err = fmt.Errorf("runtime: Danube refused a record for topic %q for good (%s): %w; set DLQ_TOPIC to "+
+				"dead-letter such records and go on", s.topic, describeRecord(&out.rec), err)
+		}
+		if err != nil && r.work.Err() == nil {
+			err = Fatal(err)
+			s.rejected.CompareAndSwap(nil, &err)
+			r.stopIntake(err)
+		}
 	}
 	if err != nil {
 		span.RecordError(err)
@@ -467,13 +499,37 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 		r.finish(out, err)
 		return
 	}
+	if deadLettered {
+		r.env.metrics.DeadLettered(1)
+	} else {
+		r.env.metrics.Processed(1)
+	}
 	r.env.metrics.Published(1)
-	r.env.metrics.Processed(1)
 	if out.rec.OnAck != nil {
 		out.rec.OnAck(nil)
 	}
 	r.acked(out.seq)
 	<-r.slots
+}
+
+// send publishes msg on p until Danube acks it, refuses it for good (see permanent) or the work
+// context ends. Anything else (the broker is down, restarting, moving the topic) is retried with
+// backoff for as long as it lasts; the client reconnects underneath and /readyz shows the outage.
+func (r *sourceRunner[P]) send(ctx context.Context, p *producer, msg danube.ProducerMessage) error {
+	for attempt := 1; ; attempt++ {
+		_, err := p.prod.Send(ctx, msg)
+		if err == nil || permanent(err) || r.work.Err() != nil {
+			return err
+		}
+		r.env.metrics.Retried(1)
+		d := r.policy.Next(attempt)
+		p.warn.Do(func() {
+			r.env.log.Warn("publish failed; retrying until Danube accepts it", "topic", p.topic, "attempt", attempt, "wait", d, "err", err)
+		})
+		if retry.Sleep(r.work, d) != nil {
+			return err
+		}
+	}
 }
 
 // permanent reports whether Danube (or gRPC) rejected a publish in a way no retry can fix: a
@@ -588,5 +644,11 @@ func (r *sourceRunner[P]) committer() {
 		if !open {
 			return
 		}
+	}
+}
+
+func (r *sourceRunner[P]) closeProducer(p *producer) {
+	if err := p.prod.Close(); err != nil {
+		r.env.log.Warn("close producer", "topic", p.topic, "err", err)
 	}
 }

@@ -240,9 +240,10 @@ func TestSourcePermanentRejectionIsFatal(t *testing.T) {
 	b.FailNext("/danube.ProducerService/SendMessage", 1, codes.InvalidArgument)
 	s.in <- runtime.NewSourceRecord("", []byte("too big"), 41)
 	err := r.Wait()
-	want := `runtime: Danube rejected record 0 (position 41, 7 bytes) for topic "/default/rejects"; it cannot be published: ` +
+	want := `runtime: Danube refused a record for topic "/default/rejects" for good (position 41, 7 bytes): ` +
 		`danube: send to topic "/default/rejects" (producer "rejecting"): rpc error: code = InvalidArgument desc = ` +
-		`injected fault: /danube.ProducerService/SendMessage fails with InvalidArgument (0 more)`
+		`injected fault: /danube.ProducerService/SendMessage fails with InvalidArgument (0 more); ` +
+		`set DLQ_TOPIC to dead-letter such records and go on`
 	if err == nil || err.Error() != want || !errors.Is(err, runtime.ErrFatal) {
 		t.Fatalf("got  %v\nwant %s", err, want)
 	}
@@ -281,8 +282,9 @@ func TestSourceOversizedRecordIsFatal(t *testing.T) {
 	r := runtimetest.StartSource(t, cfg, s, true)
 	s.in <- runtime.NewSourceRecord("", make([]byte, danube.MaxMessageSize), 7)
 	err := r.Wait()
-	want := `runtime: Danube rejected record 0 (position 7, 4194304 bytes) for topic "/default/oversized"; it cannot be published: ` +
-		`record is 4194816 bytes with its attributes, over the broker's 4194304-byte limit`
+	want := `runtime: Danube refused a record for topic "/default/oversized" for good (position 7, 4194304 bytes): ` +
+		`the record is 4194816 bytes with its attributes, over the broker's 4194304-byte limit; ` +
+		`set DLQ_TOPIC to dead-letter such records and go on`
 	if err == nil || err.Error() != want || !errors.Is(err, runtime.ErrFatal) {
 		t.Fatalf("got  %v\nwant %s", err, want)
 	}

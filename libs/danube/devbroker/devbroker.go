@@ -293,16 +293,37 @@ func (b *Broker) Close() error {
 // and in-memory topics are gone; with DataDir, reliable topics, their messages
 // and subscription cursors come back.
 func (b *Broker) Restart() error {
+	if err := b.Stop(); err != nil {
+		return err
+	}
+	return b.Start()
+}
+
+// Stop emulates a broker that is down, as the first half of Restart: it
+// stops serving (a dial is refused) until Start.
+func (b *Broker) Stop() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return errors.New("devbroker: restart of a closed broker")
+		return errors.New("devbroker: stop of a closed broker")
 	}
 	b.stopLocked()
-	admin := b.adminAddr
+	return nil
+}
+
+// Start serves again on the same ports after Stop.
+func (b *Broker) Start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("devbroker: start of a closed broker")
+	}
+	if b.srv != nil {
+		return errors.New("devbroker: start of a broker that is serving")
+	}
 	var err error
 	for i := 0; i < 50; i++ { // the old sockets may take a moment to release the ports
-		if err = b.startLocked(b.addr, admin); err == nil {
+		if err = b.startLocked(b.addr, b.adminAddr); err == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)

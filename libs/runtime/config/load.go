@@ -10,8 +10,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -112,7 +114,7 @@ func Load(cfg any, environ []string) error {
 	var agg env.AggregateError
 	if errors.As(err, &agg) {
 		for _, e := range agg.Errors {
-			problems = append(problems, describe(e, byName, vars))
+			problems = append(problems, describe(e, byName, vars, declared))
 		}
 	} else if err != nil {
 		problems = append(problems, err)
@@ -145,7 +147,7 @@ func Load(cfg any, environ []string) error {
 	return nil
 }
 
-func describe(err error, byName map[string][]field, vars map[string]string) error {
+func describe(err error, byName map[string][]field, vars map[string]string, declared map[string]bool) error {
 	var (
 		notSet env.EnvVarIsNotSetError
 		empty  env.EmptyEnvVarError
@@ -153,7 +155,7 @@ func describe(err error, byName map[string][]field, vars map[string]string) erro
 	)
 	switch {
 	case errors.As(err, &notSet):
-		return &FieldError{Var: notSet.Key, Reason: "required, but not set"}
+		return &FieldError{Var: notSet.Key, Reason: "required, but not set" + misspelt(notSet.Key, vars, declared)}
 	case errors.As(err, &empty):
 		return &FieldError{Var: empty.Key, Reason: "required, but empty"}
 	case errors.As(err, &parse):
@@ -169,6 +171,18 @@ func describe(err error, byName map[string][]field, vars map[string]string) erro
 		}
 	}
 	return err
+}
+
+// misspelt names a set variable that no field declares and that looks like a misspelling of the
+// required variable key (PG_HOTS for PG_HOST), as a hint: "" when there is none.
+func misspelt(key string, vars map[string]string, declared map[string]bool) string {
+	for _, name := range slices.Sorted(maps.Keys(vars)) {
+		if declared[name] || strings.ToUpper(name) != name || closest(name, map[string]bool{key: true}) == "" {
+			continue
+		}
+		return " (" + name + " is set: did you mean " + key + "?)"
+	}
+	return ""
 }
 
 // parseReason says what a value of type t looks like when strconv rejected it ("invalid syntax"

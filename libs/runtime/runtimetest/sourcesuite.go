@@ -3,8 +3,10 @@ package runtimetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
@@ -36,6 +38,7 @@ func (s SourceSuite[P]) Run(t *testing.T) {
 	}
 	t.Run("AtLeastOnceThroughCrashAndRestart", s.crash)
 	t.Run("AtLeastOnceThroughBrokerRestart", s.brokerRestart)
+	t.Run("NothingLostThroughLongBrokerOutage", s.longOutage)
 	t.Run("GracefulDrainOnStop", s.drain)
 }
 
@@ -143,6 +146,60 @@ func (s SourceSuite[P]) brokerRestart(t *testing.T) {
 	}
 }
 
+// LongOutage is how long NothingLostThroughLongBrokerOutage keeps the broker down: longer than any
+// retry of the client or the runtime that gives up.
+const LongOutage = 26 * time.Second
+
+// longOutage: the broker is down for LongOutage while the external system keeps producing. The
+// source waits it out (it neither exits nor reports Danube reachable), then publishes everything,
+// in order per key.
+func (s SourceSuite[P]) longOutage(t *testing.T) {
+	b := restartableBroker(t)
+	cfg, col := s.setup(t, b, "source-outage")
+	r := StartSource(t, cfg, s.New(t, cfg), true)
+	s.emit(t, 0, 5)
+	col.WaitFor(t, "first 5 payloads", has(s.want(0, 5)))
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	s.emit(t, 5, 15)
+	connected := fmt.Sprintf("connector_danube_connected{connector=%q}", cfg.ConnectorName)
+	for r.Metric(t, connected) != 0 {
+		if r.Done() {
+			t.Fatalf("source stopped %v into the outage: %v", time.Since(down).Round(time.Second), r.Wait())
+		}
+		if time.Since(down) > LongOutage {
+			t.Fatalf("%s still %v %v into the outage, want 0", connected, r.Metric(t, connected), LongOutage)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.Telemetry.Ready(context.Background()); err == nil {
+		t.Fatal("/readyz reports ready while Danube is down")
+	}
+	time.Sleep(LongOutage / 2)
+	s.emit(t, 15, 25)
+	time.Sleep(time.Until(down.Add(LongOutage)))
+	if r.Done() {
+		t.Fatalf("source stopped during the outage: %v", r.Wait())
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.emit(t, 25, 30)
+	got := col.WaitFor(t, "all 30 payloads", has(s.want(0, 30)))
+	if s.Key != nil {
+		s.checkKeyOrder(t, got, 30)
+	}
+	r.WaitReady(t)
+	if v := r.Metric(t, connected); v != 1 {
+		t.Fatalf("%s = %v once Danube is back, want 1", connected, v)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // drain: stopping right after the external system produced loses nothing and, because everything
 // polled was published and committed before the stop returned, duplicates nothing.
 func (s SourceSuite[P]) drain(t *testing.T) {
@@ -171,14 +228,28 @@ func (s SourceSuite[P]) perKeyOrder(t *testing.T) {
 	r := StartSource(t, cfg, s.New(t, cfg), true)
 	const n = 60
 	s.emit(t, 0, n)
-	got := col.WaitFor(t, "all payloads", has(s.want(0, n)))
+	s.checkKeyOrder(t, col.WaitFor(t, "all payloads", has(s.want(0, n))), n)
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkKeyOrder checks that got, the messages of payloads 0 to n-1, carry their routing keys and
+// first arrived in source order per key (a payload published again may follow: at-least-once).
+func (s SourceSuite[P]) checkKeyOrder(t *testing.T, got []*danube.Message, n int) {
+	t.Helper()
 	index := map[string]int{}
 	for i := range n {
 		index[string(s.Payload(i))] = i
 	}
 	last := map[string]int{}
+	seen := map[int]bool{}
 	for _, m := range got {
 		i := index[string(m.Payload)]
+		if seen[i] {
+			continue
+		}
+		seen[i] = true
 		k := s.Key(i)
 		if m.Key != k {
 			t.Fatalf("payload %d has routing key %q, want %q", i, m.Key, k)
@@ -187,8 +258,5 @@ func (s SourceSuite[P]) perKeyOrder(t *testing.T) {
 			t.Fatalf("key %q: payload %d arrived after %d", k, i, prev)
 		}
 		last[k] = i
-	}
-	if err := r.Stop(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -21,6 +21,7 @@ type Metrics struct {
 	lag                                                                        atomic.Int64
 	lagSet                                                                     atomic.Bool
 	paused, poisoned                                                           atomic.Int64
+	danube                                                                     atomic.Pointer[Check]
 
 	batchSize metric.Int64Histogram
 	latency   metric.Float64Histogram
@@ -56,6 +57,8 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 	errs = append(errs, err)
 	poisoned, err := m.Int64ObservableGauge("connector.records.poisoned", metric.WithDescription("Records that keep failing while others are written, held because there is no DLQ_TOPIC: the broker stops the subscription once they use up their delivery attempts."))
 	errs = append(errs, err)
+	danubeUp, err := m.Int64ObservableGauge("connector.danube.connected", metric.WithDescription("1 while the connector reaches Danube, 0 while it does not (an outage it is waiting out: a source keeps its records and publishes them when Danube is back)."))
+	errs = append(errs, err)
 	lag, err := m.Int64ObservableGauge("connector.source.lag", metric.WithDescription("Source-reported lag behind the external system (records or bytes, as the connector knows it)."))
 	errs = append(errs, err)
 	x.batchSize, err = m.Int64Histogram("connector.batch.size", metric.WithDescription("Records per processed batch."),
@@ -72,7 +75,7 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 	for i, c := range classes {
 		byClass[i] = metric.WithAttributeSet(attribute.NewSet(conn, attribute.String("class", c)))
 	}
-	x.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	x.reg, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(received, x.received.Load(), set)
 		o.ObserveInt64(processed, x.processed.Load(), set)
 		o.ObserveInt64(retried, x.retried.Load(), set)
@@ -90,12 +93,26 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 		if x.lagSet.Load() {
 			o.ObserveInt64(lag, x.lag.Load(), set)
 		}
+		if check := x.danube.Load(); check != nil {
+			up := int64(0)
+			if (*check)(ctx) == nil {
+				up = 1
+			}
+			o.ObserveInt64(danubeUp, up, set)
+		}
 		return nil
-	}, received, processed, failed, retried, deadLettered, published, reconnects, inFlight, paused, poisoned, lag)
+	}, received, processed, failed, retried, deadLettered, published, reconnects, inFlight, paused, poisoned, lag, danubeUp)
 	if err != nil {
 		return nil, err
 	}
 	return x, nil
+}
+
+// WatchDanube makes connector_danube_connected follow check (the runner's Danube readiness).
+func (m *Metrics) WatchDanube(check Check) {
+	if m != nil {
+		m.danube.Store(&check)
+	}
 }
 
 // Close unregisters the callback: a stopped connector's series disappear from /metrics.
