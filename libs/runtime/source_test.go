@@ -272,24 +272,6 @@ func TestSourceTopicClashIsFatal(t *testing.T) {
 	}
 }
 
-// A record over the broker's size limit is never sent: the source stops at once with a fatal
-// error naming the record, instead of retrying what can never be accepted.
-func TestSourceOversizedRecordIsFatal(t *testing.T) {
-	b := runtimetest.StartBroker(t)
-	runtimetest.CreateTopic(t, b, "/default/oversized")
-	cfg := runtimetest.SourceConfig(b, "oversized", "/default/oversized")
-	s := &streaming{in: make(chan runtime.SourceRecord[int], 1)}
-	r := runtimetest.StartSource(t, cfg, s, true)
-	s.in <- runtime.NewSourceRecord("", make([]byte, danube.MaxMessageSize), 7)
-	err := r.Wait()
-	want := `runtime: Danube refused a record for topic "/default/oversized" for good (position 7, 4194304 bytes): ` +
-		`the record is 4194816 bytes with its attributes, over the broker's 4194304-byte limit; ` +
-		`set DLQ_TOPIC to dead-letter such records and go on`
-	if err == nil || err.Error() != want || !errors.Is(err, runtime.ErrFatal) {
-		t.Fatalf("got  %v\nwant %s", err, want)
-	}
-}
-
 // finite is a bounded source: its records in one Poll, then ErrSourceDone with them.
 type finite struct {
 	runtime.SourceBase
