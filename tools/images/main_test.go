@@ -3,6 +3,8 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -251,8 +253,9 @@ func checkImage(t *testing.T, s imagespec.Image, dir, log string) string {
 }
 
 // unpack extracts every layer of img into root in order (later layers win), as a container
-// runtime would, and returns the final headers by name (directories end in "/"). Absolute
-// symlinks are made to point inside root, as they would inside the container.
+// runtime would, and returns the final headers by name (directories end in "/") and the layers'
+// uncompressed size. Every layer must first pass [checkLayerTar]. Absolute symlinks are made to
+// point inside root, as they would inside the container.
 func unpack(t *testing.T, img v1.Image, root string) (map[string]*tar.Header, int64) {
 	t.Helper()
 	layers, err := img.Layers()
@@ -261,13 +264,15 @@ func unpack(t *testing.T, img v1.Image, root string) (map[string]*tar.Header, in
 	}
 	entries := map[string]*tar.Header{}
 	var size int64
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
+	for i, l := range layers {
+		raw := uncompressed(t, l)
+		size += int64(len(raw))
+		diffID, err := l.DiffID()
 		if err != nil {
 			t.Fatal(err)
 		}
-		counted := &countingReader{r: rc}
-		tr := tar.NewReader(counted)
+		checkLayerTar(t, fmt.Sprintf("layer %d of %d", i+1, len(layers)), raw, diffID)
+		tr := tar.NewReader(bytes.NewReader(raw))
 		for {
 			h, err := tr.Next()
 			if errors.Is(err, io.EOF) {
@@ -316,27 +321,84 @@ func unpack(t *testing.T, img v1.Image, root string) (map[string]*tar.Header, in
 			}
 			entries[n] = h
 		}
-		if _, err := io.Copy(io.Discard, counted); err != nil { // the tar's end padding
-			t.Fatal(err)
-		}
-		size += counted.n
-		if err := rc.Close(); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return entries, size
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+func uncompressed(t *testing.T, l v1.Layer) []byte {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+// checkLayerTar holds a layer to what strict readers demand. Go's archive/tar reads a tar that
+// stops right after an entry's data as a complete archive; GNU tar ("Unexpected EOF in archive"),
+// Python's tarfile and some container runtimes do not. So: every entry's data is padded to a
+// 512-byte block, the archive ends with two zero blocks, the diff ID is the sha256 of exactly
+// these bytes, and GNU tar, when installed, lists the same entries without a word on stderr.
+func checkLayerTar(t *testing.T, what string, raw []byte, diffID v1.Hash) {
+	t.Helper()
+	if sum := sha256.Sum256(raw); diffID.Algorithm != "sha256" || diffID.Hex != hex.EncodeToString(sum[:]) {
+		t.Errorf("%s: diff ID %s, but the uncompressed layer's sha256 is %x", what, diffID, sum)
+	}
+	if len(raw)%blockSize != 0 {
+		t.Errorf("%s: %d bytes, not a whole number of %d-byte blocks", what, len(raw), blockSize)
+	}
+	r := bytes.NewReader(raw)
+	tr := tar.NewReader(r)
+	var names []string
+	end := 0 // where the last entry's padded data ends: the end-of-archive blocks start there
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Errorf("%s: entry %d: %v", what, len(names)+1, err)
+			end = -1
+			break
+		}
+		names = append(names, h.Name)
+		data := len(raw) - r.Len() // the reader has consumed exactly the header blocks
+		padded := (data + int(h.Size) + blockSize - 1) / blockSize * blockSize
+		if padded > len(raw) || !zero(raw[data+int(h.Size):padded]) {
+			t.Errorf("%s: the data of %s (%d bytes at offset %d) is not padded with zeros to a %d-byte block",
+				what, h.Name, h.Size, data, blockSize)
+			end = -1
+			break
+		}
+		end = padded
+	}
+	if end >= 0 && (len(raw)-end < 2*blockSize || !zero(raw[end:])) {
+		t.Errorf("%s: does not end with two zero blocks after its last entry (%d bytes follow it)", what, len(raw)-end)
+	}
+
+	gnuTar, err := exec.LookPath("tar")
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(gnuTar, "-tf", "-")
+	cmd.Stdin = bytes.NewReader(raw)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Errorf("%s: %s -t: %v\n%s", what, gnuTar, err, stderr.Bytes())
+	} else if listed := strings.Fields(stdout.String()); !slices.Equal(listed, names) {
+		t.Errorf("%s: tar -t lists %q, archive/tar reads %q", what, listed, names)
+	}
 }
+
+const blockSize = 512
+
+func zero(b []byte) bool { return !slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) }
 
 // compressedSize is what a pull transfers: manifest, config and compressed layers.
 func compressedSize(t *testing.T, img v1.Image) int64 {

@@ -4,9 +4,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
+
+// stat is one number on the status line.
+type stat struct {
+	label string
+	value func() int64
+}
 
 // status keeps a live counter line at the bottom of a terminal while other lines scroll above it;
 // on a pipe it prints the counters as a plain line every few seconds instead.
@@ -14,15 +21,15 @@ type status struct {
 	mu      sync.Mutex
 	out     io.Writer
 	tty     bool
-	c       *counters
+	stats   []stat
 	drawn   bool
 	started time.Time
 	quit    chan struct{}
 	done    chan struct{}
 }
 
-func newStatus(out io.Writer, c *counters) *status {
-	s := &status{out: out, c: c, quit: make(chan struct{}), done: make(chan struct{})}
+func newStatus(out io.Writer) *status {
+	s := &status{out: out, quit: make(chan struct{}), done: make(chan struct{})}
 	if f, ok := out.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			s.tty = true
@@ -31,9 +38,17 @@ func newStatus(out io.Writer, c *counters) *status {
 	return s
 }
 
+// counts is "label n, label n, ..." joined by sep.
+func (s *status) counts(sep string) string {
+	parts := make([]string, len(s.stats))
+	for i, st := range s.stats {
+		parts[i] = fmt.Sprintf("%s %d", st.label, st.value())
+	}
+	return strings.Join(parts, sep)
+}
+
 func (s *status) line() string {
-	return fmt.Sprintf("produced %d │ delivered %d │ retried %d │ %s",
-		s.c.produced.Load(), s.c.delivered.Load(), s.c.retried.Load(), time.Since(s.started).Round(time.Second))
+	return s.counts(" │ ") + " │ " + time.Since(s.started).Round(time.Second).String()
 }
 
 // printf prints a line above the status line.
@@ -49,7 +64,9 @@ func (s *status) printf(format string, args ...any) {
 	}
 }
 
-func (s *status) start() {
+// start shows stats from now on.
+func (s *status) start(stats []stat) {
+	s.stats = stats
 	s.started = time.Now()
 	every := 5 * time.Second
 	if s.tty {

@@ -266,7 +266,11 @@ func binaryLayer(service string, bin []byte) ([]byte, error) {
 	if _, err := tw.Write(bin); err != nil {
 		return nil, err
 	}
-	return b.Bytes(), tw.Close()
+	// Close writes the data's padding and the two end-of-archive blocks: only then is the tar whole.
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // Labels returns the OCI labels of an image.

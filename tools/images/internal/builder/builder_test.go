@@ -1,7 +1,9 @@
 package builder
 
 import (
+	"archive/tar"
 	"bytes"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,6 +51,33 @@ func assemble(t *testing.T, platform string) Result {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// The binary layer is a complete tar: the binary's data padded to a 512-byte block and two zero
+// blocks at the end (Go's archive/tar reads a tar cut off before them without complaint; GNU tar
+// does not).
+func TestBinaryLayerIsACompleteTar(t *testing.T) {
+	for _, size := range []int{0, 1, 511, 512, 513, 70_000} {
+		bin := bytes.Repeat([]byte{0xA5}, size)
+		b, err := binaryLayer("sink-x", bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// header + data padded to whole blocks + the two end-of-archive blocks
+		if want := 512 + (size+511)/512*512 + 1024; len(b) != want || !bytes.Equal(b[len(b)-1024:], make([]byte, 1024)) {
+			t.Errorf("binary of %d bytes: layer of %d bytes, want %d ending in 1024 zero bytes", size, len(b), want)
+			continue
+		}
+		tr := tar.NewReader(bytes.NewReader(b))
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(tr)
+		if err != nil || h.Name != "sink-x" || h.Mode != 0o755 || !bytes.Equal(got, bin) {
+			t.Errorf("entry %q mode %o, %d bytes (%v); want sink-x 0755 with the binary", h.Name, h.Mode, len(got), err)
+		}
+	}
 }
 
 // The same inputs give the same image digest: nothing depends on the time or the machine.
