@@ -7,7 +7,8 @@
 //	  go test -count=1 ./integration/brokerparity/
 //
 // A test that passes against one and fails against the other is a difference to close, except
-// TestFallingBehindLosesNothing, which fails against v0.15.1: it pins a defect of that broker.
+// TestFallingBehindLosesNothing, which fails against v0.15.1: it pins a defect of that broker, and
+// TestFallingBehindLosesAsV0151, which pins the development broker's LagDrop mode to that defect.
 package brokerparity_test
 
 import (
@@ -48,10 +49,14 @@ type broker struct {
 	evictAfter time.Duration
 }
 
-func start(t *testing.T) broker {
+func start(t *testing.T) broker { return startWith(t, false) }
+
+// startWith starts the broker under test; lagDrop makes a development broker lose messages of a
+// subscription that falls far behind as v0.15.1 does (devbroker.Config.LagDrop).
+func startWith(t *testing.T, lagDrop bool) broker {
 	t.Helper()
 	ep := harness.Danube(t, devbroker.Config{RetryTick: 10 * time.Millisecond,
-		KeySharedEvictionTimeout: 100 * time.Millisecond, KeySharedEvictionDropsUnacked: true})
+		KeySharedEvictionTimeout: 100 * time.Millisecond, KeySharedEvictionDropsUnacked: true, LagDrop: lagDrop})
 	evictAfter := 500 * time.Millisecond
 	if ep.Broker == nil {
 		evictAfter = 5 * time.Second // a real broker: six 500 ms heartbeats
@@ -454,6 +459,52 @@ func TestFallingBehindLosesNothing(t *testing.T) {
 				}
 			}
 			t.Fatalf("nothing more delivered for 10 s: %d of %d messages received, the first missing is #%d", len(seen), n, first)
+		}
+	}
+}
+
+// TestFallingBehindLosesAsV0151 pins the development broker's LagDrop mode to the v0.15.1 defect
+// that TestFallingBehindLosesNothing shows: a consumer that acks nothing while 3,000 messages are
+// published receives the first window and the last 256, and nothing else, even once it acks.
+func TestFallingBehindLosesAsV0151(t *testing.T) {
+	b := startWith(t, true)
+	c := client(t, b)
+	topic := "/default/" + unique(t)
+	p := producer(t, c, topic)
+	cons := subscribe(t, c, topic, "slow", "slow-consumer", danube.Exclusive)
+	const n, channel = 3000, 256
+	ctx := ctxFor(t)
+	for i := range n {
+		if _, err := p.Send(ctx, danube.ProducerMessage{Payload: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []int
+	for quiet := false; !quiet; {
+		select {
+		case m := <-cons.Messages():
+			i, _ := strconv.Atoi(string(m.Payload))
+			got = append(got, i)
+			if err := cons.Ack(ctxFor(t), m); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(3 * time.Second):
+			quiet = true
+		}
+	}
+	var want []int
+	for i := range b.window {
+		want = append(want, i)
+	}
+	for i := n - channel; i < n; i++ {
+		want = append(want, i)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("received %d messages, want the first %d and the last %d (%d)", len(got), b.window, channel, len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("message %d is #%d, want #%d", i, got[i], want[i])
 		}
 	}
 }

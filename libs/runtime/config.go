@@ -227,6 +227,37 @@ func (p *PoisonPolicy) UnmarshalText(b []byte) error {
 	return errors.New(`want "keep", "block", "drop" or "dead_letter"`)
 }
 
+// GapPolicy is GAP_POLICY: what a sink does when Danube skipped messages of its subscription.
+type GapPolicy int
+
+const (
+	// GapReport logs the range, counts it (connector_delivery_gaps_total) and shows it on /readyz.
+	GapReport GapPolicy = iota
+	// GapStop reports, then stops the sink with ExitGap, so that an operator acts before more is lost.
+	GapStop
+)
+
+var gapPolicyNames = []string{"report", "stop"}
+
+func (p GapPolicy) String() string {
+	if p >= 0 && int(p) < len(gapPolicyNames) {
+		return gapPolicyNames[p]
+	}
+	return fmt.Sprintf("GapPolicy(%d)", int(p))
+}
+
+// UnmarshalText parses "report" or "stop".
+func (p *GapPolicy) UnmarshalText(b []byte) error {
+	s := strings.ToLower(strings.TrimSpace(string(b)))
+	for i, n := range gapPolicyNames {
+		if s == n {
+			*p = GapPolicy(i)
+			return nil
+		}
+	}
+	return errors.New(`want "report" or "stop"`)
+}
+
 // SinkConfig configures a sink; embed it in the connector's config struct.
 type SinkConfig struct {
 	Common
@@ -236,10 +267,12 @@ type SinkConfig struct {
 	KeyFilters       []string                `env:"KEY_FILTERS" envSeparator:"," desc:"KeyShared only: comma-separated globs (* and ?) of routing keys this instance takes"`
 	BatchSize        int                     `env:"BATCH_SIZE" envDefault:"1" desc:"most records handed to the connector in one call (a sink's batch); boundaries align to offsets"`
 	BatchTimeout     config.Millis           `env:"BATCH_TIMEOUT_MS" envDefault:"1000" desc:"flush a partial batch this long after its first record"`
+	BatchIdle        config.Millis           `env:"BATCH_IDLE_MS" envDefault:"50" desc:"also flush a partial batch when no record arrived for this long: the broker sends no more than its window of unacked messages (max_unacked_messages, 10 by default), so a batch larger than the window waits for nothing; 0 = only BATCH_TIMEOUT_MS"`
 	MaxInFlight      int                     `env:"MAX_IN_FLIGHT" envDefault:"1" desc:"most records sent to the destination and not yet confirmed; for a sink, concurrent writes (above 1, records stream to that many concurrent writes in per-key order, where the connector supports it)"`
 	DLQTopic         string                  `env:"DLQ_TOPIC" desc:"dead-letter topic for invalid records and poison ones (RETRY_EXHAUSTED=auto or dlq); empty = invalid records are nacked (or stop the connector with RETRY_EXHAUSTED=stop)"`
 	RetryExhausted   RetryExhausted          `env:"RETRY_EXHAUSTED" envDefault:"auto" desc:"when retries run out: auto (nothing else gets written: an outage, pause the consumers and retry until it recovers; others are written: a poison message, dlq with DLQ_TOPIC else hold), dlq (publish to DLQ_TOPIC with the reason, then ack), hold (keep retrying it, reported on /readyz), nack (give it back to Danube: spends its delivery attempts) or stop (exit non-zero, unacked)"`
 	NackDelay        config.Millis           `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
+	GapPolicy        GapPolicy               `env:"GAP_POLICY" envDefault:"report" desc:"Exclusive and Failover subscriptions: when Danube skips messages (offsets jump; a v0.15.1 defect), report (ERROR log, connector_delivery_gaps_total, /readyz until restart) or stop (report, then exit 3)"`
 
 	Window          int           `env:"SUBSCRIPTION_MAX_UNACKED" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the subscription's window (broker max_unacked_messages, 1-10000) requested at start (a v0.15.1 broker stores it but dispatches with its default); 0 = enough for BATCH_SIZE and MAX_IN_FLIGHT"`
 	PoisonPolicy    PoisonPolicy  `env:"SUBSCRIPTION_POISON_POLICY" envDefault:"keep" desc:"with DANUBE_ADMIN_URL: the broker's policy for a message past its redelivery limit, stored at start (a v0.15 broker applies it when it next loads the subscription): keep (the broker's), block, drop or dead_letter (to DLQ_TOPIC)"`

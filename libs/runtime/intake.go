@@ -20,6 +20,7 @@ type intake struct {
 	ctx    context.Context // intake's life: ends on stop
 	out    chan delivery
 	replay *replayFilter
+	gaps   *gaps // nil: not checked (Shared, KeyShared)
 
 	mu        sync.Mutex
 	consumers []*danube.Consumer
@@ -84,6 +85,9 @@ func (in *intake) forward(c *danube.Consumer) {
 				return
 			}
 			d := delivery{c, m}
+			if in.gaps != nil {
+				in.gaps.observe(m.Topic, m.Offset)
+			}
 			if in.replay.take(m) {
 				in.r.env.metrics.Received(1)
 				in.r.settle.ack(d)

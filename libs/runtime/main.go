@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ const (
 	ExitOK     = 0 // stopped by SIGTERM/SIGINT after a clean drain, or --help / --print-config
 	ExitFatal  = 1 // fatal connector error, RETRY_EXHAUSTED=stop, Danube unusable: let the orchestrator restart
 	ExitConfig = 2 // invalid configuration or arguments: a restart will not help
+	ExitGap    = 3 // GAP_POLICY=stop: Danube skipped messages of the subscription (ErrDeliveryGap)
 )
 
 // DefaultMemoryLimit sets Go's soft memory limit to bytes unless the operator set GOMEMLIMIT (which
@@ -152,6 +154,9 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	}
 	if runErr != nil {
 		log.Error("stopped on error", "err", runErr)
+		if errors.Is(runErr, ErrDeliveryGap) {
+			return ExitGap
+		}
 		return ExitFatal
 	}
 	log.Info("stopped")

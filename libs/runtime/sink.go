@@ -131,6 +131,12 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	merged := make(chan delivery, max(cfg.BatchSize, cfg.MaxInFlight))
 	r.in = newIntake(intakeCtx, r, merged)
 	r.in.fatal = func(err error) { stopRun(err) }
+	if t := cfg.SubscriptionType; t == danube.Exclusive || t == danube.Failover {
+		r.in.gaps = newGaps(cfg.SubscriptionName, cfg.GapPolicy, e.log, e.metrics.DeliveryGap, func(err error) { stopRun(err) })
+		if e.server != nil {
+			e.cleanup = append(e.cleanup, e.server.AddReadiness(cfg.ConnectorName+"/gaps", r.in.gaps.flag.Check))
+		}
+	}
 	defer func() {
 		stopIntake()
 		r.in.close()
@@ -210,7 +216,7 @@ func (r *sinkRunner) createTopic(ctx context.Context, topic string) error {
 }
 
 func (r *sinkRunner) loop(ctx, work context.Context, in <-chan delivery) error {
-	b := batch.New[delivery](r.cfg.BatchSize, r.cfg.BatchTimeout.D())
+	b := batch.New[delivery](r.cfg.BatchSize, r.cfg.BatchTimeout.D()).WithIdle(r.cfg.BatchIdle.D())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

@@ -20,6 +20,16 @@ func TestReadmeVariablesMatchHelp(t *testing.T) {
 	configtest.ReadmeMatchesHelp(t, "README.md", "sink-clickhouse", &cfg, &cfg.Common)
 }
 
+// TestDefaultBatchIsTheDesigns: without BATCH_SIZE and BATCH_TIMEOUT_MS the sink batches as the
+// design says (up to 10,000 rows or 1 second per INSERT), not the runtime's generic one record.
+func TestDefaultBatchIsTheDesigns(t *testing.T) {
+	cfg := configtest.Load[chsink.Config](t, []string{"DANUBE_SERVICE_URL=http://danube:6650", "DANUBE_TOPIC=/default/events",
+		"SUBSCRIPTION_NAME=ch", "CONNECTOR_NAME=ch-1", "CH_HOST=clickhouse", "CH_TABLE=events"})
+	if cfg.BatchSize != 10000 || cfg.BatchTimeout.D().Milliseconds() != 1000 {
+		t.Fatalf("BATCH_SIZE %d, BATCH_TIMEOUT_MS %v, want 10000 and 1000", cfg.BatchSize, cfg.BatchTimeout)
+	}
+}
+
 // designBlock returns the image and environment of the connector-clickhouse-sink service of
 // docs/connectors.md's sink-clickhouse section, parsed as written.
 func designBlock(t *testing.T) (image string, environ []string) {

@@ -75,6 +75,8 @@ func parseFlags(args []string, logw io.Writer) (cfg devbroker.Config, cluster bo
 		"inactivity after which a reliable Key-Shared consumer is evicted (default six retry ticks: 3s)")
 	fs.BoolVar(&cfg.KeySharedEvictionDropsUnacked, "key-shared-eviction-drops-unacked", false,
 		"settle an evicted Key-Shared consumer's unacked messages without redelivery (lost), as the real broker does")
+	fs.BoolVar(&cfg.LagDrop, "lag-drop", false,
+		"lose the messages a reliable subscription more than window + 256 behind did not read, as the real broker v0.15.1 does")
 	fs.StringVar(&cfg.AdvertisedAddr, "advertised-addr", "", "host:port advertised in lookups' broker_url (default: the listen address)")
 	fs.StringVar(&cfg.ConnectURL, "connect-url", "", "externally reachable URL advertised as connect_url (proxy mode)")
 	mode := fs.String("mode", "standalone", `"standalone", or "cluster" to fail the first CreateProducer on a new topic with UNAVAILABLE as a cluster does`)

@@ -60,6 +60,13 @@ type Config struct {
 	// development broker redelivers them to the keys' new owners and forgets
 	// the evicted consumer.
 	KeySharedEvictionDropsUnacked bool
+	// LagDrop reproduces a defect of v0.15.1: a reliable subscription reads
+	// its topic's new messages through a 256-message channel that the broker
+	// stops reading while the subscription's window is full or no consumer is
+	// attached. A subscription more than window + 256 messages behind loses
+	// what overflowed: those messages are skipped for it for good (its cursor
+	// moves past them). By default every message is delivered.
+	LagDrop bool
 
 	Logger *slog.Logger // nil = discard
 

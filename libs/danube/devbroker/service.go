@@ -273,6 +273,7 @@ func (c *core) newSubscription(t *topic, name string, typ pb.ConsumerRequest_Sub
 		s.window = newWindow(typ == pb.ConsumerRequest_KeyShared)
 		s.ackFloor = t.next()
 		s.next = s.ackFloor
+		s.live = s.next
 		s.policy = c.defaultPolicy()
 		if p, ok := t.policies[name]; ok {
 			s.policy = p

@@ -583,6 +583,7 @@ func (c *core) loadDoc(doc *metaDoc) error {
 			if s.ackFloor > t.next() {
 				s.ackFloor, s.next = t.next(), t.next()
 			}
+			s.live = t.next()
 		}
 		t.trim()
 	}

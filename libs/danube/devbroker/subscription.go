@@ -83,6 +83,7 @@ type subscription struct {
 	// Reliable: offsets below ackFloor are settled; [ackFloor, next) is the window.
 	ackFloor   uint64
 	next       uint64
+	live       uint64 // the topic's head when the subscription was created or loaded (Config.LagDrop)
 	window     *window
 	policy     failurePolicy
 	maxUnacked int
@@ -229,6 +230,9 @@ func (s *subscription) dispatch(now time.Time) {
 	}
 	t := s.topic
 	keyShared := s.typ == pb.ConsumerRequest_KeyShared
+	if s.core.cfg.LagDrop {
+		s.dropLagged()
+	}
 	// KeyShared admits while it has consumers at all: a message whose owner is
 	// inactive waits for it (or for its eviction) instead of moving elsewhere.
 	canAdmit := w.blocked == 0 && s.anyActive()
@@ -273,6 +277,35 @@ func (s *subscription) dispatch(now time.Time) {
 		}
 	}
 	s.settle()
+}
+
+// lagChannel is the capacity of the channel through which a v0.15.1 reliable
+// subscription reads its topic's new messages (Config.LagDrop).
+const lagChannel = 256
+
+// dropLagged loses, as v0.15.1 does, the new messages the subscription did not
+// read before more than lagChannel newer ones arrived: they are settled as if
+// acked, so the cursor moves past them and they are never delivered. Messages
+// older than the subscription's load come from storage, not the channel.
+func (s *subscription) dropLagged() {
+	t := s.topic
+	if s.next < s.live || t.next()-s.next <= lagChannel {
+		return
+	}
+	from, to := s.next, t.next()-lagChannel
+	w := s.window
+	for ; s.next < to; s.next++ {
+		e := &entry{off: s.next, state: stateDone}
+		if m := t.at(s.next); m != nil {
+			e.msg, e.key = m, routingKey(m)
+		}
+		if w.keys != nil {
+			e.keyID = w.keys.acquire(e.key)
+		}
+		w.pushBack(e)
+	}
+	s.core.log.Warn("lag-drop: subscription lagged; messages skipped as Danube v0.15.1 does (broadcast error: channel lagged)",
+		"topic", t.name, "subscription", s.name, "from", from, "to", to-1, "count", to-from)
 }
 
 // dispatchKeyShared delivers in offset order with at most one unsettled

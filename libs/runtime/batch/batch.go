@@ -5,8 +5,9 @@
 // Rule: for a batch size N, the records of one partition with offsets in [k·N, (k+1)·N) form one
 // batch. A batch is complete when it holds N records or when its last aligned offset arrived; a
 // batch is also cut when the first record of the next window arrives or when it is older than the
-// timeout. Only timeout cuts depend on timing; they happen when the partition is idle, i.e. when the
-// tail of the window has not been produced yet. Topics without offsets (non-reliable, all 0) fall
+// timeout, or when no record arrived for it within the idle time (WithIdle). Only those cuts depend
+// on timing; they happen when the partition is idle: the tail of the window has not been produced
+// yet, or the broker holds it back because its window of unacked messages is full. Topics without offsets (non-reliable, all 0) fall
 // back to plain count-based batching.
 package batch
 
@@ -19,6 +20,7 @@ type Batch[T any] struct {
 	First, Last uint64 // lowest and highest offset
 	window      uint64
 	deadline    time.Time
+	last        time.Time // when the last record was added
 	held        []uint64 // bit per offset of the window: which are in Items
 }
 
@@ -26,6 +28,7 @@ type Batch[T any] struct {
 type Batcher[T any] struct {
 	size    int
 	timeout time.Duration
+	idle    time.Duration
 	pending map[string]*Batch[T]
 	order   []string // partitions with a pending batch, oldest first
 }
@@ -36,6 +39,14 @@ func New[T any](size int, timeout time.Duration) *Batcher[T] {
 		size = 1
 	}
 	return &Batcher[T]{size: size, timeout: timeout, pending: map[string]*Batch[T]{}}
+}
+
+// WithIdle makes b also cut a batch when no record arrived for it within idle (0: never): the
+// broker sends no more than its window of unacked messages, so a batch larger than that window
+// would otherwise wait for its timeout while nothing can come.
+func (b *Batcher[T]) WithIdle(idle time.Duration) *Batcher[T] {
+	b.idle = idle
+	return b
 }
 
 // Add appends v (at offset in partition) and returns the batches this completed, oldest first.
@@ -63,6 +74,7 @@ func (b *Batcher[T]) Add(partition string, offset uint64, v T, now time.Time) []
 		cur.held[i/64] |= 1 << (i % 64)
 	}
 	cur.Items = append(cur.Items, v)
+	cur.last = now
 	cur.First, cur.Last = min(cur.First, offset), max(cur.Last, offset)
 	if len(cur.Items) >= b.size || (offset+1)%uint64(b.size) == 0 {
 		out = append(out, b.take(partition))
@@ -70,14 +82,11 @@ func (b *Batcher[T]) Add(partition string, offset uint64, v T, now time.Time) []
 	return out
 }
 
-// Expired removes and returns the batches whose timeout passed at now.
+// Expired removes and returns the batches whose timeout or idle time passed at now.
 func (b *Batcher[T]) Expired(now time.Time) []*Batch[T] {
-	if b.timeout <= 0 {
-		return nil
-	}
 	var out []*Batch[T]
 	for _, p := range append([]string(nil), b.order...) {
-		if !b.pending[p].deadline.After(now) {
+		if d, ok := b.cut(b.pending[p]); ok && !d.After(now) {
 			out = append(out, b.take(p))
 		}
 	}
@@ -85,13 +94,23 @@ func (b *Batcher[T]) Expired(now time.Time) []*Batch[T] {
 }
 
 // Deadline is the earliest time a pending batch expires; ok is false when nothing is pending or
-// there is no timeout.
+// nothing expires.
 func (b *Batcher[T]) Deadline() (t time.Time, ok bool) {
-	if b.timeout <= 0 {
-		return time.Time{}, false
-	}
 	for _, p := range b.order {
-		if d := b.pending[p].deadline; !ok || d.Before(t) {
+		if d, cuts := b.cut(b.pending[p]); cuts && (!ok || d.Before(t)) {
+			t, ok = d, true
+		}
+	}
+	return t, ok
+}
+
+// cut returns when bt is cut by time, if it is.
+func (b *Batcher[T]) cut(bt *Batch[T]) (t time.Time, ok bool) {
+	if b.timeout > 0 {
+		t, ok = bt.deadline, true
+	}
+	if b.idle > 0 {
+		if d := bt.last.Add(b.idle); !ok || d.Before(t) {
 			t, ok = d, true
 		}
 	}

@@ -115,3 +115,25 @@ func TestRedeliveryHeldOnce(t *testing.T) {
 		t.Fatalf("non-reliable batch %+v, want 3 items", out)
 	}
 }
+
+// With an idle time, a partial batch is cut once nothing arrived for it that long, before its
+// timeout: the broker's window may hold the rest back.
+func TestIdleCutsBeforeTimeout(t *testing.T) {
+	b := batch.New[uint64](100, time.Second).WithIdle(50 * time.Millisecond)
+	t0 := time.Unix(0, 0)
+	for i := uint64(0); i < 10; i++ {
+		if out := b.Add("p", i, i, t0.Add(time.Duration(i)*time.Millisecond)); len(out) != 0 {
+			t.Fatalf("cut at %d", i)
+		}
+	}
+	if d, ok := b.Deadline(); !ok || !d.Equal(t0.Add(59*time.Millisecond)) {
+		t.Fatalf("deadline %v %v, want 59ms after the first record", d, ok)
+	}
+	if out := b.Expired(t0.Add(58 * time.Millisecond)); len(out) != 0 {
+		t.Fatal("cut before the idle time")
+	}
+	out := b.Expired(t0.Add(59 * time.Millisecond))
+	if len(out) != 1 || len(out[0].Items) != 10 {
+		t.Fatalf("expired %v, want the batch of 10", out)
+	}
+}

@@ -187,3 +187,47 @@ func TestLoadRejectsNonPointer(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// batcher is a connector whose natural batch is larger than the embedded struct's default.
+type batcher struct{ Common }
+
+func (*batcher) EnvDefaults() map[string]string { return map[string]string{"BATCH_SIZE": "500"} }
+
+func TestEnvDefaultsReplaceEmbeddedDefaults(t *testing.T) {
+	for _, c := range []struct {
+		environ []string
+		want    int
+	}{
+		{nil, 500},
+		{[]string{"BATCH_SIZE="}, 500},
+		{[]string{"BATCH_SIZE=1"}, 1},
+	} {
+		var b batcher
+		if err := config.Load(&b, append([]string{"DANUBE_SERVICE_URL=u"}, c.environ...)); err != nil {
+			t.Fatal(err)
+		}
+		if b.BatchSize != c.want {
+			t.Errorf("%q: BATCH_SIZE %d, want %d", c.environ, b.BatchSize, c.want)
+		}
+	}
+	var buf bytes.Buffer
+	if err := config.Usage(&buf, &batcher{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "BATCH_SIZE          int             500") {
+		t.Errorf("usage does not show the default of EnvDefaults:\n%s", buf.String())
+	}
+}
+
+// misnamed declares a default for a variable that no field has.
+type misnamed struct{ Common }
+
+func (*misnamed) EnvDefaults() map[string]string { return map[string]string{"BATCH_SIZ": "500"} }
+
+func TestEnvDefaultsOfUndeclaredVariable(t *testing.T) {
+	var m misnamed
+	err := config.Load(&m, []string{"DANUBE_SERVICE_URL=u"})
+	if err == nil || !strings.Contains(err.Error(), "names BATCH_SIZ, which no field declares") {
+		t.Fatalf("Load = %v, want the undeclared variable named", err)
+	}
+}

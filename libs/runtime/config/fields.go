@@ -82,7 +82,13 @@ func typeName(t reflect.Type) string {
 	return t.Kind().String()
 }
 
-// fieldsOf lists the variables of cfg, which must be a non-nil pointer to a struct.
+// Defaulter is implemented by a config struct that gives a variable of a struct it embeds a
+// default of its own (a sink whose natural batch is not the runtime's BATCH_SIZE): EnvDefaults maps
+// variable names to defaults that replace their envDefault tags in Load, Usage and Print.
+type Defaulter interface{ EnvDefaults() map[string]string }
+
+// fieldsOf lists the variables of cfg, which must be a non-nil pointer to a struct, with the
+// defaults of a Defaulter applied.
 func fieldsOf(cfg any) ([]field, bool) {
 	v := reflect.ValueOf(cfg)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
@@ -90,5 +96,13 @@ func fieldsOf(cfg any) ([]field, bool) {
 	}
 	var out []field
 	walk(v.Elem(), "", &out)
+	if d, ok := cfg.(Defaulter); ok {
+		defaults := d.EnvDefaults()
+		for i := range out {
+			if def, ok := defaults[out[i].Key]; ok {
+				out[i].Default, out[i].HasDefault = def, true
+			}
+		}
+	}
 	return out, true
 }

@@ -107,6 +107,18 @@ func Load(cfg any, environ []string) error {
 			emptied = append(emptied, f)
 		}
 	}
+	// A default of the config's own (Defaulter) goes to env as if set, where env would apply the
+	// tag's: the variable is unset or empty (an emptied "empty disables" variable is zeroed below).
+	if d, ok := cfg.(Defaulter); ok {
+		for key, def := range d.EnvDefaults() {
+			if !declared[key] {
+				return fmt.Errorf("config: EnvDefaults of %T names %s, which no field declares", cfg, key)
+			}
+			if vars[key] == "" {
+				vars[key] = def
+			}
+		}
+	}
 	err := env.ParseWithOptions(cfg, env.Options{Environment: vars})
 	for _, f := range emptied {
 		f.value.Set(reflect.Zero(f.value.Type()))

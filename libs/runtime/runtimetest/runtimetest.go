@@ -210,6 +210,15 @@ func StartSink(t testing.TB, cfg *runtime.SinkConfig, conn runtime.SinkConnector
 	}, true, opts)
 }
 
+// StartSinkNoWait runs conn with RunSink without waiting for readiness (a sink that may turn not
+// ready at once, as on a delivery gap).
+func StartSinkNoWait(t testing.TB, cfg *runtime.SinkConfig, conn runtime.SinkConnector, opts ...runtime.Option) *Running {
+	t.Helper()
+	return start(t, func(ctx context.Context, opts ...runtime.Option) error {
+		return runtime.RunSink(ctx, cfg, conn, opts...)
+	}, false, opts)
+}
+
 // StartSource runs conn with RunSource; it waits for readiness only when waitReady is set (a source
 // waiting for leadership never gets there).
 func StartSource[P any](t testing.TB, cfg *runtime.SourceConfig, conn runtime.SourceConnector[P], waitReady bool, opts ...runtime.Option) *Running {

@@ -17,6 +17,7 @@ import (
 // hot path of a record pays an atomic add, not an SDK measurement (attribute lookup, lock).
 type Metrics struct {
 	received, processed, retried, deadLettered, published, reconnects, dropped atomic.Int64
+	gaps                                                                       atomic.Int64
 	failed                                                                     [4]atomic.Int64 // by class, see classes
 	lag                                                                        atomic.Int64
 	lagSet                                                                     atomic.Bool
@@ -50,6 +51,7 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 	retried := counter("connector.records.retried", "Retries of a record or batch.")
 	deadLettered := counter("connector.records.dead_lettered", "Records published to the dead-letter topic.")
 	published := counter("connector.records.published", "Messages published to Danube, DLQ included.")
+	gaps := counter("connector.delivery.gaps", "Messages Danube never delivered to the sink's subscription (offsets it skipped).")
 	reconnects := counter("connector.reconnects", "Reconnects to the external system after the connector reported its connection lost.")
 	inFlight, err := m.Int64ObservableUpDownCounter("connector.records.in_flight", metric.WithDescription("Records taken in and not yet completed."))
 	errs = append(errs, err)
@@ -82,6 +84,7 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 		o.ObserveInt64(deadLettered, x.deadLettered.Load(), set)
 		o.ObserveInt64(published, x.published.Load(), set)
 		o.ObserveInt64(reconnects, x.reconnects.Load(), set)
+		o.ObserveInt64(gaps, x.gaps.Load(), set)
 		o.ObserveInt64(inFlight, x.received.Load()-x.processed.Load()-x.deadLettered.Load()-x.dropped.Load(), set)
 		for i := range classes {
 			if n := x.failed[i].Load(); n > 0 {
@@ -101,11 +104,18 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 			o.ObserveInt64(danubeUp, up, set)
 		}
 		return nil
-	}, received, processed, failed, retried, deadLettered, published, reconnects, inFlight, paused, poisoned, lag, danubeUp)
+	}, received, processed, failed, retried, deadLettered, published, reconnects, gaps, inFlight, paused, poisoned, lag, danubeUp)
 	if err != nil {
 		return nil, err
 	}
 	return x, nil
+}
+
+// DeliveryGap counts n messages Danube skipped.
+func (m *Metrics) DeliveryGap(n int) {
+	if m != nil {
+		m.gaps.Add(int64(n))
+	}
 }
 
 // WatchDanube makes connector_danube_connected follow check (the runner's Danube readiness).

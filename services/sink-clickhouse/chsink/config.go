@@ -36,6 +36,13 @@ type Config struct {
 	Compression   Compression   `env:"CH_COMPRESSION" envDefault:"lz4" desc:"block compression on the wire: lz4, zstd or none"`
 }
 
+// EnvDefaults gives the runtime's batching variables the design's values (config.Defaulter):
+// an INSERT of up to 10,000 rows, or of what arrived within a second. ClickHouse makes a part of
+// every INSERT, so the runtime's generic BATCH_SIZE of 1 would make a part per row.
+func (*Config) EnvDefaults() map[string]string {
+	return map[string]string{"BATCH_SIZE": "10000", "BATCH_TIMEOUT_MS": "1000"}
+}
+
 // UnknownFields is UNKNOWN_FIELDS.
 type UnknownFields int
 

@@ -1,18 +1,20 @@
 // Package chsink is the ClickHouse sink connector: it inserts the JSON object messages of Danube
 // topics into one ClickHouse table over the native protocol, a runtime batch per INSERT.
 //
-// Fields map to columns by name, with the table's schema read from system.columns at start (and
-// again when the server reports a schema change). Every INSERT names its columns. A message that
-// cannot be converted goes to DLQ_TOPIC with the column, the value and the reason, and the rest of
-// its batch is inserted. A batch is acked only after its INSERT returned; batches are aligned to
-// offsets by the runtime, so on servers with insert_deduplication_token a repeated batch carries
-// the same token and a deduplicating table drops it.
+// Fields map to columns by name, with the table's schema read from system.columns at start, and
+// again when an INSERT finds the server's columns differ or a message does not fit them (a column
+// added while the sink runs shows only as a field without a column). Every INSERT names its
+// columns. A message that cannot be converted goes to DLQ_TOPIC with the column, the value and the
+// reason, and the rest of its batch is inserted. A batch is acked only after its INSERT returned;
+// batches are aligned to offsets by the runtime, so on servers with insert_deduplication_token a
+// repeated batch carries the same token and a deduplicating table drops it.
 package chsink
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +41,8 @@ type Sink struct {
 	conn clickhouse.Conn
 
 	schema     *schema
+	schemaRead time.Time       // when schema was read (see rereadAfter)
+	unknown    map[string]bool // message fields without a column as of schemaRead (see maxUnknown)
 	srv        server
 	lastInsert time.Time // start of the last INSERT (FLUSH_INTERVAL_MS)
 }
@@ -50,7 +54,10 @@ type metrics struct {
 
 // New returns the sink for cfg; it connects in Initialize.
 func New(cfg *Config, res runtime.Resources) (runtime.SinkConnector, error) {
-	s := &Sink{cfg: cfg, log: res.Logger}
+	s := &Sink{cfg: cfg, log: res.Logger, unknown: map[string]bool{}}
+	if cfg.TLSSkipVerify {
+		s.log.Warn("CH_TLS_INSECURE_SKIP_VERIFY is set: the ClickHouse server's certificate is not verified")
+	}
 	var err error
 	if s.m.inserted, err = res.Meter.Int64Counter("chsink.rows.inserted", metric.WithUnit("{row}"),
 		metric.WithDescription("Rows inserted into CH_TABLE (acknowledged by ClickHouse).")); err != nil {
@@ -72,12 +79,11 @@ func New(cfg *Config, res runtime.Resources) (runtime.SinkConnector, error) {
 	return s, nil
 }
 
-// Initialize connects, reads the table's schema, detects the server's deduplication support and
-// logs which delivery guarantee applies.
+// Initialize connects, reads the table's schema, checks that the user may insert into it, detects
+// the server's deduplication support and logs which delivery guarantee applies. A server that
+// cannot be reached is a Disconnected error, which the runtime waits out; what waiting cannot fix
+// (credentials, a missing database or table, a missing privilege) is Fatal and names it.
 func (s *Sink) Initialize(ctx context.Context) error {
-	if s.cfg.TLSSkipVerify {
-		s.log.Warn("CH_TLS_INSECURE_SKIP_VERIFY is set: the ClickHouse server's certificate is not verified")
-	}
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
@@ -87,7 +93,8 @@ func (s *Sink) Initialize(ctx context.Context) error {
 	return nil
 }
 
-// connect opens a connection, checks it and loads what the sink needs to know about the table.
+// connect opens a connection, checks it and loads what the sink needs to know about the table. On
+// an error it closes what it opened, so that it can be called again.
 func (s *Sink) connect(ctx context.Context) error {
 	opts, err := s.options()
 	if err != nil {
@@ -99,21 +106,13 @@ func (s *Sink) connect(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout.D()+s.cfg.InsertTimeout.D())
 	defer cancel()
-	if err := conn.Ping(ctx); err != nil {
-		_ = conn.Close()
-		return classify(fmt.Errorf("clickhouse %s: %w", s.cfg.addr(), err))
-	}
-	srv, err := probeServer(ctx, conn, s.cfg.Database, s.cfg.Table)
-	if err == nil {
-		var sc *schema
-		if sc, err = loadSchema(ctx, conn, s.cfg.Database, s.cfg.Table); err == nil {
-			s.srv, s.schema = srv, sc
-		}
-	}
+	srv, sc, err := s.inspect(ctx, conn)
 	if err != nil {
 		_ = conn.Close()
-		return classify(fmt.Errorf("clickhouse %s: %w", s.cfg.addr(), err))
+		return s.classify(fmt.Errorf("clickhouse %s: %w", s.cfg.addr(), err))
 	}
+	s.srv = srv
+	s.useSchema(sc)
 	s.mu.Lock()
 	old := s.conn
 	s.conn = conn
@@ -122,6 +121,32 @@ func (s *Sink) connect(ctx context.Context) error {
 		_ = old.Close()
 	}
 	return nil
+}
+
+// inspect pings the server, reads what it is and the table's columns, and prepares an INSERT of
+// every column (aborted unsent), so that a missing privilege stops the sink at start rather than
+// at its first batch.
+func (s *Sink) inspect(ctx context.Context, conn clickhouse.Conn) (server, *schema, error) {
+	if err := conn.Ping(ctx); err != nil {
+		return server{}, nil, err
+	}
+	srv, err := probeServer(ctx, conn, s.cfg.Database, s.cfg.Table)
+	if errors.Is(err, sql.ErrNoRows) {
+		return server{}, nil, runtime.Fatal(errors.New(s.noTable()))
+	}
+	if err != nil {
+		return server{}, nil, err
+	}
+	sc, err := loadSchema(ctx, conn, s.cfg.Database, s.cfg.Table)
+	if err != nil {
+		return server{}, nil, err
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+s.table())
+	if err != nil {
+		return server{}, nil, err
+	}
+	_ = b.Abort() // closes that connection: the server drops the INSERT, nothing was sent
+	return srv, sc, nil
 }
 
 func (s *Sink) options() (*clickhouse.Options, error) {

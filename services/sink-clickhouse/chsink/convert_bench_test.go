@@ -22,7 +22,7 @@ func BenchmarkConvert(b *testing.B) {
 	present := make([]byte, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.convert(sc, p, row, present); err != nil {
+		if err := s.convert(sc, p, row, present, &misfits{}); err != nil {
 			b.Fatal(err)
 		}
 	}

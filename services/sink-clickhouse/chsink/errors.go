@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -24,13 +25,15 @@ var (
 	lostCodes = map[int32]bool{159: true, 209: true, 210: true, 394: true}
 )
 
-// classify gives an error of the ClickHouse client its runtime class: a lost or unresponsive
-// connection is Disconnected (the runtime reconnects and repeats the batch without spending a
-// retry), a schema change is errSchemaChanged, a missing table or permission is Fatal, any other
-// server error is Retryable (the whole batch, then RETRY_EXHAUSTED).
-func classify(err error) error {
-	if err == nil {
-		return nil
+// classify gives an error of the ClickHouse client its runtime class: a lost, refused or
+// unresponsive connection is Disconnected (at start the runtime waits for the server; later it
+// reconnects and repeats the batch without spending a retry), a schema change is errSchemaChanged,
+// a missing table or permission is Fatal and says what to do, any other server error is Retryable
+// (the whole batch, then RETRY_EXHAUSTED).
+func (s *Sink) classify(err error) error {
+	var classified *runtime.Error
+	if err == nil || errors.As(err, &classified) {
+		return err
 	}
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
@@ -38,7 +41,7 @@ func classify(err error) error {
 		case schemaCodes[ex.Code]:
 			return errors.Join(errSchemaChanged, err)
 		case fatalCodes[ex.Code]:
-			return runtime.Fatal(err)
+			return runtime.Fatal(fmt.Errorf("%s: %w", s.remedy(ex.Code), err))
 		case lostCodes[ex.Code]:
 			return runtime.Disconnected(err)
 		}
@@ -51,6 +54,25 @@ func classify(err error) error {
 		return runtime.Disconnected(err)
 	}
 	return runtime.Retryable(err)
+}
+
+// remedy says what a fatal server error means in terms of the sink's settings, and what to do.
+func (s *Sink) remedy(code int32) string {
+	switch code {
+	case 81: // UNKNOWN_DATABASE
+		return fmt.Sprintf("database %q does not exist: create it, or correct CH_DATABASE", s.cfg.Database)
+	case 60: // UNKNOWN_TABLE
+		return s.noTable()
+	case 192, 193, 194, 516: // UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
+		return fmt.Sprintf("ClickHouse refused user %q: check CH_USER and CH_PASSWORD", s.cfg.User)
+	}
+	// the other fatalCodes: READONLY, DATABASE_ACCESS_DENIED, ACCESS_DENIED
+	return fmt.Sprintf("user %q may not insert into %s: grant it INSERT on the table and SELECT on system.tables and system.columns, or set CH_USER to a user that may", s.cfg.User, s.table())
+}
+
+// noTable says that CH_TABLE is missing: the sink does not create it.
+func (s *Sink) noTable() string {
+	return fmt.Sprintf("table %s.%s does not exist: create it (the sink does not create tables), or correct CH_DATABASE and CH_TABLE", s.cfg.Database, s.cfg.Table)
 }
 
 // lost reports whether err means the connection is gone or the server did not answer in time.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,27 @@ import (
 // errSchemaChanged reports that the server's columns differ from the schema the rows were
 // converted with: the schema is read again and the rows converted again.
 var errSchemaChanged = errors.New("the table's columns changed")
+
+// errUnfit reports messages that do not fit the schema as read (a field without a column, a value
+// the column's type refuses): the table may have changed since, so the schema is read again before
+// their fields are ignored or they are rejected. ClickHouse tells a client of no added column, and
+// an INSERT that names only the known columns succeeds: such a field is the only sign of one.
+var errUnfit = errors.New("a message has a field without a column or a value its column's type refuses")
+
+// A field name without a column that the sink has not met before makes it read the schema again at
+// once; one it has met (a stream whose messages always carry a field the table does not have) or a
+// refused value does so at most once per rereadAfter, so that such a stream does not query the
+// server for every batch. The sink remembers up to maxUnknown names.
+const (
+	rereadAfter = time.Second
+	maxUnknown  = 256
+)
+
+// misfits is what converting a batch found that does not fit the schema.
+type misfits struct {
+	any   bool     // a field without a column, or a value its column refused
+	names []string // fields without a column that are not in Sink.unknown
+}
 
 // blockBytes is about how much payload goes into one block of an INSERT (see sendOnce). The
 // driver holds about three times a block at once (its column buffers, the encoded block and the
@@ -43,12 +65,11 @@ func (s *Sink) ProcessBatch(ctx context.Context, recs []*runtime.SinkRecord) err
 		todo[i] = i
 	}
 	for attempt := 0; ; attempt++ {
-		rest, err := s.insert(ctx, recs, todo, results)
+		rest, err := s.insert(ctx, recs, todo, results, attempt == 0)
 		if err == nil {
 			break
 		}
-		if errors.Is(err, errSchemaChanged) && attempt == 0 {
-			s.log.Info("reading the table's schema again", "table", s.table(), "reason", err)
+		if (errors.Is(err, errSchemaChanged) || errors.Is(err, errUnfit)) && attempt == 0 {
 			if err = s.refreshSchema(ctx); err == nil {
 				todo = rest
 				continue
@@ -115,17 +136,28 @@ func partial(recs []*runtime.SinkRecord, size int) bool {
 	return len(recs) < size && (last+1)%uint64(size) != 0
 }
 
-// refreshSchema reads the table's columns again (after the server reported a change).
+// refreshSchema reads the table's columns again.
 func (s *Sink) refreshSchema(ctx context.Context) error {
 	s.mu.RLock()
 	conn := s.conn
 	s.mu.RUnlock()
 	sc, err := loadSchema(ctx, conn, s.cfg.Database, s.cfg.Table)
 	if err != nil {
-		return classify(fmt.Errorf("read the schema of %s: %w", s.table(), err))
+		return s.classify(fmt.Errorf("read the schema of %s: %w", s.table(), err))
 	}
-	s.schema = sc
+	s.useSchema(sc)
 	return nil
+}
+
+// useSchema makes sc, just read, the schema rows are converted with, and logs what changed.
+func (s *Sink) useSchema(sc *schema) {
+	if s.schema != nil {
+		if added, dropped, retyped := s.schema.diff(sc); len(added)+len(dropped)+len(retyped) > 0 {
+			s.log.Info("the table's columns changed", "table", s.table(), "added", added, "dropped", dropped, "retyped", retyped)
+		}
+	}
+	maps.DeleteFunc(s.unknown, func(name string, _ bool) bool { _, ok := sc.byName[name]; return ok })
+	s.schema, s.schemaRead = sc, time.Now()
 }
 
 // group is the rows of a batch that have the same columns present: one INSERT.
@@ -135,21 +167,24 @@ type group struct {
 }
 
 // insert converts recs[todo], records conversion failures in results and inserts the rest. On an
-// error it returns the records that were neither inserted nor rejected.
-func (s *Sink) insert(ctx context.Context, recs []*runtime.SinkRecord, todo []int, results []error) ([]int, error) {
+// error it returns the records that were neither inserted nor rejected. With reread, messages that
+// do not fit the schema can make it return errUnfit (see stale) before it rejects or inserts any.
+func (s *Sink) insert(ctx context.Context, recs []*runtime.SinkRecord, todo []int, results []error, reread bool) ([]int, error) {
 	sc := s.schema
 	n := len(sc.cols)
 	vals := make([]any, len(recs)*n)
 	groups := map[string]*group{}
 	var order []*group
 	present := make([]byte, (n+7)/8)
-	var rejected int64
+	var rejected []int
+	var m misfits
 	for _, i := range todo {
 		clear(present)
-		err := s.convert(sc, recs[i].Payload(), vals[i*n:(i+1)*n], present)
+		err := s.convert(sc, recs[i].Payload(), vals[i*n:(i+1)*n], present, &m)
 		if err != nil {
+			m.any = true
 			results[i] = runtime.InvalidData(fmt.Errorf("message %s: %w", recs[i].MessageID(), err))
-			rejected++
+			rejected = append(rejected, i)
 			continue
 		}
 		g := groups[string(present)]
@@ -165,8 +200,19 @@ func (s *Sink) insert(ctx context.Context, recs []*runtime.SinkRecord, todo []in
 		}
 		g.rows = append(g.rows, i)
 	}
-	if rejected > 0 {
-		s.m.deadLettered.Add(ctx, rejected)
+	if reread && s.stale(&m) {
+		for _, i := range rejected {
+			results[i] = nil
+		}
+		return todo, errUnfit
+	}
+	for _, name := range m.names { // without a column as of the last read
+		if len(s.unknown) < maxUnknown {
+			s.unknown[name] = true
+		}
+	}
+	if len(rejected) > 0 {
+		s.m.deadLettered.Add(ctx, int64(len(rejected)))
 	}
 	for k, g := range order {
 		if err := s.send(ctx, recs, sc, g, vals, results); err != nil {
@@ -181,15 +227,25 @@ func (s *Sink) insert(ctx context.Context, recs []*runtime.SinkRecord, todo []in
 	return nil, nil
 }
 
-// convert decodes one payload into the row's values; present marks the columns it sets. A field
-// that is absent, or null for a column that is not Nullable, takes the column default.
-func (s *Sink) convert(sc *schema, payload []byte, row []any, present []byte) error {
-	var unknown []string
+// stale reports whether what m found calls for reading the schema again (see rereadAfter).
+func (s *Sink) stale(m *misfits) bool {
+	return (len(m.names) > 0 && len(s.unknown) < maxUnknown) || (m.any && time.Since(s.schemaRead) >= rereadAfter)
+}
+
+// convert decodes one payload into the row's values; present marks the columns it sets, m notes
+// its fields without a column. A field that is absent, or null for a column that is not Nullable,
+// takes the column default.
+func (s *Sink) convert(sc *schema, payload []byte, row []any, present []byte, m *misfits) error {
+	var names []string
 	err := eachField(payload, func(name, raw []byte) error {
 		j, ok := sc.byName[string(name)]
 		if !ok {
+			m.any = true
+			if !s.unknown[string(name)] && !slices.Contains(m.names, string(name)) {
+				m.names = append(m.names, string(name))
+			}
 			if s.cfg.UnknownFields == RejectUnknown {
-				unknown = append(unknown, string(name))
+				names = append(names, string(name))
 			}
 			return nil
 		}
@@ -216,9 +272,9 @@ func (s *Sink) convert(sc *schema, payload []byte, row []any, present []byte) er
 	if err != nil {
 		return err
 	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return fmt.Errorf("fields without a column in %s (UNKNOWN_FIELDS=error): %s", s.table(), strings.Join(unknown, ", "))
+	if len(names) > 0 {
+		slices.Sort(names)
+		return fmt.Errorf("fields without a column in %s (UNKNOWN_FIELDS=error): %s", s.table(), strings.Join(names, ", "))
 	}
 	if !slices.ContainsFunc(present, func(b byte) bool { return b != 0 }) {
 		return fmt.Errorf("no field matches a column of %s", s.table())
@@ -288,7 +344,7 @@ func (s *Sink) sendOnce(ctx context.Context, query string, recs []*runtime.SinkR
 	s.mu.RUnlock()
 	b, err := conn.PrepareBatch(ctx, query)
 	if err != nil {
-		return -1, nil, classify(fmt.Errorf("insert into %s: %w", s.table(), err))
+		return -1, nil, s.classify(fmt.Errorf("insert into %s: %w", s.table(), err))
 	}
 	defer func() { _ = b.Close() }()
 	cols := b.Columns()
@@ -323,13 +379,13 @@ func (s *Sink) sendOnce(ctx context.Context, query string, recs []*runtime.SinkR
 		}
 		if to < len(g.rows) {
 			if err := b.Flush(); err != nil {
-				return -1, nil, classify(fmt.Errorf("insert %d rows into %s: %w", len(g.rows), s.table(), err))
+				return -1, nil, s.classify(fmt.Errorf("insert %d rows into %s: %w", len(g.rows), s.table(), err))
 			}
 		}
 		from = to
 	}
 	if err := b.Send(); err != nil {
-		return -1, nil, classify(fmt.Errorf("insert %d rows into %s: %w", len(g.rows), s.table(), err))
+		return -1, nil, s.classify(fmt.Errorf("insert %d rows into %s: %w", len(g.rows), s.table(), err))
 	}
 	return -1, nil, nil
 }

@@ -56,6 +56,26 @@ func loadSchema(ctx context.Context, conn clickhouse.Conn, database, table strin
 	return s, nil
 }
 
+// diff lists the columns of next that s does not have, those of s that next does not have, and
+// those whose type differs, as "name Type" (the new type).
+func (s *schema) diff(next *schema) (added, dropped, retyped []string) {
+	for _, c := range next.cols {
+		j, ok := s.byName[c.name]
+		switch {
+		case !ok:
+			added = append(added, c.name+" "+c.typ.Name)
+		case s.cols[j].typ.Name != c.typ.Name:
+			retyped = append(retyped, c.name+" "+c.typ.Name)
+		}
+	}
+	for _, c := range s.cols {
+		if _, ok := next.byName[c.name]; !ok {
+			dropped = append(dropped, c.name)
+		}
+	}
+	return added, dropped, retyped
+}
+
 // server is what the sink knows about the server and the table's engine.
 type server struct {
 	version string
