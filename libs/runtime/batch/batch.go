@@ -21,7 +21,7 @@ type Batch[T any] struct {
 	window      uint64
 	deadline    time.Time
 	last        time.Time // when the last record was added
-	held        []uint64 // bit per offset of the window: which are in Items
+	held        []uint64  // bit per offset of the window: which are in Items
 }
 
 // Batcher accumulates records. It is not safe for concurrent use: one sink loop owns it.
