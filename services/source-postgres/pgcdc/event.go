@@ -1,6 +1,7 @@
 package pgcdc
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -205,4 +206,39 @@ func routingKey(pk []int, vals []value) string {
 		b = pgjson.AppendString(b, vals[i].data)
 	}
 	return string(append(b, ']'))
+}
+
+// origin names a record in PostgreSQL's terms (runtime.SourceRecord.Origin: the error or the
+// dead-letter descriptor of a record Danube refuses): the table, the primary key as a JSON object
+// ({"id":7}) read back from the routing key, and where the record comes from (at).
+func origin(t Table, cols []column, pk []int, key, at string) string {
+	b := append([]byte("table "), t.String()...)
+	var texts []string
+	switch {
+	case key == "" || len(pk) == 0:
+	case len(pk) == 1:
+		texts = []string{key}
+	default:
+		_ = json.Unmarshal([]byte(key), &texts)
+	}
+	if len(texts) == len(pk) && len(texts) > 0 {
+		b = append(b, ", key {"...)
+		for n, i := range pk {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = pgjson.AppendString(b, cols[i].name)
+			b = append(b, ':')
+			v, err := pgjson.Append(b, cols[i].oid, []byte(texts[n]))
+			if err != nil {
+				v = pgjson.AppendString(b, texts[n])
+			}
+			b = v
+		}
+		b = append(b, '}')
+	} else {
+		b = append(b, ", no primary key"...)
+	}
+	b = append(b, ", "...)
+	return string(append(b, at...))
 }

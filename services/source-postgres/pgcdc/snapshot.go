@@ -201,6 +201,7 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 	attrs := map[string]string{"table": t.String(), "op": OpRead, "content-type": "application/json"}
 	recs := make([]record, 0, s.cfg.BatchSize+1) // +1: the checkpoint Poll appends
 	var lastKey string
+	pos := sn.pos
 	vals := make([]value, ncols)
 	for rows.Next() {
 		raw := rows.RawValues()
@@ -212,7 +213,9 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 			return nil, nil, runtime.Fatal(err)
 		}
 		key := routingKey(pkIdx, vals)
-		recs = append(recs, record{Topic: topic, Payload: payload, Attributes: attrs, Key: key})
+		recs = append(recs, record{Topic: topic, Payload: payload, Attributes: attrs, Key: key, Origin: func() string {
+			return origin(t, cols, pkIdx, key, fmt.Sprintf("snapshot read (slot position %s)", pos))
+		}})
 		if len(keyCols) == 0 {
 			lastKey = string(raw[ncols])
 		} else {

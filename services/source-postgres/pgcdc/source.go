@@ -52,6 +52,8 @@ type Source struct {
 	leader  atomic.Bool
 	waiting atomic.Pointer[string] // why this instance is not ready
 
+	heartbeat time.Duration // HEARTBEAT_INTERVAL_MS, at most half the server's wal_sender_timeout
+
 	// Poll's goroutine (and Reconnect and Shutdown, which never run beside it)
 	phase        int
 	protoVersion string
@@ -83,7 +85,7 @@ func New(cfg *Config, res runtime.Resources) (runtime.SourceConnector[LSN], erro
 }
 
 func newSource(cfg *Config, res runtime.Resources) *Source {
-	s := &Source{cfg: cfg, log: res.Logger, tables: cfg.TableList(), captured: map[Table]bool{}}
+	s := &Source{cfg: cfg, log: res.Logger, tables: cfg.TableList(), captured: map[Table]bool{}, heartbeat: cfg.Heartbeat.D()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -130,19 +132,42 @@ func (s *Source) connectReplication(ctx context.Context) (*pgconn.PgConn, error)
 	return conn, nil
 }
 
-// Initialize connects and checks the server, the user and the tables; what only an administrator
-// can fix stops the connector with the fix named.
+// Initialize connects and checks the server, the user and the tables. A server that cannot be
+// reached yet (down, starting up, not resolvable) is Disconnected: the runtime waits and calls
+// Initialize again. What only an administrator can fix stops the connector with the fix named.
 func (s *Source) Initialize(ctx context.Context) error {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err
 	}
+	if err := s.inspect(ctx, conn); err != nil {
+		closeConn(conn)
+		return err
+	}
 	s.admin = conn
+	s.setWaiting("starting")
+	return nil
+}
+
+// inspect checks the server, the user and the tables on conn and picks the pgoutput version.
+func (s *Source) inspect(ctx context.Context, conn *pgx.Conn) error {
 	if err := checkServer(ctx, conn, s.cfg.User); err != nil {
 		return err
 	}
-	if s.info, err = inspectTables(ctx, conn, s.tables); err != nil {
+	var err error
+	if s.info, err = inspectTables(ctx, conn, s.tables, s.cfg.SnapshotMode != SnapshotNever); err != nil {
 		return err
+	}
+	var timeout time.Duration
+	if err := conn.QueryRow(ctx, "SELECT setting::bigint * interval '1 ms' FROM pg_settings WHERE name = 'wal_sender_timeout'").Scan(&timeout); err != nil {
+		return classify(err, "read wal_sender_timeout")
+	}
+	if timeout > 0 && s.heartbeat > timeout/2 {
+		// While Danube is away the stream is not read, so PostgreSQL's keepalives go unanswered:
+		// these status updates are all that keeps the walsender from ending the connection.
+		s.heartbeat = timeout / 2
+		s.log.Warn("HEARTBEAT_INTERVAL_MS is too long for the server's wal_sender_timeout: standby status goes every half of it instead",
+			"HEARTBEAT_INTERVAL_MS", s.cfg.Heartbeat.D().Milliseconds(), "wal_sender_timeout", timeout.String(), "interval", s.heartbeat.String())
 	}
 	s.protoVersion = "1"
 	if v, _ := strconv.Atoi(conn.PgConn().ParameterStatus("server_version_num")); v >= 140000 {
@@ -155,8 +180,14 @@ func (s *Source) Initialize(ctx context.Context) error {
 			}
 		}
 	}
-	s.setWaiting("starting")
 	return nil
+}
+
+// closeConn ends a session, waiting at most a second for a server that may be gone.
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
 }
 
 func (s *Source) setWaiting(why string) {
@@ -599,9 +630,7 @@ func (s *Source) closeAll() {
 	}
 	s.adminMu.Lock()
 	if s.admin != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = s.admin.Close(ctx) // releases the leadership lock
-		cancel()
+		closeConn(s.admin) // releases the leadership lock
 	}
 	s.adminMu.Unlock()
 	s.leader.Store(false)

@@ -65,6 +65,12 @@ type stream struct {
 func (s *Source) startStream(ctx context.Context, conn *pgconn.PgConn, from LSN) (*stream, error) {
 	args := []string{"proto_version '" + s.protoVersion + "'", "publication_names '" + s.cfg.Publication + "'"}
 	if err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, from, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55000" {
+			if keep, confirmed, lost := lostSince(ctx, conn, s.cfg.Slot); lost {
+				return nil, lostSlot(s.cfg.Slot, "max_slot_wal_keep_size = "+keep, confirmed, classify(err, "START_REPLICATION"))
+			}
+		}
 		return nil, classify(err, fmt.Sprintf("start replication from slot %q", s.cfg.Slot))
 	}
 	st := &stream{
@@ -75,6 +81,33 @@ func (s *Source) startStream(ctx context.Context, conn *pgconn.PgConn, from LSN)
 	st.wg.Go(st.heartbeat)
 	s.log.Info("streaming changes", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "from", from.String(), "proto_version", s.protoVersion)
 	return st, nil
+}
+
+// lostSince tells whether PostgreSQL invalidated the slot (after START_REPLICATION failed with
+// 55000: during a long snapshot, say, since the connector last read it), with max_slot_wal_keep_size
+// and the slot's confirmed position. It asks on the replication connection, which runs SQL
+// (replication=database) once the failed command's ReadyForQuery, which pglogrepl leaves unread,
+// is read.
+func lostSince(ctx context.Context, conn *pgconn.PgConn, slot string) (keep, confirmed string, lost bool) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		msg, err := conn.ReceiveMessage(ctx)
+		if err != nil {
+			return "", "", false
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	// slot is a valid SLOT_NAME (lower-case letters, digits, '_'): safe in the literal
+	rs, err := conn.Exec(ctx, `SELECT coalesce(to_jsonb(s) ->> 'wal_status', ''), coalesce(current_setting('max_slot_wal_keep_size', true), '?'),
+		coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots s WHERE slot_name = '`+slot+`'`).ReadAll()
+	if err != nil || len(rs) != 1 || rs[0].Err != nil || len(rs[0].Rows) != 1 {
+		return "", "", false
+	}
+	row := rs[0].Rows[0]
+	return string(row[1]), string(row[2]), string(row[0]) == "lost"
 }
 
 // close reports the confirmed position one last time and ends the connection and goroutines.
@@ -117,7 +150,7 @@ func (st *stream) sendStatus() error {
 }
 
 func (st *stream) heartbeat() {
-	t := time.NewTicker(st.src.cfg.Heartbeat.D())
+	t := time.NewTicker(st.src.heartbeat)
 	defer t.Stop()
 	for {
 		select {
@@ -253,7 +286,9 @@ func (st *stream) decode(x pglogrepl.XLogData) ([]record, error) {
 			if err != nil {
 				return nil, runtime.Fatal(err)
 			}
-			recs = append(recs, record{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[OpTruncate]})
+			recs = append(recs, record{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[OpTruncate], Origin: func() string {
+				return fmt.Sprintf("table %s, TRUNCATE at LSN %s in transaction %d", rel.table, src.lsn, src.txid)
+			}})
 		}
 		return recs, nil
 	}
@@ -392,7 +427,10 @@ func (st *stream) change(op string, rel *relation, lsn LSN, before, after []valu
 	if keyVals == nil {
 		keyVals = before
 	}
-	return []record{{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[op], Key: routingKey(rel.pk, keyVals)}}, nil
+	key := routingKey(rel.pk, keyVals)
+	return []record{{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[op], Key: key, Origin: func() string {
+		return origin(rel.table, rel.cols, rel.pk, key, fmt.Sprintf("%s at LSN %s in transaction %d", op, src.lsn, src.txid))
+	}}}, nil
 }
 
 // atomicMax raises v to x.

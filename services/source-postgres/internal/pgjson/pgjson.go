@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -104,31 +105,91 @@ func finite(text []byte) bool {
 	return true
 }
 
-// appendTime writes an ISO timestamp in RFC 3339; a timestamp without time zone is written as UTC.
-// Values RFC 3339 cannot hold (infinity, BC dates, years past 9999) keep their text form.
+// appendTime writes a timestamp in UTC as ISO 8601: RFC 3339 for the years 0000 to 9999 (1 BC is
+// year 0000, PostgreSQL's calendar being the proleptic Gregorian one), and beyond them ISO 8601's
+// expanded years as java.time's Instant writes them: "+12024-02-29T11:14:15Z", "-0043-03-15T12:00:00Z"
+// (44 BC). PostgreSQL's infinity and -infinity stay the strings "infinity" and "-infinity". A
+// timestamp without time zone is written as UTC. Text in no form PostgreSQL writes keeps its text.
 func appendTime(dst []byte, oid uint32, text []byte) []byte {
 	if out, ok := appendISOTime(dst, oid, text); ok {
 		return out
 	}
-	s := string(text)
-	layout := "2006-01-02 15:04:05.999999999"
-	if oid == Timestamptz {
-		layout += "Z07"
-		if n := len(s); n > 6 && s[n-3] == ':' {
-			layout += ":00"
-			if n > 9 && s[n-6] == ':' {
-				layout += ":00"
-			}
-		}
-	}
-	t, err := time.Parse(layout, s)
-	if err != nil {
+	t, ok := parseTime(string(text), oid == Timestamptz)
+	if !ok {
 		return AppendString(dst, text)
 	}
 	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
+	switch y := t.Year(); {
+	case y > 9999:
+		dst = append(dst, '+')
+		dst = strconv.AppendInt(dst, int64(y), 10)
+	case y < 0:
+		dst = append(dst, '-')
+		dst = appendPadded(dst, -y, 4)
+	default:
+		dst = appendPadded(dst, y, 4)
+	}
+	// the rest of RFC 3339, from a year Go's formatting handles
+	return append(t.AddDate(2000-t.Year(), 0, 0).AppendFormat(dst, "-01-02T15:04:05.999999999Z07:00"), '"')
 }
+
+func appendPadded(dst []byte, v, width int) []byte {
+	for n := len(strconv.Itoa(v)); n < width; n++ {
+		dst = append(dst, '0')
+	}
+	return strconv.AppendInt(dst, int64(v), 10)
+}
+
+// parseTime reads PostgreSQL's ISO text of a timestamp — "Y-MM-DD HH:MM:SS[.frac]" with a year of
+// four or more digits, then for timestamptz an offset "+HH[:MM[:SS]]", then " BC" for years before
+// 1 — as a time in UTC.
+func parseTime(s string, tz bool) (time.Time, bool) {
+	bc := strings.HasSuffix(s, " BC")
+	s = strings.TrimSuffix(s, " BC")
+	i := strings.IndexByte(s, '-')
+	if i < 4 {
+		return time.Time{}, false
+	}
+	year, err := strconv.Atoi(s[:i])
+	if err != nil || year < 1 {
+		return time.Time{}, false
+	}
+	if bc {
+		year = 1 - year
+	}
+	s = s[i:] // -MM-DD HH:MM:SS[.frac][offset]
+	offset := 0
+	if tz {
+		j := strings.LastIndexAny(s, "+-")
+		if j < len("-01-02 15:04:05") {
+			return time.Time{}, false
+		}
+		sign := 1
+		if s[j] == '-' {
+			sign = -1
+		}
+		for k, part := range strings.Split(s[j+1:], ":") {
+			v, err := strconv.Atoi(part)
+			if err != nil || len(part) != 2 || k > 2 {
+				return time.Time{}, false
+			}
+			offset += sign * v * []int{3600, 60, 1}[k]
+		}
+		s = s[:j]
+	}
+	// Go's parser takes years 0000 to 9999 only: parse the rest with year 2000 (a leap year, so
+	// February 29 passes) and put the year back.
+	t, err := time.Parse("2006-01-02 15:04:05.999999999", "2000"+s)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if t.Month() == time.February && t.Day() == 29 && !leap(year) {
+		return time.Time{}, false
+	}
+	return time.Date(year, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC).Add(-time.Duration(offset) * time.Second), true
+}
+
+func leap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 
 // appendISOTime is appendTime's fast path for what PostgreSQL writes in the connector's sessions
 // (DateStyle ISO, TimeZone UTC): "2006-01-02 15:04:05[.fraction]", plus "+00" for timestamptz,
