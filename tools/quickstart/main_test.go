@@ -118,8 +118,7 @@ func TestQuickstartStopsCleanlyOnInterrupt(t *testing.T) {
 					t.Fatalf("run stopped before Ctrl-C: %v\n%s", err, out.String())
 				case <-deadline:
 					cancel()
-					<-done
-					t.Fatalf("nothing delivered:\n%s", out.String())
+					t.Fatalf("nothing delivered (run ended with %v):\n%s", <-done, out.String())
 				case <-time.After(10 * time.Millisecond): // polling the output of a running program
 				}
 			}

@@ -25,7 +25,7 @@ type Config struct {
 	Retained   Retained `env:"MQTT_RETAINED" envDefault:"publish" desc:"client mode: retained messages the broker sends on (re)subscribe: publish (with mqtt.retain=true) or skip (acknowledge without publishing)"`
 	MaxPayload int      `env:"MQTT_MAX_PAYLOAD_BYTES" envDefault:"1048576" desc:"larger payloads are rejected (acknowledged to MQTT, counted and logged, not published)"`
 
-	BrokerURLs     []string      `env:"MQTT_BROKER_URL" envSeparator:"," desc:"client mode: broker URL, or a comma list tried in order for failover: tcp://, ssl://, ws:// or wss://host:port"`
+	BrokerURLs     []config.URL  `env:"MQTT_BROKER_URL" envSeparator:"," desc:"client mode: broker URL, or a comma list tried in order for failover: tcp://, ssl://, ws:// or wss://host:port; a password in it (tcp://user:password@host:1883) is redacted in logs"`
 	ClientID       string        `env:"MQTT_CLIENT_ID" desc:"client mode: MQTT client id (the broker keeps the session under it); default CONNECTOR_NAME; unique per replica"`
 	Username       string        `env:"MQTT_USERNAME" desc:"client mode: user name"`
 	Password       config.Secret `env:"MQTT_PASSWORD" desc:"client mode: password"`
@@ -37,15 +37,17 @@ type Config struct {
 	CertFile       string        `env:"MQTT_CERT_FILE" desc:"client mode: client certificate for mTLS (with MQTT_KEY_FILE)"`
 	KeyFile        string        `env:"MQTT_KEY_FILE" desc:"client mode: client key for mTLS (with MQTT_CERT_FILE)"`
 
-	ServerTCPAddr      string        `env:"MQTT_SERVER_TCP_ADDR" envDefault:":1883" desc:"server mode: plain TCP listen address; off disables it"`
-	ServerTLSAddr      string        `env:"MQTT_SERVER_TLS_ADDR" desc:"server mode: TLS listen address, e.g. :8883 (needs MQTT_SERVER_CERT_FILE and MQTT_SERVER_KEY_FILE)"`
-	ServerWSAddr       string        `env:"MQTT_SERVER_WS_ADDR" desc:"server mode: WebSocket listen address, e.g. :8083 (TLS too when the certificate is set)"`
-	ServerCertFile     string        `env:"MQTT_SERVER_CERT_FILE" desc:"server mode: PEM certificate of the TLS and WebSocket listeners"`
-	ServerKeyFile      string        `env:"MQTT_SERVER_KEY_FILE" desc:"server mode: PEM key of that certificate"`
-	ServerClientCAFile string        `env:"MQTT_SERVER_CLIENT_CA_FILE" desc:"server mode: require client certificates signed by this CA on the TLS listeners (mTLS)"`
-	ServerUsers        config.Secret `env:"MQTT_SERVER_USERS" desc:"server mode: devices allowed to connect, comma-separated user:password pairs"`
-	ServerAuthFile     string        `env:"MQTT_SERVER_AUTH_FILE" desc:"server mode: mochi-mqtt auth ledger (YAML or JSON: users, passwords, per-user ACLs)"`
-	ServerAnonymous    bool          `env:"MQTT_SERVER_ALLOW_ANONYMOUS" envDefault:"false" desc:"server mode: accept devices without credentials (development only)"`
+	ServerTCPAddr        string        `env:"MQTT_SERVER_TCP_ADDR" envDefault:":1883" desc:"server mode: plain TCP listen address; off disables it"`
+	ServerTLSAddr        string        `env:"MQTT_SERVER_TLS_ADDR" desc:"server mode: TLS listen address, e.g. :8883 (needs MQTT_SERVER_CERT_FILE and MQTT_SERVER_KEY_FILE)"`
+	ServerWSAddr         string        `env:"MQTT_SERVER_WS_ADDR" desc:"server mode: WebSocket listen address, e.g. :8083 (TLS too when the certificate is set)"`
+	ServerCertFile       string        `env:"MQTT_SERVER_CERT_FILE" desc:"server mode: PEM certificate of the TLS and WebSocket listeners"`
+	ServerKeyFile        string        `env:"MQTT_SERVER_KEY_FILE" desc:"server mode: PEM key of that certificate"`
+	ServerClientCAFile   string        `env:"MQTT_SERVER_CLIENT_CA_FILE" desc:"server mode: require client certificates signed by this CA on the TLS listeners (mTLS)"`
+	ServerUsers          config.Secret `env:"MQTT_SERVER_USERS" desc:"server mode: devices allowed to connect, comma-separated user:password pairs"`
+	ServerAuthFile       string        `env:"MQTT_SERVER_AUTH_FILE" desc:"server mode: mochi-mqtt auth ledger (YAML or JSON: users, passwords, per-user ACLs)"`
+	ServerAnonymous      bool          `env:"MQTT_SERVER_ALLOW_ANONYMOUS" envDefault:"false" desc:"server mode: accept devices without credentials (development only)"`
+	ServerConnectTimeout config.Millis `env:"MQTT_SERVER_CONNECT_TIMEOUT_MS" envDefault:"10000" desc:"server mode: a connection that has not sent its MQTT CONNECT within this time is closed"`
+	ServerMaxClients     int           `env:"MQTT_SERVER_MAX_CLIENTS" envDefault:"1000" desc:"server mode: most device connections at once, counted from the TCP accept (about 40 KiB each); more are closed at once"`
 }
 
 // Mode is MQTT_MODE.
@@ -127,7 +129,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, &config.FieldError{Var: "MQTT_BROKER_URL", Reason: "required when MQTT_MODE=client"})
 		}
 		for _, u := range c.BrokerURLs {
-			if err := checkBrokerURL(u); err != nil {
+			if err := checkBrokerURL(u.Reveal()); err != nil {
 				errs = append(errs, config.Invalid("MQTT_BROKER_URL", u, err.Error()))
 			}
 		}
@@ -147,6 +149,12 @@ func (c *Config) Validate() error {
 		}
 		if (c.ServerCertFile == "") != (c.ServerKeyFile == "") {
 			errs = append(errs, config.Invalid("MQTT_SERVER_CERT_FILE", c.ServerCertFile, "MQTT_SERVER_CERT_FILE and MQTT_SERVER_KEY_FILE go together"))
+		}
+		if c.ServerConnectTimeout.D() <= 0 {
+			errs = append(errs, config.Invalid("MQTT_SERVER_CONNECT_TIMEOUT_MS", c.ServerConnectTimeout, "must be at least 1"))
+		}
+		if c.ServerMaxClients < 1 {
+			errs = append(errs, config.Invalid("MQTT_SERVER_MAX_CLIENTS", c.ServerMaxClients, "must be at least 1"))
 		}
 		if !c.ServerUsers.IsSet() && c.ServerAuthFile == "" && !c.ServerAnonymous {
 			errs = append(errs, &config.FieldError{Var: "MQTT_SERVER_USERS", Reason: "server mode needs device credentials: set MQTT_SERVER_USERS or MQTT_SERVER_AUTH_FILE, or MQTT_SERVER_ALLOW_ANONYMOUS=true"})

@@ -20,7 +20,8 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Mode != mqttsource.ClientMode || c.QoS != 1 || c.CleanSession || c.Retained != mqttsource.PublishRetained ||
-		len(c.BrokerURLs) != 2 || c.KeepAlive.D().Seconds() != 30 || c.MaxPayload != 1<<20 {
+		len(c.BrokerURLs) != 2 || c.KeepAlive.D().Seconds() != 30 || c.MaxPayload != 1<<20 ||
+		c.ServerConnectTimeout.D().Seconds() != 10 || c.ServerMaxClients != 1000 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -47,13 +48,16 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		}
 	}
 
-	_, err = load("MQTT_MODE=server", "MQTT_TOPIC_MAPPINGS=#=/iot/all", "MQTT_SERVER_TCP_ADDR=off", "MQTT_SERVER_USERS=dev1:s3cret,broken")
+	_, err = load("MQTT_MODE=server", "MQTT_TOPIC_MAPPINGS=#=/iot/all", "MQTT_SERVER_TCP_ADDR=off", "MQTT_SERVER_USERS=dev1:s3cret,broken",
+		"MQTT_SERVER_MAX_CLIENTS=0", "MQTT_SERVER_CONNECT_TIMEOUT_MS=0")
 	if err == nil {
 		t.Fatal("want an error")
 	}
 	for _, want := range []string{
 		"MQTT_SERVER_TCP_ADDR: server mode needs a listener: set MQTT_SERVER_TCP_ADDR, MQTT_SERVER_TLS_ADDR or MQTT_SERVER_WS_ADDR",
 		"MQTT_SERVER_USERS: entry 2: want user:password",
+		`MQTT_SERVER_MAX_CLIENTS="0": must be at least 1`,
+		`MQTT_SERVER_CONNECT_TIMEOUT_MS="0": must be at least 1`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -61,6 +65,12 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("error echoes the password: %v", err)
+	}
+
+	// first match wins: a filter after one that matches all its topics is dead configuration
+	_, err = load("MQTT_BROKER_URL=tcp://a:1883", "MQTT_TOPIC_MAPPINGS=factory/#=/iot/factory;factory/l1/temp=/iot/temp")
+	if want := `MQTT_TOPIC_MAPPINGS="factory/#=/iot/factory;factory/l1/temp=/iot/temp": "factory/l1/temp=/iot/temp": filter "factory/l1/temp" is shadowed by the earlier filter "factory/#"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("shadowed filter: %v, want %q", err, want)
 	}
 
 	_, err = load("MQTT_MODE=server", "MQTT_TOPIC_MAPPINGS=#=/iot/all")

@@ -1,7 +1,9 @@
 package mqttsource_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -25,6 +27,7 @@ func baseConfig(cfg *runtime.SourceConfig, mode mqttsource.Mode, mappings string
 	return &mqttsource.Config{
 		SourceConfig: *cfg, Mode: mode, Mappings: mappings, MaxPayload: 1 << 20, QoS: 1,
 		KeepAlive: config.Millis(30 * time.Second), ConnectTimeout: config.Millis(10 * time.Second),
+		ServerConnectTimeout: config.Millis(10 * time.Second), ServerMaxClients: 1000,
 	}
 }
 
@@ -100,7 +103,7 @@ func TestClientConformance(t *testing.T) {
 	harnessSuite(t, suite{
 		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector[mqttsource.Seq] {
 			c := baseConfig(cfg, mqttsource.ClientMode, prefix()+"/+/temp="+cfg.Topic)
-			c.BrokerURLs, c.ClientID = []string{ep.URL}, clientID()
+			c.BrokerURLs, c.ClientID = []config.URL{config.URL(ep.URL)}, clientID()
 			return newSource(t, c)
 		},
 		Emit: func(t *testing.T, payloads ...[]byte) {
@@ -112,25 +115,64 @@ func TestClientConformance(t *testing.T) {
 }
 
 // TestServerConformance runs the suite in server mode: a device publishes QoS 1 to the embedded
-// server, whose PUBACK (the publish token completing) comes only after Danube acked.
+// server, whose PUBACK (the publish token completing) comes only after Danube acked. The device
+// keeps a persistent session and reconnects, as a device must for at-least-once: what the server
+// has not acknowledged when it stops is sent again to the next instance. Emit returns once each
+// message is acknowledged or handed to the runtime (while Danube is down no PUBACK comes).
 func TestServerConformance(t *testing.T) {
 	base := harness.Name(t)
 	var addr string
 	var gen atomic.Int64
+	var dev paho.Client
+	var polled atomic.Int64 // records the instances of the current case handed to the runtime
+	var emitted int64
 	topic := func(i int) string { return fmt.Sprintf("dev%d/temp", i%3) }
 	harnessSuite(t, suite{
 		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector[mqttsource.Seq] {
 			c := baseConfig(cfg, mqttsource.ServerMode, "+/temp="+cfg.Topic)
 			c.ServerTCPAddr, c.ServerAnonymous = addr, true
-			return newSource(t, c)
+			return counting{newSource(t, c), &polled}
 		},
 		Emit: func(t *testing.T, payloads ...[]byte) {
-			// a fresh connection each time: the server of the previous instance may be gone
-			dev := connect(t, "tcp://"+addr, fmt.Sprintf("%s-dev-%d", base, gen.Add(1)), false)
-			publish(t, dev, 1, func(p []byte) string { return topic(index(p)) }, payloads...)
-			dev.Disconnect(100)
+			if dev == nil {
+				dev = newDevice(t, "tcp://"+addr, fmt.Sprintf("%s-dev-%d", base, gen.Load()), "").c
+			}
+			var toks []paho.Token
+			for _, p := range payloads {
+				toks = append(toks, dev.Publish(topic(index(p)), 1, false, p))
+			}
+			emitted += int64(len(payloads))
+			acked := func() bool {
+				return !slices.ContainsFunc(toks, func(tok paho.Token) bool {
+					select {
+					case <-tok.Done():
+						return false
+					default:
+						return true
+					}
+				})
+			}
+			deadline := time.Now().Add(2 * mqttTimeout)
+			for !acked() && polled.Load() < emitted {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d messages neither acknowledged nor handed to the runtime after %v", emitted-polled.Load(), emitted, 2*mqttTimeout)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		},
-		Reset: func(t *testing.T) { addr = harness.FreeAddr(t) },
+		Reset: func(t *testing.T) { addr, dev, emitted = harness.FreeAddr(t), nil, 0; polled.Store(0); gen.Add(1) },
 		Key:   topic,
 	})
+}
+
+// counting counts the records its connector hands to the runtime.
+type counting struct {
+	runtime.SourceConnector[mqttsource.Seq]
+	n *atomic.Int64
+}
+
+func (c counting) Poll(ctx context.Context) ([]runtime.SourceRecord[mqttsource.Seq], error) {
+	recs, err := c.SourceConnector.Poll(ctx)
+	c.n.Add(int64(len(recs)))
+	return recs, err
 }

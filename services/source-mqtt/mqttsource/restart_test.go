@@ -130,6 +130,12 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func (b *logBuffer) count(s string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -150,6 +156,7 @@ type device struct {
 func newDevice(t *testing.T, url, id, prefix string) *device {
 	t.Helper()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(false).
+		SetStore(paho.NewOrderedMemoryStore()). // resends in publish order after a reconnect
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).
 		SetMaxReconnectInterval(100 * time.Millisecond).SetConnectTimeout(mqttTimeout))
 	if tok := c.Connect(); !tok.WaitTimeout(mqttTimeout) || tok.Error() != nil {
@@ -251,7 +258,7 @@ func TestClientThroughMQTTBrokerRestart(t *testing.T) {
 			name := fmt.Sprintf("mqtt-restart-q%d", qos)
 			cfg := runtimetest.SourceConfig(b, name, topic)
 			c := baseConfig(cfg, mqttsource.ClientMode, "sensors/#="+topic)
-			c.BrokerURLs, c.ClientID, c.QoS, c.CleanSession = []string{mq.url}, name, qos, false
+			c.BrokerURLs, c.ClientID, c.QoS, c.CleanSession = []config.URL{config.URL(mq.url)}, name, qos, false
 			c.RetryBackoff, c.RetryMaxBackoff = config.Millis(20*time.Millisecond), config.Millis(100*time.Millisecond) // paho's reconnect waits
 			logs := &logBuffer{}
 			src, err := mqttsource.New(c, runtime.NewResources(&c.Common, runtime.WithLogger(slog.New(slog.NewTextHandler(logs, nil)))))
@@ -317,7 +324,7 @@ func TestThroughDanubeBrokerRestart(t *testing.T) {
 			c := baseConfig(cfg, mode, name+"/#="+topic)
 			if mode == mqttsource.ClientMode {
 				ep := harness.MQTT(t)
-				c.BrokerURLs, c.ClientID, c.QoS, devURL = []string{ep.URL}, name, 2, ep.URL
+				c.BrokerURLs, c.ClientID, c.QoS, devURL = []config.URL{config.URL(ep.URL)}, name, 2, ep.URL
 				t.Cleanup(func() { forgetSession(t, ep.URL, name) })
 			} else {
 				addr := harness.FreeAddr(t)
@@ -359,7 +366,7 @@ func TestClientResumesSessionAfterMQTTBrokerRestart(t *testing.T) {
 	cfg := runtimetest.SourceConfig(b, name, topic)
 	cfg.MaxInFlight, cfg.BatchSize = 20, 20
 	c := baseConfig(cfg, mqttsource.ClientMode, "sensors/#="+topic)
-	c.BrokerURLs, c.ClientID, c.QoS = []string{mq.url}, name, 2
+	c.BrokerURLs, c.ClientID, c.QoS = []config.URL{config.URL(mq.url)}, name, 2
 	c.RetryBackoff, c.RetryMaxBackoff = config.Millis(20*time.Millisecond), config.Millis(100*time.Millisecond)
 	r := runtimetest.StartSource(t, cfg, newSource(t, c), true)
 	dev := newDevice(t, mq.url, name+"-dev", "sensors")

@@ -1,14 +1,23 @@
 package mqttsource
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -34,9 +43,10 @@ func newServer(s *Source) (*server, error) {
 	cfg := s.cfg
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.ReceiveMaximum = uint16(min(max(cfg.MaxInFlight, 1), 65535))
-	// A hard cap on what mochi reads at all; payloads between MQTT_MAX_PAYLOAD_BYTES and this are
-	// read, acknowledged and counted as oversized (mochi disconnects a client above it).
-	caps.MaximumPacketSize = uint32(min(cfg.MaxPayload+64<<10, 256<<20))
+	// No limit on what mochi reads once a device logged in (the guard bounds the CONNECT): a
+	// payload above MQTT_MAX_PAYLOAD_BYTES is read whole, acknowledged and counted, since refusing
+	// it means closing the connection, and the device would send it again forever.
+	caps.MaximumPacketSize = 0
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: s.log.With("component", "mqtt-server")})
 
 	if err := addAuth(srv, cfg); err != nil {
@@ -45,21 +55,121 @@ func newServer(s *Source) (*server, error) {
 	if err := srv.AddHook(&ingest{s: s}, nil); err != nil {
 		return nil, err
 	}
+	if err := srv.AddHook(&refusedLogin{log: s.log}, nil); err != nil { // last: see refusedLogin
+		return nil, err
+	}
 	tlsCfg, err := cfg.serverTLS()
 	if err != nil {
 		return nil, err
 	}
+	g := &guard{log: s.log, max: int64(cfg.ServerMaxClients), connectTimeout: cfg.ServerConnectTimeout.D(), maxConnect: cfg.MaxPayload + 64<<10,
+		full: rate.Sometimes{First: 1, Interval: 10 * time.Second}, slow: rate.Sometimes{First: 1, Interval: 10 * time.Second}}
 	var ls []listeners.Listener
 	if addr := cfg.tcpAddr(); addr != "" {
-		ls = append(ls, listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr}))
+		ls = append(ls, guarded{listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr}), g})
 	}
 	if cfg.ServerTLSAddr != "" {
-		ls = append(ls, listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.ServerTLSAddr, TLSConfig: tlsCfg}))
+		ls = append(ls, guarded{listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.ServerTLSAddr, TLSConfig: tlsCfg}), g})
 	}
 	if cfg.ServerWSAddr != "" {
-		ls = append(ls, listeners.NewWebsocket(listeners.Config{ID: "ws", Address: cfg.ServerWSAddr, TLSConfig: tlsCfg}))
+		ls = append(ls, guarded{listeners.NewWebsocket(listeners.Config{ID: "ws", Address: cfg.ServerWSAddr, TLSConfig: tlsCfg}), g})
 	}
 	return &server{s: s, srv: srv, listeners: ls}, nil
+}
+
+// guard bounds what a connection costs before it logged in, on every listener: at most
+// MQTT_SERVER_MAX_CLIENTS connections at once, counted from the accept (sockets that never send
+// CONNECT count too), MQTT_SERVER_CONNECT_TIMEOUT_MS to send the CONNECT, and a CONNECT of at
+// most MQTT_MAX_PAYLOAD_BYTES + 64 KiB (it may carry a will message). It also logs how each
+// connection ended: mochi's listeners log that as a WARN with an empty message.
+type guard struct {
+	log            *slog.Logger
+	max            int64
+	connectTimeout time.Duration
+	maxConnect     int
+	active         atomic.Int64
+	full, slow     rate.Sometimes // log refusals at most every 10 s: a flood must not flood the log
+}
+
+// guarded is a mochi listener whose connections go through its guard.
+type guarded struct {
+	listeners.Listener
+	g *guard
+}
+
+func (l guarded) Serve(establish listeners.EstablishFn) {
+	l.Listener.Serve(func(id string, c net.Conn) error {
+		l.g.serve(id, c, establish)
+		return nil // logged by serve
+	})
+}
+
+func (g *guard) serve(listener string, c net.Conn, establish listeners.EstablishFn) {
+	log := g.log.With("listener", listener, "remote", c.RemoteAddr().String())
+	if g.active.Add(1) > g.max {
+		g.active.Add(-1)
+		_ = c.Close()
+		g.full.Do(func() {
+			log.Warn("MQTT connection refused: MQTT_SERVER_MAX_CLIENTS connections are open", "max", g.max, "note", "logged at most every 10s")
+		})
+		return
+	}
+	defer g.active.Add(-1)
+	_ = c.SetDeadline(time.Now().Add(g.connectTimeout)) // mochi sets the keepalive's once CONNECT is read
+	err := establish(listener, &connectCap{Conn: c, r: bufio.NewReaderSize(c, 16), max: g.maxConnect})
+	var code packets.Code
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET),
+		errors.As(err, &code) && code.Code < packets.ErrUnspecifiedError.Code:
+		log.Debug("MQTT connection closed", "err", err)
+	case errors.Is(err, packets.ErrBadUsernameOrPassword): // refusedLogin logged it, naming the device
+	case errors.Is(err, os.ErrDeadlineExceeded) && strings.HasPrefix(err.Error(), "read connection"):
+		g.slow.Do(func() {
+			log.Warn("MQTT connection closed: no CONNECT within MQTT_SERVER_CONNECT_TIMEOUT_MS", "timeout", g.connectTimeout, "note", "logged at most every 10s")
+		})
+	default:
+		log.Info("MQTT connection closed", "err", err)
+	}
+}
+
+// connectCap refuses a first packet (the CONNECT) above max bytes before mochi allocates it: mochi
+// reads packets of any size (see newServer), and a connection that has not logged in must not cost
+// that much.
+type connectCap struct {
+	net.Conn
+	r       *bufio.Reader
+	max     int
+	checked bool
+}
+
+func (c *connectCap) Read(p []byte) (int, error) {
+	if !c.checked {
+		if err := c.check(); err != nil {
+			return 0, err
+		}
+		c.checked = true
+	}
+	return c.r.Read(p)
+}
+
+// check reads the first packet's fixed header ahead: a byte of type and flags, then the remaining
+// length in one to four bytes of seven bits each.
+func (c *connectCap) check() error {
+	n := 0
+	for i := 1; i <= 4; i++ {
+		b, err := c.r.Peek(i + 1)
+		if err != nil {
+			return err
+		}
+		n |= int(b[i]&0x7f) << (7 * (i - 1))
+		if b[i]&0x80 == 0 {
+			break
+		}
+	}
+	if n > c.max {
+		return fmt.Errorf("first packet of %d bytes: more than the %d bytes a CONNECT may have (MQTT_MAX_PAYLOAD_BYTES + 64 KiB)", n, c.max)
+	}
+	return nil
 }
 
 // start binds the listeners (a busy port fails here, naming the address) and serves.
@@ -133,6 +243,24 @@ func (h *userAuth) OnConnectAuthenticate(_ *mqtt.Client, pk packets.Packet) bool
 
 func (h *userAuth) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
+// refusedLogin is the last OnConnectAuthenticate hook: mochi asks it only when every auth hook
+// before it refused the device, so it logs the refusal, naming the device (mochi's own log names
+// nobody), and refuses too.
+type refusedLogin struct {
+	mqtt.HookBase
+	log *slog.Logger
+}
+
+func (h *refusedLogin) ID() string { return "danube-refused-login" }
+
+func (h *refusedLogin) Provides(b byte) bool { return b == mqtt.OnConnectAuthenticate }
+
+func (h *refusedLogin) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	h.log.Warn("MQTT device login refused: unknown user or wrong password", "client_id", cl.ID, "user", string(pk.Connect.Username),
+		"remote", cl.Net.Remote, "listener", cl.Net.Listener)
+	return false
+}
+
 // ingest hands device publishes to the connector and acknowledges them itself (see server).
 type ingest struct {
 	mqtt.HookBase
@@ -141,11 +269,30 @@ type ingest struct {
 
 func (h *ingest) ID() string { return "danube-ingest" }
 
-func (h *ingest) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *ingest) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnPacketRead }
+
+// OnPacketRead acknowledges and counts a device's publish to a $SYS topic, which mochi ignores
+// without acknowledging it: a QoS 1 or 2 device would wait for the acknowledgement forever.
+func (h *ingest) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if t := pk.TopicName; pk.FixedHeader.Type == packets.Publish && len(t) >= len(mqtt.SysPrefix) && strings.EqualFold(t[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+		if pk.FixedHeader.Qos > 0 {
+			(&serverAck{cl: cl, id: pk.PacketID, qos: pk.FixedHeader.Qos}).Ack()
+		}
+		h.s.count(t, cl.ID, "sys", len(pk.Payload))
+	}
+	return pk, nil
+}
 
 func (h *ingest) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
+	}
+	if len(pk.Payload) > h.s.cfg.MaxPayload { // acknowledged now: no copy, no wait for room
+		if pk.FixedHeader.Qos > 0 {
+			(&serverAck{cl: cl, id: pk.PacketID, qos: pk.FixedHeader.Qos}).Ack()
+		}
+		h.s.count(pk.TopicName, cl.ID, "oversized", len(pk.Payload))
+		return pk, packets.ErrRejectPacket
 	}
 	d := delivery{
 		topic: pk.TopicName, payload: bytes.Clone(pk.Payload), qos: pk.FixedHeader.Qos,

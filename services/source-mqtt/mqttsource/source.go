@@ -87,6 +87,7 @@ type Source struct {
 	acks     chan acker    // confirmations, sent in order by one goroutine (OnAck must not block)
 	ackDone  chan struct{}
 	stopping chan struct{} // closed at Shutdown: releases deliveries waiting for room in `in`
+	started  bool          // Initialize succeeded: the acknowledgement goroutine runs
 	seq      Seq
 	routes   map[routeKey]route // Poll's cache of mapping results and attribute sets
 
@@ -105,7 +106,7 @@ func newSource(cfg *Config, res runtime.Resources) (*Source, error) {
 		return nil, fmt.Errorf("MQTT_TOPIC_MAPPINGS: %w", err)
 	}
 	dropped, err := res.Meter.Int64Counter("mqtt.messages.dropped",
-		metric.WithDescription("MQTT messages acknowledged without publishing, by reason (unmapped, oversized, retained)"))
+		metric.WithDescription("MQTT messages acknowledged without publishing, by reason (unmapped, oversized, retained, sys)"))
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func newSource(cfg *Config, res runtime.Resources) (*Source, error) {
 		stopping: make(chan struct{}),
 		warn:     map[string]*rate.Sometimes{},
 	}
-	for _, reason := range []string{"unmapped", "oversized", "retained"} {
+	for _, reason := range []string{"unmapped", "oversized", "retained", "sys"} {
 		s.warn[reason] = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
 	}
 	if cfg.Mode == ServerMode {
@@ -137,19 +138,20 @@ func newSource(cfg *Config, res runtime.Resources) (*Source, error) {
 	return s, nil
 }
 
-// Initialize starts the MQTT side: connecting and subscribing (client) or listening (server).
+// Initialize starts the MQTT side: connecting (client) or listening (server). The runtime calls it
+// again after a runtime.Disconnected error (the MQTT broker is not up yet), so nothing runs until
+// it succeeded.
 func (s *Source) Initialize(ctx context.Context) error {
+	if err := s.ing.start(ctx); err != nil {
+		return err
+	}
+	s.started = true
 	go func() {
 		defer close(s.ackDone)
 		for a := range s.acks {
 			a.Ack()
 		}
 	}()
-	if err := s.ing.start(ctx); err != nil {
-		close(s.acks)
-		<-s.ackDone
-		return err
-	}
 	return nil
 }
 
@@ -199,9 +201,10 @@ type routeKey struct {
 // of that key. The runtime only reads a record's attributes (it copies them into the message), so
 // sharing one map per key saves building a map per message.
 type route struct {
-	topic string
-	ok    bool
-	attrs map[string]string
+	topic  string
+	ok     bool
+	attrs  map[string]string
+	origin func() string // where the message came from, for a record Danube refuses for good
 }
 
 // maxRoutes bounds the cache (device topics are usually few; a flood of distinct topics only
@@ -229,9 +232,13 @@ func (s *Source) lookup(d *delivery) route {
 	r.attrs[AttrQoS] = strconv.Itoa(int(d.qos))
 	r.attrs[AttrRetain] = strconv.FormatBool(d.retain)
 	r.attrs[AttrDup] = strconv.FormatBool(d.dup)
+	origin := fmt.Sprintf("MQTT topic %s from client %s", d.topic, d.clientID)
 	if d.clientID != "" {
 		r.attrs[AttrClientID] = d.clientID
+	} else { // client mode: MQTT does not say who published
+		origin = fmt.Sprintf("MQTT topic %s (received by client %s)", d.topic, s.cfg.clientID())
 	}
+	r.origin = func() string { return origin }
 	if d.props == nil {
 		if len(s.routes) >= maxRoutes {
 			clear(s.routes)
@@ -246,18 +253,18 @@ func (s *Source) add(recs []runtime.SourceRecord[Seq], d delivery) []runtime.Sou
 	rt := s.lookup(&d)
 	switch {
 	case !rt.ok:
-		s.drop(d, "unmapped", "MQTT message on a topic that matches no MQTT_TOPIC_MAPPINGS filter; acknowledged, not published")
+		s.drop(d, "unmapped", len(d.payload))
 		return recs
-	case len(d.payload) > s.cfg.MaxPayload:
-		s.drop(d, "oversized", fmt.Sprintf("MQTT payload of %d bytes is above MQTT_MAX_PAYLOAD_BYTES=%d; acknowledged, not published", len(d.payload), s.cfg.MaxPayload))
+	case len(d.payload) > s.cfg.MaxPayload: // client mode; the server drops them as they arrive
+		s.drop(d, "oversized", len(d.payload))
 		return recs
 	case d.retain && s.cfg.Retained == SkipRetained && s.cfg.Mode == ClientMode:
-		s.drop(d, "retained", "retained MQTT message skipped (MQTT_RETAINED=skip)")
+		s.drop(d, "retained", len(d.payload))
 		return recs
 	}
 	s.seq++
 	r := runtime.NewSourceRecord(rt.topic, d.payload, s.seq).WithKey(d.topic)
-	r.Attributes = rt.attrs
+	r.Attributes, r.Origin = rt.attrs, rt.origin
 	if a := d.ack; a != nil {
 		r.OnAck = func(err error) {
 			if err == nil { // Danube has it: confirm it to MQTT. Otherwise MQTT sends it again.
@@ -268,14 +275,35 @@ func (s *Source) add(recs []runtime.SourceRecord[Seq], d delivery) []runtime.Sou
 	return append(recs, r)
 }
 
-// drop confirms d without publishing it, counts it and logs at a bounded rate (10 s per reason).
-func (s *Source) drop(d delivery, reason, msg string) {
+// drop confirms d without publishing it (through the acknowledgement goroutine, in order with the
+// published messages' confirmations), counts it and logs it.
+func (s *Source) drop(d delivery, reason string, size int) {
 	if d.ack != nil {
 		s.acks <- d.ack
 	}
+	s.count(d.topic, d.clientID, reason, size)
+}
+
+// dropMessages says why a message was acknowledged and not published, by reason.
+var dropMessages = map[string]string{
+	"unmapped":  "MQTT message on a topic that matches no MQTT_TOPIC_MAPPINGS filter; acknowledged, not published",
+	"oversized": "MQTT payload above MQTT_MAX_PAYLOAD_BYTES; acknowledged, not published",
+	"retained":  "retained MQTT message skipped (MQTT_RETAINED=skip)",
+	"sys":       "MQTT publish to a $SYS topic, which devices may not publish to; acknowledged, not published",
+}
+
+// count counts a dropped message and logs it at a bounded rate (10 s per reason).
+func (s *Source) count(topic, clientID, reason string, size int) {
 	s.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
 	s.warn[reason].Do(func() {
-		s.log.Warn(msg, "mqtt_topic", d.topic, "qos", d.qos, "bytes", len(d.payload), "reason", reason, "note", "logged at most every 10s; see mqtt_messages_dropped_total")
+		attrs := []any{"mqtt_topic", topic, "bytes", size, "reason", reason, "note", "logged at most every 10s; see mqtt_messages_dropped_total"}
+		if clientID != "" {
+			attrs = append(attrs, "client_id", clientID)
+		}
+		if reason == "oversized" {
+			attrs = append(attrs, "max", s.cfg.MaxPayload)
+		}
+		s.log.Warn(dropMessages[reason], attrs...)
 	})
 }
 
@@ -290,8 +318,10 @@ func (s *Source) HealthCheck(context.Context) error { return s.ing.health() }
 // buffered were not published and stay unconfirmed: they are delivered again after a restart.
 func (s *Source) Shutdown(context.Context) error {
 	close(s.stopping)
-	close(s.acks)
-	<-s.ackDone
+	if s.started {
+		close(s.acks)
+		<-s.ackDone
+	}
 	s.ing.stop()
 	return nil
 }

@@ -151,7 +151,7 @@ func TestClientQoSLevelsAndSharedSubscription(t *testing.T) {
 	for i := range 2 {
 		cfg := runtimetest.SourceConfig(b, fmt.Sprintf("replica%d", i), topic)
 		c := baseConfig(cfg, mqttsource.ClientMode, "$share/"+name+"/"+name+"/#="+topic)
-		c.BrokerURLs, c.ClientID, c.QoS = []string{ep.URL}, fmt.Sprintf("%s-%d", name, i), 2
+		c.BrokerURLs, c.ClientID, c.QoS = []config.URL{config.URL(ep.URL)}, fmt.Sprintf("%s-%d", name, i), 2
 		t.Cleanup(func() { forgetSession(t, ep.URL, c.ClientID) })
 		runs = append(runs, runtimetest.StartSource(t, cfg, newSource(t, c), true))
 	}

@@ -11,6 +11,7 @@ package topicmap
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
@@ -34,7 +35,8 @@ type Rule struct {
 type Table struct{ rules []Rule }
 
 // Parse reads "filter=topic;filter=topic" (whitespace around entries is ignored). Every bad entry
-// is reported, each naming the entry and the reason.
+// is reported, each naming the entry and the reason. A filter that an earlier one covers (a/b after
+// a/#) is refused: the first match wins, so it could never apply.
 func Parse(s string) (*Table, error) {
 	var t Table
 	var errs []error
@@ -60,6 +62,11 @@ func Parse(s string) (*Table, error) {
 			continue
 		}
 		seen[r.Subscription] = true
+		if i := slices.IndexFunc(t.rules, func(e Rule) bool { return covers(e.levels, r.levels) }); i >= 0 {
+			errs = append(errs, fmt.Errorf("%q: filter %q is shadowed by the earlier filter %q, which matches every topic it matches (the first match wins, so it never applies): list the narrower filter first or remove it",
+				entry, r.Subscription, t.rules[i].Subscription))
+			continue
+		}
 		t.rules = append(t.rules, r)
 	}
 	if len(errs) == 0 && len(t.rules) == 0 {
@@ -114,13 +121,36 @@ func ValidFilter(f string) error {
 // Rules returns the rules in order.
 func (t *Table) Rules() []Rule { return t.rules }
 
-// Subscriptions returns the filters a client subscribes to, in order ($share prefixes kept).
+// Subscriptions returns the filters a client subscribes to, in order ($share prefixes kept): every
+// rule's, except a filter that a later rule of the same group covers (factory/+/temp before
+// factory/#). The broader subscription brings its messages anyway, and MQTT allows a broker to send a
+// message once per matching subscription: overlapping subscriptions could bring it twice.
 func (t *Table) Subscriptions() []string {
-	out := make([]string, len(t.rules))
+	var out []string
 	for i, r := range t.rules {
-		out[i] = r.Subscription
+		if !slices.ContainsFunc(t.rules[i+1:], func(l Rule) bool { return l.Group == r.Group && covers(l.levels, r.levels) }) {
+			out = append(out, r.Subscription)
+		}
 	}
 	return out
+}
+
+// covers reports whether filter a matches every topic that filter b matches (both split in levels).
+func covers(a, b []string) bool {
+	if (a[0] == "+" || a[0] == "#") && strings.HasPrefix(b[0], "$") {
+		return false // b may match $ topics, which a wildcard first level never matches
+	}
+	for i, l := range a {
+		switch {
+		case l == "#":
+			return true
+		case i >= len(b) || b[i] == "#":
+			return false
+		case l != "+" && l != b[i]:
+			return false
+		}
+	}
+	return len(a) == len(b)
 }
 
 // Lookup returns the Danube topic of the first rule whose filter matches the MQTT topic.

@@ -63,11 +63,56 @@ func TestFirstMatchWins(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want no match", topic, got)
 		}
 	}
-	if got, want := strings.Join(tab.Subscriptions(), " "), "factory/+/temp factory/# $share/replicas/devices/+"; got != want {
+	// factory/# brings factory/+/temp's messages: subscribing to both could bring them twice
+	if got, want := strings.Join(tab.Subscriptions(), " "), "factory/# $share/replicas/devices/+"; got != want {
 		t.Errorf("Subscriptions() = %q, want %q", got, want)
 	}
 	if r := tab.Rules()[2]; r.Group != "replicas" || r.Filter != "devices/+" {
 		t.Errorf("shared rule = %+v, want group replicas and filter devices/+", r)
+	}
+}
+
+// TestSubscriptionsSkipCoveredFilters: a filter is left out of the subscriptions only when a later
+// filter of the same shared-subscription group matches every topic it matches.
+func TestSubscriptionsSkipCoveredFilters(t *testing.T) {
+	for mappings, want := range map[string]string{
+		"a/+/c=/x/a;a/b/+=/x/b":               "a/+/c a/b/+", // overlap, neither covers the other
+		"a/b=/x/a;a/+=/x/b;#=/x/c":            "#",
+		"$SYS/x=/x/a;#=/x/b":                  "$SYS/x #", // # does not match $ topics
+		"a=/x/a;a/#=/x/b":                     "a/#",      // a/# matches its parent level
+		"a/b=/x/a;$share/g/a/#=/x/b":          "a/b $share/g/a/#",
+		"$share/g/a/b=/x/a;$share/g/a/#=/x/b": "$share/g/a/#",
+		"$share/g/a/b=/x/a;$share/h/a/#=/x/b": "$share/g/a/b $share/h/a/#",
+	} {
+		tab, err := topicmap.Parse(mappings)
+		if err != nil {
+			t.Fatalf("%s: %v", mappings, err)
+		}
+		if got := strings.Join(tab.Subscriptions(), " "); got != want {
+			t.Errorf("%s: Subscriptions() = %q, want %q", mappings, got, want)
+		}
+	}
+}
+
+// TestParseRefusesShadowedFilters: a filter after one that matches all its topics is dead
+// configuration (first match wins) and is refused, naming both filters.
+func TestParseRefusesShadowedFilters(t *testing.T) {
+	for mappings, want := range map[string]string{
+		"a/#=/x/a;a/b=/x/b":                   `"a/b=/x/b": filter "a/b" is shadowed by the earlier filter "a/#"`,
+		"a/+=/x/a;a/b=/x/b":                   `"a/b=/x/b": filter "a/b" is shadowed by the earlier filter "a/+"`,
+		"#=/x/a;$share/g/a/+/c=/x/b":          `"$share/g/a/+/c=/x/b": filter "$share/g/a/+/c" is shadowed by the earlier filter "#"`,
+		"a/#=/x/a;a=/x/b":                     `"a=/x/b": filter "a" is shadowed by the earlier filter "a/#"`,
+		"$share/g/a/b=/x/a;$share/h/a/b=/x/b": `"$share/h/a/b=/x/b": filter "$share/h/a/b" is shadowed by the earlier filter "$share/g/a/b"`,
+	} {
+		_, err := topicmap.Parse(mappings)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", mappings, err, want)
+		}
+	}
+	for _, ok := range []string{"a/b=/x/a;a/#=/x/b", "a/+/c=/x/a;a/b/+=/x/b", "$SYS/#=/x/a;#=/x/b", "#=/x/a;$SYS/x=/x/b", "a/+=/x/a;a/#=/x/b"} {
+		if _, err := topicmap.Parse(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
 	}
 }
 
