@@ -273,6 +273,7 @@ type SinkConfig struct {
 	RetryExhausted   RetryExhausted          `env:"RETRY_EXHAUSTED" envDefault:"auto" desc:"when retries run out: auto (nothing else gets written: an outage, pause the consumers and retry until it recovers; others are written: a poison message, dlq with DLQ_TOPIC else hold), dlq (publish to DLQ_TOPIC with the reason, then ack), hold (keep retrying it, reported on /readyz), nack (give it back to Danube: spends its delivery attempts) or stop (exit non-zero, unacked)"`
 	NackDelay        config.Millis           `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
 	GapPolicy        GapPolicy               `env:"GAP_POLICY" envDefault:"report" desc:"Exclusive and Failover subscriptions: when Danube skips messages (offsets jump; a v0.15.1 defect), report (ERROR log, connector_delivery_gaps_total, /readyz until restart) or stop (report, then exit 3)"`
+	GapConfirm       config.Millis           `env:"GAP_CONFIRM_MS" envDefault:"0" desc:"how long skipped offsets may still arrive before they count as lost (a consumer that died held them; the broker sends them again after its ack timeout); 0 = twice SUBSCRIPTION_ACK_TIMEOUT_MS, else 60000"`
 
 	Window          int           `env:"SUBSCRIPTION_MAX_UNACKED" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the subscription's window (broker max_unacked_messages, 1-10000) requested at start (a v0.15.1 broker stores it but dispatches with its default); 0 = enough for BATCH_SIZE and MAX_IN_FLIGHT"`
 	PoisonPolicy    PoisonPolicy  `env:"SUBSCRIPTION_POISON_POLICY" envDefault:"keep" desc:"with DANUBE_ADMIN_URL: the broker's policy for a message past its redelivery limit, stored at start (a v0.15 broker applies it when it next loads the subscription): keep (the broker's), block, drop or dead_letter (to DLQ_TOPIC)"`
@@ -322,6 +323,9 @@ func (c *SinkConfig) Validate() error {
 	}
 	if c.RetryExhausted == DeadLetterOnExhausted && c.DLQTopic == "" {
 		errs = append(errs, &config.FieldError{Var: "DLQ_TOPIC", Reason: "required when RETRY_EXHAUSTED=dlq"})
+	}
+	if c.GapConfirm < 0 {
+		errs = append(errs, config.Invalid("GAP_CONFIRM_MS", c.GapConfirm, "must not be negative"))
 	}
 	if c.PoisonPolicy == PoisonDeadLetter && c.DLQTopic == "" {
 		errs = append(errs, &config.FieldError{Var: "DLQ_TOPIC", Reason: "required when SUBSCRIPTION_POISON_POLICY=dead_letter"})

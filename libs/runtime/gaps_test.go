@@ -13,6 +13,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/runtimetest"
 )
 
@@ -67,6 +68,7 @@ func TestSinkReportsMessagesDanubeSkipped(t *testing.T) {
 			const topic, total = "/default/gaps", 1100
 			runtimetest.CreateTopic(t, b, topic)
 			sc := runtimetest.SinkConfig(b, "gaps", topic)
+			sc.GapConfirm = config.Millis(300 * time.Millisecond)
 			w := &written{got: map[string]bool{}, crashAt: 30}
 			first := runtimetest.StartSink(t, sc, w)
 			publish := func(from, to int) {
@@ -153,6 +155,7 @@ func TestGapPolicyStop(t *testing.T) {
 	runtimetest.CreateTopic(t, b, topic)
 	sc := runtimetest.SinkConfig(b, "gapstop", topic)
 	sc.GapPolicy = runtime.GapStop
+	sc.GapConfirm = config.Millis(300 * time.Millisecond)
 	h := &held{release: make(chan struct{})}
 	r := runtimetest.StartSink(t, sc, h)
 	var ms []danube.ProducerMessage

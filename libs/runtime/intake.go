@@ -184,6 +184,9 @@ func (in *intake) setFlag() {
 
 // close stops the consumers; the caller has ended in.ctx.
 func (in *intake) close() {
+	if in.gaps != nil {
+		in.gaps.close()
+	}
 	in.bg.Wait()
 	in.mu.Lock()
 	cs := in.consumers

@@ -132,7 +132,8 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	r.in = newIntake(intakeCtx, r, merged)
 	r.in.fatal = func(err error) { stopRun(err) }
 	if t := cfg.SubscriptionType; t == danube.Exclusive || t == danube.Failover {
-		r.in.gaps = newGaps(cfg.SubscriptionName, cfg.GapPolicy, e.log, e.metrics.DeliveryGap, func(err error) { stopRun(err) })
+		confirm := cmp.Or(cfg.GapConfirm.D(), 2*cmp.Or(cfg.AckTimeout.D(), danube.DefaultFailurePolicy.AckTimeout))
+		r.in.gaps = newGaps(cfg.SubscriptionName, cfg.GapPolicy, confirm, e.log, e.metrics.DeliveryGap, func(err error) { stopRun(err) })
 		if e.server != nil {
 			e.cleanup = append(e.cleanup, e.server.AddReadiness(cfg.ConnectorName+"/gaps", r.in.gaps.flag.Check))
 		}
