@@ -28,6 +28,7 @@ const kafkaArtifact = "org.apache.kafka:kafka_2.13:4.1.0"
 // start it again with its data (the shared server must stay up for everyone else).
 type kafkaServer struct {
 	Bootstrap string
+	SASL      string // with kafkaOptions.SASLUsers: the SASL_PLAINTEXT listener (mechanism PLAIN)
 	dir       string
 	java      []string
 	cmd       *exec.Cmd
@@ -35,9 +36,26 @@ type kafkaServer struct {
 	done      chan struct{}
 }
 
+// kafkaOptions change an own broker's configuration.
+type kafkaOptions struct {
+	// SASLUsers, when set, adds a SASL_PLAINTEXT listener (kafkaServer.SASL, mechanism PLAIN) with
+	// these users and passwords.
+	SASLUsers map[string]string
+	// NoAutoCreate turns auto.create.topics.enable off.
+	NoAutoCreate bool
+}
+
 // ownKafka formats and starts a broker; it is stopped at cleanup. Without java or the cached jars
 // the test is skipped, or fails when CI_REQUIRE_INTEGRATION=1.
 func ownKafka(t *testing.T) *kafkaServer {
+	t.Helper()
+	k := newKafka(t, kafkaOptions{})
+	k.Start(t)
+	return k
+}
+
+// newKafka formats a broker with opts without starting it (Start does); it is stopped at cleanup.
+func newKafka(t *testing.T, opts kafkaOptions) *kafkaServer {
 	t.Helper()
 	libs := filepath.Join(kafkaCache(), "libs")
 	_, jerr := exec.LookPath("java")
@@ -54,6 +72,9 @@ func ownKafka(t *testing.T) *kafkaServer {
 	if out, err := exec.Command("bash", "../../tools/itservers/itservers.sh", "kafka-config", k.dir, port, ctrl).CombinedOutput(); err != nil {
 		t.Fatalf("itservers.sh kafka-config: %v\n%s", err, out)
 	}
+	if err := k.configure(t, opts); err != nil {
+		t.Fatal(err)
+	}
 	// As itservers runs its broker: small heap, serial GC and C1 only, to leave the cores to the tests.
 	k.java = []string{"-Xms256m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError",
 		"-Djava.awt.headless=true", "-Dlog4j2.configurationFile=" + filepath.Join(k.dir, "log4j2.yaml"), "-cp", libs + "/*"}
@@ -64,14 +85,46 @@ func ownKafka(t *testing.T) *kafkaServer {
 	if out, err := format.CombinedOutput(); err != nil {
 		t.Fatalf("kafka storage format: %v\n%s", err, out)
 	}
-	k.Start(t)
 	t.Cleanup(func() {
 		k.Stop(t)
-		if t.Failed() {
+		if t.Failed() && k.out != nil {
 			t.Logf("own Kafka output:\n%s", k.out)
 		}
 	})
 	return k
+}
+
+// configure rewrites the server.properties itservers wrote for opts.
+func (k *kafkaServer) configure(t *testing.T, opts kafkaOptions) error {
+	path := filepath.Join(k.dir, "server.properties")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	props := string(b)
+	if opts.SASLUsers != nil {
+		k.SASL = harness.FreeAddr(t)
+		users := ""
+		for u, p := range opts.SASLUsers {
+			users += fmt.Sprintf(" user_%s=%q", u, p)
+		}
+		for _, r := range [][2]string{
+			{"listeners=PLAINTEXT://" + k.Bootstrap, "listeners=PLAINTEXT://" + k.Bootstrap + ",SASL_PLAINTEXT://" + k.SASL},
+			{"advertised.listeners=PLAINTEXT://" + k.Bootstrap, "advertised.listeners=PLAINTEXT://" + k.Bootstrap + ",SASL_PLAINTEXT://" + k.SASL},
+			{"listener.security.protocol.map=", "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,"},
+		} {
+			if !strings.Contains(props, r[0]) {
+				return fmt.Errorf("%s: no %q to add the SASL listener to", path, r[0])
+			}
+			props = strings.Replace(props, r[0], r[1], 1)
+		}
+		props += "sasl.enabled.mechanisms=PLAIN\n" +
+			"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required" + users + ";\n"
+	}
+	if opts.NoAutoCreate {
+		props += "auto.create.topics.enable=false\n"
+	}
+	return os.WriteFile(path, []byte(props), 0o644)
 }
 
 func kafkaCache() string {
@@ -126,6 +179,9 @@ func (k *kafkaServer) Start(t *testing.T) {
 // port refuses connections; safe to call twice.
 func (k *kafkaServer) Stop(t *testing.T) {
 	t.Helper()
+	if k.cmd == nil {
+		return // never started
+	}
 	select {
 	case <-k.done:
 		return

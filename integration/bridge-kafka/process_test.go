@@ -35,6 +35,14 @@ type connector struct {
 // test failed.
 func startConnector(t *testing.T, env ...string) *connector {
 	t.Helper()
+	c := launch(t, env...)
+	c.WaitReady()
+	return c
+}
+
+// launch starts the bridge as startConnector does, without waiting for it to be ready.
+func launch(t *testing.T, env ...string) *connector {
+	t.Helper()
 	c := &connector{t: t, metrics: harness.FreeAddr(t), out: &bytes.Buffer{}}
 	c.env = append(slices.Clone(env), "METRICS_ADDR="+c.metrics)
 	c.start()
@@ -44,7 +52,6 @@ func startConnector(t *testing.T, env ...string) *connector {
 			t.Logf("bridge-kafka output:\n%s", c.Logs())
 		}
 	})
-	c.WaitReady()
 	return c
 }
 
@@ -107,6 +114,18 @@ func (c *connector) Stop() {
 	}
 }
 
+// Wait waits up to 2 minutes for the process to exit by itself and returns its exit code.
+func (c *connector) Wait() int {
+	c.t.Helper()
+	select {
+	case <-c.done:
+		return c.cmd.ProcessState.ExitCode()
+	case <-time.After(2 * time.Minute):
+		c.t.Fatalf("bridge still running after 2 minutes:\n%s", c.Logs())
+		return 0
+	}
+}
+
 // Restart starts a new process with the same environment and waits until it is ready.
 func (c *connector) Restart() {
 	c.t.Helper()
@@ -121,9 +140,13 @@ func (c *connector) Logs() string {
 	return c.out.String()
 }
 
-// Ready reports /readyz: nil on 200, else the status and body.
-func (c *connector) Ready() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// Ready reports /readyz: nil on 200, else the status and body, or the error of a request that
+// took longer than 5 s.
+func (c *connector) Ready() error { return c.ReadyWithin(5 * time.Second) }
+
+// ReadyWithin is Ready with a request timeout, as a readiness probe has.
+func (c *connector) ReadyWithin(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.metrics+"/readyz", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -149,6 +172,23 @@ func (c *connector) WaitReady() {
 func (c *connector) WaitNotReady() error {
 	c.t.Helper()
 	return c.waitReady(false)
+}
+
+// waitNotReadyWith waits up to 2 minutes until /readyz answers anything but 200 with an answer
+// ok accepts, and returns that answer.
+func (c *connector) waitNotReadyWith(ok func(error) bool) error {
+	c.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := c.WaitNotReady()
+		if ok(err) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("/readyz did not give the expected answer within 2 minutes (last: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (c *connector) waitReady(want bool) error {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/danube-messaging/danube-connect-go/deploy/deploytest"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config/configtest"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/bridge"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/mapping"
@@ -44,5 +48,27 @@ func TestDeployKubernetesConfigLoads(t *testing.T) {
 	cfg := configtest.Load[bridge.Config](t, configtest.StandInFiles(environ, secret))
 	if cfg.Kafka.SASLPassword.Reveal() != "s3cret" || len(cfg.Import.Mappings.Routes) != 2 || cfg.Export.AckTimeout.D().Seconds() != 120 {
 		t.Fatalf("loaded %+v", cfg)
+	}
+}
+
+// TestSecretPropertiesRedacted: the values of secret librdkafka properties given in
+// KAFKA_*_PROPERTIES appear neither in --print-config nor in the starting log line; the other
+// properties do.
+func TestSecretPropertiesRedacted(t *testing.T) {
+	const secret = "TOPSECRET"
+	props := "ssl.key.pem=-----BEGIN PRIVATE KEY-----" + secret + ";sasl.oauthbearer.config=principal=me extension_x=" + secret +
+		";ssl.keystore.password=" + secret + ";sasl.oauthbearer.client.secret=" + secret + ";linger.ms=7"
+	environ := []string{"DANUBE_SERVICE_URL=http://127.0.0.1:1", "CONNECTOR_NAME=bridge", "METRICS_ADDR=", "LOG_FORMAT=text",
+		"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1", "EXPORT_MAPPINGS=/default/a=a", "KAFKA_PRODUCER_PROPERTIES=" + props,
+		"IMPORT_MAPPINGS=b=/default/b", "KAFKA_GROUP_ID=g", "KAFKA_CONSUMER_PROPERTIES=" + props}
+	for _, args := range [][]string{{"--print-config"}, nil} {
+		var out bytes.Buffer
+		var cfg bridge.Config
+		code := runtime.Main(context.Background(), args, environ, &out, &out, &cfg, &cfg.Common,
+			func(context.Context, ...runtime.Option) error { return nil })
+		if code != runtime.ExitOK || strings.Contains(out.String(), secret) || !strings.Contains(out.String(), "linger.ms=7") ||
+			!strings.Contains(out.String(), "ssl.key.pem=") {
+			t.Errorf("%v: exit %d, want %d, the properties without their secret values:\n%s", args, code, runtime.ExitOK, out.String())
+		}
 	}
 }

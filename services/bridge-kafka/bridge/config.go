@@ -33,6 +33,7 @@ type Import struct {
 	Mirror       bool                 `env:"IMPORT_MIRROR_PARTITIONS" envDefault:"false" desc:"publish Kafka partition N to partition N of the Danube topic (<topic>-part-N), creating a partitioned Danube topic like the Kafka topic; not with DANUBE_PARTITIONS"`
 	MaxInFlight  int                  `env:"IMPORT_MAX_IN_FLIGHT" envDefault:"1000" desc:"per import: records read from Kafka and not yet acked by Danube (reading waits above it)"`
 	BatchSize    int                  `env:"IMPORT_BATCH_SIZE" envDefault:"500" desc:"per import: most records handed to the runtime at once"`
+	DLQTopic     string               `env:"IMPORT_DLQ_TOPIC" desc:"Danube dead-letter topic for Kafka records Danube refuses for good (over its message size limit, invalid): a JSON descriptor (Kafka topic, partition, offset, size, reason) goes there, the offset is committed and the import goes on; empty = such a record stops the bridge, naming it"`
 	PublishOrder runtime.PublishOrder `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes in flight per Danube topic: key (one per Kafka key: Kafka's per-key order; records without a key in order), strict or none"`
 	Properties   kafkaconn.Properties `env:"KAFKA_CONSUMER_PROPERTIES" desc:"extra librdkafka consumer properties, name=value;name=value (not the ones the bridge sets)"`
 }
@@ -98,6 +99,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, config.Invalid("KAFKA_DELIVERY_TIMEOUT_MS", c.Export.DeliveryTimeout, "must be positive"))
 	}
 	errs = append(errs, c.validateMirror()...)
+	errs = append(errs, c.loops()...)
 	errs = append(errs, c.Import.Properties.Check("KAFKA_CONSUMER_PROPERTIES"), c.Export.Properties.Check("KAFKA_PRODUCER_PROPERTIES"))
 	// The runtime's own checks (DLQ_TOPIC, RETRY_EXHAUSTED, SUBSCRIPTION_*, DANUBE_PARTITIONS) on
 	// one representative source and sink; the bridge-specific fields above are valid there.
@@ -110,7 +112,18 @@ func (c *Config) Validate() error {
 	errs = append(errs, sc.Validate())
 	src := c.sourceConfig(mapping.Route{Danube: "/default/x"})
 	src.MaxInFlight, src.BatchSize = max(1, src.MaxInFlight), max(1, src.BatchSize)
+	src.DLQTopic = "" // checked below, under its own name
 	errs = append(errs, src.Validate())
+	if t := c.Import.DLQTopic; t != "" {
+		if err := danube.CheckTopic(t); err != nil {
+			errs = append(errs, config.Invalid("IMPORT_DLQ_TOPIC", t, err.Error()))
+		}
+		for _, r := range c.Import.Mappings.Routes {
+			if r.Danube == t || c.Import.Mirror && strings.HasPrefix(t, r.Danube+"-part-") {
+				errs = append(errs, config.Invalid("IMPORT_DLQ_TOPIC", t, "must differ from the import's destination "+r.Danube))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -136,6 +149,62 @@ func (c *Config) validateMirror() []error {
 	return errs
 }
 
+// loops refuses mappings that feed each other in a circle other than the round trip the loop guard
+// stops (Kafka T imported into Danube D and D exported back to T): with IMPORT_MAPPINGS
+// a=/default/a;b=/default/b and EXPORT_MAPPINGS /default/a=b;/default/b=a every record would go
+// round forever. Each Kafka topic has at most one import and each Danube topic at most one export,
+// so every Kafka topic leads to at most one next one, and following those links finds each circle.
+func (c *Config) loops() []error {
+	imports, exports := map[string]mapping.Route{}, map[string]mapping.Route{} // by Kafka topic, by Danube topic
+	for _, r := range c.Import.Mappings.Routes {
+		imports[r.Kafka] = r
+	}
+	for _, r := range c.Export.Mappings.Routes {
+		exports[r.Danube] = r
+	}
+	next := func(kafka string) (string, bool) {
+		in, ok := imports[kafka]
+		if !ok {
+			return "", false
+		}
+		out, ok := exports[in.Danube]
+		return out.Kafka, ok
+	}
+	var errs []error
+	done := map[string]bool{}
+	for _, r := range c.Import.Mappings.Routes {
+		step := map[string]int{} // Kafka topic → its index in walk
+		var walk []string
+		for k, ok := r.Kafka, true; ok && !done[k]; k, ok = next(k) {
+			if i, seen := step[k]; seen {
+				if circle := walk[i:]; len(circle) > 1 {
+					errs = append(errs, loopError(circle, imports, exports))
+				}
+				break
+			}
+			step[k] = len(walk)
+			walk = append(walk, k)
+		}
+		for _, k := range walk {
+			done[k] = true
+		}
+	}
+	return errs
+}
+
+// loopError names every mapping of a circle through the Kafka topics circle.
+func loopError(circle []string, imports, exports map[string]mapping.Route) error {
+	var path []string
+	for _, k := range circle {
+		in := imports[k]
+		out := exports[in.Danube]
+		path = append(path, fmt.Sprintf("Kafka %s → Danube %s (IMPORT_MAPPINGS %s=%s) → Kafka %s (EXPORT_MAPPINGS %s=%s)",
+			k, in.Danube, in.Kafka, in.Danube, out.Kafka, out.Danube, out.Kafka))
+	}
+	return &config.FieldError{Var: "IMPORT_MAPPINGS", Reason: "with EXPORT_MAPPINGS, the mappings form a loop: " + strings.Join(path, ", then ") +
+		": every record would go round forever (the loop guard stops only a Danube topic exported back to the Kafka topic it was imported from); remove one of these mappings"}
+}
+
 // name is the connector name of one mapping: CONNECTOR_NAME-import-<kafka topic> or
 // CONNECTOR_NAME-export-<namespace>-<topic>. It names the Danube producer or consumer and labels
 // the mapping's metrics and readiness checks.
@@ -150,7 +219,7 @@ func (c *Config) name(dir string, r mapping.Route) string {
 func (c *Config) sourceConfig(r mapping.Route) *runtime.SourceConfig {
 	sc := &runtime.SourceConfig{
 		Common: c.Common, Topic: r.Danube, Partitions: c.Import.Partitions, MaxInFlight: c.Import.MaxInFlight,
-		PublishOrder: c.Import.PublishOrder, BatchSize: c.Import.BatchSize,
+		PublishOrder: c.Import.PublishOrder, BatchSize: c.Import.BatchSize, DLQTopic: c.Import.DLQTopic,
 	}
 	sc.ConnectorName = c.name("import", r)
 	if c.Import.Mirror {

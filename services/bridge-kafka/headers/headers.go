@@ -96,8 +96,13 @@ func FromMessage(routingKey string, payload []byte, attrs map[string]string, pub
 			}
 		}
 	}
-	if attrs[KafkaTombstone] == "true" && len(payload) == 0 {
+	// librdkafka produces a nil value as null, which deletes the key on a compacted topic: only the
+	// import's tombstone marker may do that; any other empty payload is an empty value.
+	switch {
+	case attrs[KafkaTombstone] == "true" && len(payload) == 0:
 		rec.Value = nil
+	case payload == nil:
+		rec.Value = []byte{}
 	}
 	if ts, err := strconv.ParseInt(attrs[KafkaTimestamp], 10, 64); err == nil {
 		rec.Timestamp = time.UnixMilli(ts)

@@ -151,11 +151,10 @@ func setIf(m kafka.ConfigMap, k, v string) {
 // "name=value;name=value". Names are checked for syntax and against the properties the bridge sets
 // itself; librdkafka checks names and values when the client is created, and a rejected one stops
 // the bridge at start (exit 1) with librdkafka's reason. Parsing never fails: Check reports the
-// problems, without echoing the value when it names a secret.
+// problems. The values of secret properties (see sensitive) are never printed.
 type Properties struct {
 	Values   map[string]string
 	problems []string
-	secret   bool
 }
 
 // reserved are the properties the bridge owns: its data-safety guarantee or its other variables
@@ -174,6 +173,8 @@ var reserved = map[string]string{
 	"sasl.mechanism":           "set KAFKA_SASL_MECHANISM",
 	"sasl.mechanisms":          "set KAFKA_SASL_MECHANISM",
 	"sasl.username":            "set KAFKA_SASL_USERNAME",
+	"sasl.password":            "set KAFKA_SASL_PASSWORD",
+	"ssl.key.password":         "set KAFKA_SSL_KEY_PASSWORD",
 	"client.id":                "set KAFKA_CLIENT_ID",
 }
 
@@ -190,9 +191,6 @@ func (p *Properties) UnmarshalText(b []byte) error {
 		switch {
 		case !ok || k == "":
 			p.problems = append(p.problems, fmt.Sprintf("%q: want name=value", k))
-		case strings.Contains(k, "password") || strings.Contains(k, "secret"):
-			p.secret = true
-			p.problems = append(p.problems, fmt.Sprintf("%q: secrets are not passed through (use the KAFKA_* secret variables)", k))
 		case strings.HasPrefix(k, "go."):
 			p.problems = append(p.problems, fmt.Sprintf("%q: go.* settings belong to the bridge", k))
 		case reserved[k] != "":
@@ -206,20 +204,17 @@ func (p *Properties) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Check reports the problems UnmarshalText found as one configuration error for variable; the
-// value is redacted when an entry looked like a secret.
+// Check reports the problems UnmarshalText found as one configuration error for variable, with
+// the value as String prints it.
 func (p Properties) Check(variable string) error {
 	if len(p.problems) == 0 {
 		return nil
 	}
-	var value any = p.String()
-	if p.secret {
-		value = config.Secret{}
-	}
-	return config.Invalid(variable, value, strings.Join(p.problems, "; "))
+	return config.Invalid(variable, p.String(), strings.Join(p.problems, "; "))
 }
 
-// String renders the properties sorted by name (for --print-config and the start-up log).
+// String renders the properties sorted by name (for --print-config and the start-up log), the
+// value of a secret one redacted.
 func (p Properties) String() string {
 	keys := make([]string, 0, len(p.Values))
 	for k := range p.Values {
@@ -227,9 +222,30 @@ func (p Properties) String() string {
 	}
 	sort.Strings(keys)
 	for i, k := range keys {
-		keys[i] = k + "=" + p.Values[k]
+		v := p.Values[k]
+		if sensitive(k) {
+			v = config.NewSecret(v).String()
+		}
+		keys[i] = k + "=" + v
 	}
 	return strings.Join(keys, ";")
+}
+
+// sensitive reports whether librdkafka property name holds a secret: the properties librdkafka's
+// CONFIGURATION.md marks sensitive (passwords, client secrets, private keys, the OAUTHBEARER
+// configuration), and any property named like one, so that a property a later librdkafka adds is
+// redacted too.
+func sensitive(name string) bool {
+	switch name {
+	case "ssl.key.pem", "ssl_key", "sasl.oauthbearer.config":
+		return true
+	}
+	for _, s := range []string{"password", "secret", "passphrase", "private.key"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Apply sets the properties on m (after the bridge's own settings, so a tuning default such as

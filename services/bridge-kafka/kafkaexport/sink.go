@@ -54,8 +54,9 @@ type Sink struct {
 
 	mu     sync.RWMutex // guards p against Reconnect
 	p      *kafka.Producer
-	events sync.WaitGroup
-	down   kafkaconn.Reachability // the last "all brokers down", until Kafka answers again
+	events sync.WaitGroup          // watch and the forwarding of librdkafka's log lines, per producer
+	down   *kafkaconn.Reachability // Kafka down or refusing the credentials, until Kafka answers again
+	errs   *kafkaconn.ErrorLog     // librdkafka's error events, each logged once, then counted
 
 	pmu     sync.Mutex
 	pending map[string]*delivery // produced records by Danube message ID, until a Process call took their report; guarded by pmu
@@ -89,22 +90,74 @@ func New(opts Options, res runtime.Resources) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{opts: opts, log: res.Logger, skipped: skipped, pending: map[string]*delivery{}}, nil
+	return &Sink{
+		opts: opts, log: res.Logger, skipped: skipped, pending: map[string]*delivery{},
+		down: &kafkaconn.Reachability{Brokers: fmt.Sprint(opts.Kafka["bootstrap.servers"])},
+		errs: &kafkaconn.ErrorLog{Log: res.Logger, Msg: "kafka producer error; librdkafka retries", Every: time.Minute},
+	}, nil
 }
+
+// dialTimeout bounds Initialize's first request to Kafka.
+const dialTimeout = 5 * time.Second
 
 // Concurrent opts in to the runtime's streaming mode (MAX_IN_FLIGHT concurrent Process calls).
 // With Options.Batch the runtime hands over batches to ProcessBatch instead.
 func (s *Sink) Concurrent() bool { return !s.opts.Batch }
 
-// Initialize creates the producer.
-func (s *Sink) Initialize(context.Context) error {
+// Initialize creates the producer and asks Kafka for the topic's metadata (which creates it when
+// the brokers create topics on demand). Kafka not answering yet is Disconnected: the runtime calls
+// Initialize again after a backoff. Refused credentials, a topic that does not exist and a
+// property librdkafka rejects are not.
+func (s *Sink) Initialize(ctx context.Context) error {
 	p, err := s.newProducer()
 	if err != nil {
 		return runtime.Fatal(err)
 	}
+	if err := s.dial(ctx, p); err != nil {
+		p.Close()
+		s.events.Wait()
+		return err
+	}
 	s.p = p
+	s.down.Watch(s.metadata, s.opts.Topic)
 	s.log.Info("kafka export started", "danube_topic", s.opts.Origin, "kafka_topic", s.opts.Topic)
 	return nil
+}
+
+// dial makes the first request to Kafka, a metadata request for the topic; librdkafka's error
+// events (watch) say why it failed. A broker that creates topics on demand may answer the first
+// request before the topic exists: the request is repeated for up to dialTimeout until it does.
+func (s *Sink) dial(ctx context.Context, p *kafka.Producer) error {
+	deadline := time.Now().Add(dialTimeout)
+	for {
+		err := s.down.Probe(p.GetMetadata, s.opts.Topic, dialTimeout)
+		if cause := s.down.Err(); cause != nil && kafkaconn.Unauthenticated(cause) {
+			return fmt.Errorf("kafka export to %q: %w", s.opts.Topic, cause)
+		}
+		if err != nil {
+			return runtime.Disconnected(fmt.Errorf("kafka export to %q: kafka unreachable: no answer from the brokers %s within %v: %w",
+				s.opts.Topic, s.down.Brokers, dialTimeout, err))
+		}
+		err = s.down.Missing()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kafka export to %q: %w, and the brokers do not create topics on demand (auto.create.topics.enable=false): create it", s.opts.Topic, err)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// metadata is GetMetadata of the current producer (Reconnect may replace it).
+func (s *Sink) metadata(topic *string, all bool, timeoutMs int) (*kafka.Metadata, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.p.GetMetadata(topic, all, timeoutMs)
 }
 
 func (s *Sink) newProducer() (*kafka.Producer, error) {
@@ -122,11 +175,13 @@ func (s *Sink) newProducer() (*kafka.Producer, error) {
 	// Delivery reports come through Events with the record's *delivery as its Opaque; only their
 	// error is read, so librdkafka's copy of key and value is not converted back to Go.
 	cm["go.delivery.report.fields"] = "none"
+	cm["go.logs.channel.enable"] = true // ForwardLogs
 	p, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	s.events.Go(func() { s.watch(p) })
+	s.events.Go(func() { kafkaconn.ForwardLogs(s.log, p.Logs()) })
 	return p, nil
 }
 
@@ -141,12 +196,11 @@ func (s *Sink) watch(p *kafka.Producer) {
 			}
 			if e.TopicPartition.Error == nil {
 				s.down.Up()
+				s.errs.Recovered("kafka_topic", s.opts.Topic)
 			}
 		case kafka.Error:
-			if e.Code() == kafka.ErrAllBrokersDown {
-				s.down.Down(e)
-			}
-			s.log.Warn("kafka producer error; librdkafka retries", "kafka_topic", s.opts.Topic, "err", e, "fatal", e.IsFatal())
+			s.down.Event(e)
+			s.errs.Error(e, "kafka_topic", s.opts.Topic)
 		}
 	}
 }
@@ -359,20 +413,25 @@ func (s *Sink) Reconnect(ctx context.Context) error {
 	return s.down.Check(ctx, s.p.GetMetadata, s.opts.Topic)
 }
 
-// HealthCheck reports a producer in a fatal state (Disconnected: the runtime reconnects) and an
-// unreachable Kafka, until a metadata request or a delivery gets through.
-func (s *Sink) HealthCheck(ctx context.Context) error {
+// HealthCheck reports, without waiting for Kafka, a producer in a fatal state (Disconnected: the
+// runtime reconnects), and Kafka unreachable or refusing the credentials, until a delivery or a
+// background metadata request gets through, or the topic missing.
+func (s *Sink) HealthCheck(context.Context) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.p == nil {
+		return nil
+	}
 	if err := s.p.GetFatalError(); err != nil {
 		return runtime.Disconnected(fmt.Errorf("kafka producer failed: %w", err))
 	}
-	return s.down.Check(ctx, s.p.GetMetadata, s.opts.Topic)
+	return s.down.Health()
 }
 
 // Shutdown closes the producer. Every Process call has returned by then, so nothing the runtime
 // acked is still queued in it.
 func (s *Sink) Shutdown(context.Context) error {
+	s.down.Close() // before taking mu: a probe in progress holds it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.p != nil {

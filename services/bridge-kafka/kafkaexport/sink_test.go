@@ -74,8 +74,10 @@ func TestConformance(t *testing.T) {
 }
 
 // TestRecordMapping: routing key → key, attributes → headers (with the origin header), publish
-// time → timestamp; what the import marked as non-UTF-8 or a tombstone is restored; a message the
-// import read from the target topic is acked without being produced (loop guard).
+// time → timestamp; what the import marked as non-UTF-8 or a tombstone is restored; an empty
+// payload without the tombstone marker is an empty value, not a null one (which would delete the
+// key on a compacted topic); a message the import read from the target topic is acked without
+// being produced (loop guard).
 func TestRecordMapping(t *testing.T) {
 	ep := harness.Kafka(t)
 	topic := harness.Name(t)
@@ -93,14 +95,22 @@ func TestRecordMapping(t *testing.T) {
 			headers.KafkaKeyBase64: "true", headers.KafkaTombstone: "true", headers.Base64Prefix + "bin": "/wA=",
 			headers.KafkaTopic: "elsewhere", headers.KafkaTimestamp: "1700000000123",
 		}},
+		danube.ProducerMessage{Key: "empty", Payload: nil},
 	)
-	got := kafkatest.Read(t, ep.Bootstrap, topic, 1).WaitFor(t, "2 records", func(ms []*kafka.Message) bool { return len(ms) >= 2 })
-	r.WaitMetric(t, `connector_records_processed_total{connector="export-mapping"}`, 3) // the echo is acked too
+	got := kafkatest.Read(t, ep.Bootstrap, topic, 1).WaitFor(t, "3 records", func(ms []*kafka.Message) bool { return len(ms) >= 3 })
+	r.WaitMetric(t, `connector_records_processed_total{connector="export-mapping"}`, 4) // the echo is acked too
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(kafkatest.Read(t, ep.Bootstrap, topic, 1).Drain(t)); n != 2 {
-		t.Errorf("Kafka holds %d records, want 2 (the echo must not be produced)", n)
+	if n := len(kafkatest.Read(t, ep.Bootstrap, topic, 1).Drain(t)); n != 3 {
+		t.Errorf("Kafka holds %d records, want 3 (the echo must not be produced)", n)
+	}
+	byKey := map[string]*kafka.Message{}
+	for _, m := range got {
+		byKey[string(m.Key)] = m
+	}
+	if m := byKey["empty"]; m == nil || m.Value == nil || len(m.Value) != 0 {
+		t.Errorf("empty payload without the tombstone marker: record %+v, want an empty, non-null value", m)
 	}
 	hdr := func(m *kafka.Message) map[string]string {
 		out := map[string]string{}
@@ -109,7 +119,10 @@ func TestRecordMapping(t *testing.T) {
 		}
 		return out
 	}
-	m1, m2 := got[0], got[1]
+	m1, m2 := byKey["order-1"], byKey[string([]byte{0xfe, 0x01})]
+	if m1 == nil || m2 == nil {
+		t.Fatalf("records by key: %v", byKey)
+	}
 	if h := hdr(m1); string(m1.Key) != "order-1" || string(m1.Value) != "v1" || h["h"] != "x" || h[headers.DanubeTopic] != src {
 		t.Errorf("first record: key %q value %q headers %v", m1.Key, m1.Value, h)
 	}

@@ -32,6 +32,11 @@ type Position struct {
 	epoch     uint64 // the assignment of the partition this record was read under
 }
 
+// String names the record at p in Kafka's terms, for an error or a dead-letter descriptor.
+func (p Position) String() string {
+	return fmt.Sprintf("Kafka topic %s partition %d offset %d", p.Topic, p.Partition, p.Offset)
+}
+
 // Options configure one import: the Kafka topic it reads and the Danube topic it publishes to.
 type Options struct {
 	// Kafka is the connection's librdkafka configuration (kafkaconn.Config.ConfigMap plus
@@ -82,10 +87,15 @@ type Source struct {
 
 	carry  []runtime.SourceRecord[Position] // read but not handed over when Poll was interrupted
 	mirror map[int32]string                 // with Options.Mirror: partition → its Danube topic (Poll's goroutine only)
-	down   kafkaconn.Reachability           // the last "all brokers down" error, until Kafka answers again
+	down   *kafkaconn.Reachability          // Kafka down or refusing the credentials, the topic missing
+	errs   *kafkaconn.ErrorLog              // librdkafka's error events, each logged once, then counted
+	logs   sync.WaitGroup                   // the forwarding of librdkafka's log lines
 	lag    atomic.Int64
 	lagAt  time.Time
 }
+
+// dialTimeout bounds Initialize's first request to Kafka.
+const dialTimeout = 5 * time.Second
 
 // New returns an import; it connects in Initialize.
 func New(opts Options, res runtime.Resources) (*Source, error) {
@@ -100,11 +110,18 @@ func New(opts Options, res runtime.Resources) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{opts: opts, log: res.Logger, skipped: skipped, owned: map[int32]uint64{}, mirror: map[int32]string{}}, nil
+	return &Source{
+		opts: opts, log: res.Logger, skipped: skipped, owned: map[int32]uint64{}, mirror: map[int32]string{},
+		down: &kafkaconn.Reachability{Brokers: fmt.Sprint(opts.Kafka["bootstrap.servers"])},
+		errs: &kafkaconn.ErrorLog{Log: res.Logger, Msg: "kafka consumer error; librdkafka retries", Every: time.Minute},
+	}, nil
 }
 
-// Initialize creates the consumer and joins the group; when mirroring, it first creates the Danube
-// partition topics (Options.CreateTopics).
+// Initialize creates the consumer, asks Kafka for the topic's metadata and joins the group; when
+// mirroring, it first creates the Danube partition topics (Options.CreateTopics). Kafka not
+// answering yet is Disconnected: the runtime calls Initialize again after a backoff. Refused
+// credentials and a property librdkafka rejects are not. A topic that does not exist (yet) is
+// waited for, reported on /readyz.
 func (s *Source) Initialize(ctx context.Context) error {
 	cm := kafka.ConfigMap{}
 	for k, v := range s.opts.Kafka {
@@ -116,6 +133,7 @@ func (s *Source) Initialize(ctx context.Context) error {
 		"enable.auto.commit":       false, // Commit confirms only what Danube acknowledged
 		"enable.auto.offset.store": false,
 		"enable.partition.eof":     false,
+		"go.logs.channel.enable":   true, // ForwardLogs
 	} {
 		cm[k] = v
 	}
@@ -140,20 +158,59 @@ func (s *Source) Initialize(ctx context.Context) error {
 	if err != nil {
 		return runtime.Fatal(fmt.Errorf("kafka consumer: %w", err))
 	}
+	s.logs.Go(func() { kafkaconn.ForwardLogs(s.log, c.Logs()) })
+	if err := s.dial(c); err != nil {
+		s.close(c)
+		return err
+	}
 	if s.opts.Mirror && s.opts.CreateTopics != nil {
 		if err := s.opts.CreateTopics(ctx, s.mirrorTopics(c)); err != nil {
-			_ = c.Close()
+			s.close(c)
 			return fmt.Errorf("kafka import of %q: %w", s.opts.Topic, err)
 		}
 	}
 	if err := c.SubscribeTopics([]string{s.opts.Topic}, s.rebalance); err != nil {
-		_ = c.Close()
+		s.close(c)
 		return fmt.Errorf("subscribe to Kafka topic %q: %w", s.opts.Topic, err)
 	}
 	s.c = c
+	s.down.Watch(c.GetMetadata, s.opts.Topic)
 	s.log.Info("kafka import started", "kafka_topic", s.opts.Topic, "group", s.opts.Group, "start", s.opts.Start,
 		"danube_topic", s.opts.Destination, "mirror_partitions", s.opts.Mirror)
 	return nil
+}
+
+// dial makes the first request to Kafka, a metadata request for the topic, and classifies a failure
+// by the error events librdkafka queued meanwhile (refused connections, a refused authentication).
+func (s *Source) dial(c *kafka.Consumer) error {
+	err := s.down.Probe(c.GetMetadata, s.opts.Topic, dialTimeout)
+	for range 1000 { // bounded: librdkafka queues events as fast as it retries
+		ev := c.Poll(0)
+		if ev == nil {
+			break
+		}
+		if e, ok := ev.(kafka.Error); ok {
+			s.down.Event(e)
+		}
+	}
+	if cause := s.down.Err(); cause != nil && kafkaconn.Unauthenticated(cause) {
+		return fmt.Errorf("kafka import of %q: %w", s.opts.Topic, cause)
+	}
+	if err != nil {
+		return runtime.Disconnected(fmt.Errorf("kafka import of %q: kafka unreachable: no answer from the brokers %s within %v: %w",
+			s.opts.Topic, s.down.Brokers, dialTimeout, err))
+	}
+	s.down.Up() // the request got through: events queued before it are stale
+	if err := s.down.Missing(); err != nil {
+		s.log.Warn("kafka import not ready", "kafka_topic", s.opts.Topic, "err", err)
+	}
+	return nil
+}
+
+// close closes a consumer Initialize opened and waits for the forwarding of its log lines.
+func (s *Source) close(c *kafka.Consumer) {
+	_ = c.Close()
+	s.logs.Wait()
 }
 
 // rebalance keeps the set of owned partitions. Each assignment gets a new epoch, so positions read
@@ -216,6 +273,7 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Position], er
 			}
 		case *kafka.Message:
 			s.down.Up()
+			s.errs.Recovered("kafka_topic", s.opts.Topic)
 			if e.TopicPartition.Error != nil {
 				s.log.Warn("kafka consume error", "kafka_topic", s.opts.Topic, "err", e.TopicPartition.Error)
 				continue
@@ -226,10 +284,8 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Position], er
 				s.carry = recs
 				return nil, runtime.Fatal(fmt.Errorf("kafka consumer: %w", e))
 			}
-			if e.Code() == kafka.ErrAllBrokersDown {
-				s.down.Down(e)
-			}
-			s.log.Warn("kafka consumer error; librdkafka retries", "kafka_topic", s.opts.Topic, "err", e)
+			s.down.Event(e)
+			s.errs.Error(e, "kafka_topic", s.opts.Topic)
 		}
 	}
 	return recs, nil
@@ -254,6 +310,7 @@ func (s *Source) record(m *kafka.Message) runtime.SourceRecord[Position] {
 	}
 	rec := runtime.NewSourceRecord(s.topicOf(tp.Partition), m.Value, pos).WithKey(key)
 	rec.Attributes = attrs
+	rec.Origin = pos.String
 	return rec
 }
 
@@ -338,13 +395,11 @@ func (s *Source) Lag() int64 {
 	return lag
 }
 
-// HealthCheck reports Kafka unreachable after librdkafka said all brokers are down, until a
-// metadata request (or a record, or a commit) gets through.
-func (s *Source) HealthCheck(ctx context.Context) error {
-	if s.c == nil {
-		return nil
-	}
-	return s.down.Check(ctx, s.c.GetMetadata, s.opts.Topic)
+// HealthCheck reports, without waiting for Kafka, Kafka unreachable (after librdkafka said all
+// brokers are down, until a record, a commit or a background metadata request gets through),
+// refused credentials, or the topic missing.
+func (s *Source) HealthCheck(context.Context) error {
+	return s.down.Health()
 }
 
 // Shutdown leaves the group. Nothing is committed here: Commit has confirmed everything Danube
@@ -353,5 +408,8 @@ func (s *Source) Shutdown(context.Context) error {
 	if s.c == nil {
 		return nil
 	}
-	return s.c.Close() // later calls (a late health probe) get an error from the closed consumer
+	s.down.Close()
+	err := s.c.Close()
+	s.logs.Wait()
+	return err
 }

@@ -1,11 +1,15 @@
 package kafkaimport_test
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -120,4 +124,73 @@ func TestRecordMapping(t *testing.T) {
 	if off := kafkatest.Committed(t, ep.Bootstrap, topic+"_group", topic, 1); off[0] != 4 {
 		t.Errorf("committed offset %v, want 4 (the skipped echo included)", off[0])
 	}
+}
+
+// TestOversizedRecord: a Kafka record over Danube's message size limit (the topic's
+// max.message.bytes raised above it) goes to DLQ_TOPIC as a descriptor naming its Kafka topic,
+// partition and offset; its offset is committed and the records after it are imported. Without
+// DLQ_TOPIC the import stops with an error naming the record.
+func TestOversizedRecord(t *testing.T) {
+	ep := harness.Kafka(t)
+	b := runtimetest.StartBroker(t)
+	big := bytes.Repeat([]byte("x"), danube.MaxMessageSize+(1<<20))
+	records := func(topic string) {
+		kafkatest.CreateTopic(t, ep.Bootstrap, topic, 1, fmt.Sprintf("max.message.bytes=%d", 2*danube.MaxMessageSize))
+		kafkatest.Produce(t, ep.Bootstrap, topic, &kafka.Message{Key: []byte("k"), Value: []byte("before")},
+			&kafka.Message{Key: []byte("k"), Value: big}, &kafka.Message{Key: []byte("k"), Value: []byte("after")})
+	}
+
+	t.Run("dead-lettered", func(t *testing.T) {
+		topic := harness.Name(t)
+		records(topic)
+		dest, dlq := "/default/oversized", "/default/oversized-dlq"
+		runtimetest.CreateTopic(t, b, dest)
+		runtimetest.CreateTopic(t, b, dlq)
+		col, dead := runtimetest.Collect(t, b, dest, "reader"), runtimetest.Collect(t, b, dlq, "reader")
+		rc := runtimetest.SourceConfig(b, "import-oversized", dest)
+		rc.DLQTopic = dlq
+		r := runtimetest.StartSource(t, rc, newSource(t, ep.Bootstrap, topic, topic+"_group", rc), true)
+		col.WaitFor(t, "the records around the oversized one", func(ms []*danube.Message) bool { return len(ms) >= 2 })
+		ds := dead.WaitFor(t, "the descriptor", func(ms []*danube.Message) bool { return len(ms) >= 1 })
+		deadline := time.Now().Add(runtimetest.Timeout)
+		for kafkatest.Committed(t, ep.Bootstrap, topic+"_group", topic, 1)[0] != 3 {
+			if time.Now().After(deadline) {
+				t.Fatalf("committed offset %v, want 3 (the dead-lettered record's included)", kafkatest.Committed(t, ep.Bootstrap, topic+"_group", topic, 1))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := r.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if got := col.Payloads(); !slices.Equal(got, []string{"before", "after"}) {
+			t.Errorf("Danube holds %q, want before, after", got)
+		}
+		var d struct {
+			Origin string `json:"origin"`
+			Size   int    `json:"size"`
+			Reason string `json:"reason"`
+		}
+		if err := json.Unmarshal(ds[0].Payload, &d); err != nil {
+			t.Fatalf("descriptor %q: %v", ds[0].Payload, err)
+		}
+		if want := "Kafka topic " + topic + " partition 0 offset 1"; d.Origin != want || d.Size != len(big) || d.Reason == "" || len(ds) != 1 {
+			t.Errorf("descriptors %d, the first %+v; want one with origin %q, size %d and a reason", len(ds), d, want, len(big))
+		}
+	})
+
+	t.Run("without DLQ_TOPIC", func(t *testing.T) {
+		topic := harness.Name(t)
+		records(topic)
+		dest := "/default/oversized-stop"
+		runtimetest.CreateTopic(t, b, dest)
+		rc := runtimetest.SourceConfig(b, "import-oversized-stop", dest)
+		r := runtimetest.StartSource(t, rc, newSource(t, ep.Bootstrap, topic, topic+"_group", rc), false)
+		err := r.Wait()
+		if want := "Kafka topic " + topic + " partition 0 offset 1"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("the import stopped with %v; want an error naming %q", err, want)
+		}
+		if off := kafkatest.Committed(t, ep.Bootstrap, topic+"_group", topic, 1)[0]; off > 1 {
+			t.Errorf("committed offset %v: the refused record must stay uncommitted", off)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,11 +29,17 @@ func admin(t testing.TB, bootstrap string) (*kafka.AdminClient, context.Context)
 	return a, ctx
 }
 
-// CreateTopic creates topic with n partitions and deletes it when the test ends.
-func CreateTopic(t testing.TB, bootstrap, topic string, n int) {
+// CreateTopic creates topic with n partitions and the topic configs given as "name=value", and
+// deletes it when the test ends.
+func CreateTopic(t testing.TB, bootstrap, topic string, n int, configs ...string) {
 	t.Helper()
 	a, ctx := admin(t, bootstrap)
-	res, err := a.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: n, ReplicationFactor: 1}})
+	cfg := map[string]string{}
+	for _, kv := range configs {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg[k] = v
+	}
+	res, err := a.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: n, ReplicationFactor: 1, Config: cfg}})
 	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
 		err = res[0].Error
 	}
@@ -93,10 +100,12 @@ func leaders(ps []kafka.PartitionMetadata) bool {
 	return true
 }
 
-// Produce writes msgs (Topic set by Produce when nil) and waits for every delivery report.
+// Produce writes msgs (Topic set by Produce when nil) and waits for every delivery report. Records
+// of up to 16 MiB pass the producer (the topic's max.message.bytes decides).
 func Produce(t testing.TB, bootstrap, topic string, msgs ...*kafka.Message) {
 	t.Helper()
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "enable.metrics.push": false})
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "enable.metrics.push": false,
+		"message.max.bytes": 16 << 20})
 	if err != nil {
 		t.Fatalf("kafka producer: %v", err)
 	}
