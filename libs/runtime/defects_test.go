@@ -141,8 +141,8 @@ func TestMisspeltRequiredVariableIsHinted(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	cfg := &filesink.Config{}
-	code := runtime.Main(context.Background(), nil, append(env, "CONECTOR_NAME=x"), &out, &errOut, cfg, &cfg.Common, noRun)
-	want := "CONNECTOR_NAME: required, but not set (CONECTOR_NAME is set: did you mean CONNECTOR_NAME?)"
+	code := runtime.Main(context.Background(), nil, append(env, "CONNECTRO_NAME=x"), &out, &errOut, cfg, &cfg.Common, noRun)
+	want := "CONNECTOR_NAME: required, but not set (CONNECTRO_NAME is set: did you mean CONNECTOR_NAME?)"
 	if code != runtime.ExitConfig || !strings.Contains(errOut.String(), want) {
 		t.Fatalf("exit %d, output lacks %q:\n%s", code, want, errOut.String())
 	}

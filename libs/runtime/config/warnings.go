@@ -42,9 +42,26 @@ func closest(name string, known map[string]bool) string {
 	limit := min(2, len(name)/5)
 	best, bestD := "", limit+1
 	for k := range known {
-		if d := levenshtein.ComputeDistance(name, k); d <= limit && (d < bestD || d == bestD && k < best) {
+		if d := distance(name, k); d <= limit && (d < bestD || d == bestD && k < best) {
 			best, bestD = k, d
 		}
 	}
 	return best
+}
+
+// distance is the edit distance of a and b, with two adjacent letters swapped (PG_HOTS, CH_TABEL)
+// counting as one edit, as people mistype.
+func distance(a, b string) int {
+	d := levenshtein.ComputeDistance(a, b)
+	if d != 2 || len(a) != len(b) {
+		return d
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	if i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:] {
+		return 1
+	}
+	return d
 }
