@@ -138,11 +138,15 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 		log.Warn(w)
 	}
 	// Said at once: a sink may be in the middle of a retry wait when the signal comes.
+	stopping := make(chan struct{})
 	stopLog := context.AfterFunc(ctx, func() {
 		log.Info("stopping: no new deliveries; finishing what is in progress", "within", common.ShutdownTimeout.D())
+		close(stopping)
 	})
-	defer stopLog()
 	runErr := run(ctx, WithLogger(log), WithTelemetry(srv))
+	if !stopLog() { // said before what follows: a run may end as soon as it is told to stop
+		<-stopping
+	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
