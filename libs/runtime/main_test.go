@@ -135,7 +135,7 @@ func TestMainProcessExitCodes(t *testing.T) {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "RUNTIME_TEST_MAIN_SINK=1", "DANUBE_SERVICE_URL="+b.URL(), "CONNECTOR_NAME=proc",
 			"DANUBE_TOPIC=/default/proc", "SUBSCRIPTION_NAME=proc", "OUTPUT_PATH="+out, "METRICS_ADDR=127.0.0.1:0",
-			"BATCH_SIZE=100", "BATCH_TIMEOUT_MS=3600000", "RETRY_BACKOFF_MS=5", "LOG_FORMAT=text")
+			"BATCH_SIZE=100", "BATCH_TIMEOUT_MS=3600000", "BATCH_IDLE_MS=0", "RETRY_BACKOFF_MS=5", "LOG_FORMAT=text")
 		cmd.Env = append(cmd.Env, extra...)
 		stderr := &runtimetest.SyncBuffer{}
 		cmd.Stderr = stderr
@@ -161,7 +161,7 @@ func TestMainProcessExitCodes(t *testing.T) {
 	waitLog(stderr, cmd, `level=INFO msg="appending messages" connector=proc path=`+out+"\n")
 	waitLog(stderr, cmd, "serving /metrics")
 	runtimetest.Produce(t, b, "/default/proc", runtimetest.Payloads(`{"a":1}`, `{"a":2}`)...)
-	// Wait until both messages sit in the pending batch (size 100, an hour: only the drain flushes it).
+	// Wait until both messages sit in the pending batch (size 100, an hour, no idle cut: only the drain flushes it).
 	addr := regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`).FindStringSubmatch(stderr.String())
 	if addr == nil {
 		t.Fatalf("no metrics address in:\n%s", stderr)
