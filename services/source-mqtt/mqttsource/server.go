@@ -37,6 +37,7 @@ type server struct {
 	s         *Source
 	srv       *mqtt.Server
 	listeners []listeners.Listener
+	guard     *guard
 }
 
 func newServer(s *Source) (*server, error) {
@@ -74,7 +75,7 @@ func newServer(s *Source) (*server, error) {
 	if cfg.ServerWSAddr != "" {
 		ls = append(ls, guarded{listeners.NewWebsocket(listeners.Config{ID: "ws", Address: cfg.ServerWSAddr, TLSConfig: tlsCfg}), g})
 	}
-	return &server{s: s, srv: srv, listeners: ls}, nil
+	return &server{s: s, srv: srv, listeners: ls, guard: g}, nil
 }
 
 // guard bounds what a connection costs before it logged in, on every listener: at most
@@ -88,6 +89,7 @@ type guard struct {
 	connectTimeout time.Duration
 	maxConnect     int
 	active         atomic.Int64
+	closing        atomic.Bool    // the server is stopping: mochi's Close races with a connection it is still attaching
 	full, slow     rate.Sometimes // log refusals at most every 10 s: a flood must not flood the log
 }
 
@@ -106,6 +108,10 @@ func (l guarded) Serve(establish listeners.EstablishFn) {
 
 func (g *guard) serve(listener string, c net.Conn, establish listeners.EstablishFn) {
 	log := g.log.With("listener", listener, "remote", c.RemoteAddr().String())
+	if g.closing.Load() {
+		_ = c.Close()
+		return
+	}
 	if g.active.Add(1) > g.max {
 		g.active.Add(-1)
 		_ = c.Close()
@@ -196,7 +202,10 @@ func (sv *server) health() error { return nil }
 
 // stop closes the listeners and disconnects every device; unacknowledged publishes are resent by
 // the devices when they reconnect (MQTT 3.1.1 devices need a persistent session for that).
-func (sv *server) stop() { _ = sv.srv.Close() }
+func (sv *server) stop() {
+	sv.guard.closing.Store(true)
+	_ = sv.srv.Close()
+}
 
 // addAuth installs who may connect: MQTT_SERVER_USERS, the MQTT_SERVER_AUTH_FILE ledger (with its
 // ACLs), or anyone with MQTT_SERVER_ALLOW_ANONYMOUS.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -28,6 +30,25 @@ type observed struct {
 	src  runtime.SourceConnector[mqttsource.Seq]
 	logs *logBuffer
 	tel  *telemetry.Server
+	name string
+}
+
+// waitConnections waits until mqtt_server_connections is n.
+func (o observed) waitConnections(t *testing.T, n int) {
+	t.Helper()
+	want := fmt.Sprintf("mqtt_server_connections{connector=%q} %d", o.name, n)
+	deadline := time.Now().Add(mqttTimeout)
+	for {
+		rec := httptest.NewRecorder()
+		o.tel.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		if strings.Contains(rec.Body.String(), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in:\n%s", want, rec.Body.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func newObserved(t *testing.T, c *mqttsource.Config) observed {
@@ -41,7 +62,7 @@ func newObserved(t *testing.T, c *mqttsource.Config) observed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return observed{src: src, logs: logs, tel: tel}
+	return observed{src: src, logs: logs, tel: tel, name: c.ConnectorName}
 }
 
 // TestServerOversizedPayloadFromPersistentSession: a device with a persistent session publishes a
@@ -153,6 +174,7 @@ func TestServerClientLimit(t *testing.T) {
 	o := newObserved(t, c)
 	r := runtimetest.StartSource(t, cfg, o.src, true)
 	idle := []net.Conn{dial(t, addr), dial(t, addr)}
+	o.waitConnections(t, 2) // the server counted both before the device tries
 	waitLog(t, o.logs, "MQTT connection refused: MQTT_SERVER_MAX_CLIENTS connections are open", func() {
 		cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("device-over").SetConnectTimeout(mqttTimeout))
 		if tok := cl.Connect(); tok.WaitTimeout(mqttTimeout) && tok.Error() == nil {

@@ -128,7 +128,17 @@ func newSource(cfg *Config, res runtime.Resources) (*Source, error) {
 		s.warn[reason] = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
 	}
 	if cfg.Mode == ServerMode {
-		s.ing, err = newServer(s)
+		var sv *server
+		if sv, err = newServer(s); err == nil {
+			s.ing = sv
+			name := metric.WithAttributes(attribute.String("connector", res.Name)) // observable instruments set their own
+			_, err = res.Meter.Int64ObservableGauge("mqtt.server.connections",
+				metric.WithDescription("Connections open to the embedded MQTT server, counted from the accept (those that have not sent CONNECT yet too); MQTT_SERVER_MAX_CLIENTS bounds them."),
+				metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+					o.Observe(sv.guard.active.Load(), name)
+					return nil
+				}))
+		}
 	} else {
 		s.ing, err = newClient(s)
 	}
