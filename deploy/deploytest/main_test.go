@@ -15,6 +15,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/sinkhttp"
 	"github.com/danube-messaging/danube-connect-go/services/source-mqtt/mqttsource"
 	"github.com/danube-messaging/danube-connect-go/services/source-postgres/pgcdc"
+	"github.com/danube-messaging/danube-connect-go/services/source-webhook/webhook"
 	"github.com/danube-messaging/danube-connect-go/tools/images/imagespec"
 )
 
@@ -45,6 +46,7 @@ var services = map[string]service{
 	"source-postgres": {func() (any, *runtime.Common) { c := new(pgcdc.Config); return c, &c.Common }, false},
 	"source-mqtt":     {func() (any, *runtime.Common) { c := new(mqttsource.Config); return c, &c.Common }, true},
 	"bridge-kafka":    {func() (any, *runtime.Common) { c := new(bridge.Config); return c, &c.Common }, true},
+	"source-webhook":  {func() (any, *runtime.Common) { c := new(webhook.Config); return c, &c.Common }, true},
 }
 
 // images returns the declared images (tools/images/images.bzl) by service.

@@ -31,6 +31,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/sinkhttp"
 	"github.com/danube-messaging/danube-connect-go/services/source-mqtt/mqttsource"
 	"github.com/danube-messaging/danube-connect-go/services/source-postgres/pgcdc"
+	"github.com/danube-messaging/danube-connect-go/services/source-webhook/webhook"
 )
 
 // external are the metric names the kit queries that no connector exports, and who does.
@@ -48,6 +49,7 @@ var owners = map[string]string{
 	"chsink_":              "sink-clickhouse",
 	"connector_source_lag": "source-postgres",
 	"mqtt_":                "source-mqtt",
+	"webhook_":             "source-webhook",
 }
 
 func ownerOf(name string) string {
@@ -216,6 +218,7 @@ func TestObservabilityMetricsAreExported(t *testing.T) {
 		"sink-clickhouse": scrapeSinkClickHouse,
 		"source-postgres": scrapeSourcePostgres,
 		"source-mqtt":     scrapeSourceMQTT,
+		"source-webhook":  scrapeSourceWebhook,
 	} {
 		ok := t.Run(run, func(t *testing.T) {
 			t.Cleanup(func() {
@@ -553,5 +556,41 @@ func scrapeSourceMQTT(t *testing.T) map[string]bool {
 	device.Disconnect(100)
 	return c.scrapeUntil(t, "publish one message and drop one", func(page string) bool {
 		return value(page, "connector_records_processed_total", name) == 1 && strings.Contains(page, `reason="unmapped"`)
+	})
+}
+
+func scrapeSourceWebhook(t *testing.T) map[string]bool {
+	broker := harness.Danube(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const name = "deploytest-webhook"
+	c := start(t, sourceMain(webhook.New), []string{
+		"DANUBE_SERVICE_URL=" + broker.URL, "CONNECTOR_NAME=" + name, "WEBHOOK_ADDR=" + addr,
+		"WEBHOOK_ROUTES=/in=/default/" + harness.Name(t),
+	})
+	post := func(path string) {
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			resp, err := http.Post("http://"+addr+path, "application/json", strings.NewReader(`{"n":1}`))
+			if err == nil {
+				_ = resp.Body.Close()
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("POST %s: %v", path, err)
+			}
+			time.Sleep(20 * time.Millisecond) // the listener opens once the connector is initialized
+		}
+	}
+	post("/in")
+	post("/nope")
+	return c.scrapeUntil(t, "answer one event and one unknown path", func(page string) bool {
+		return value(page, "connector_records_processed_total", name) == 1 && strings.Contains(page, `code="404"`)
 	})
 }

@@ -70,6 +70,16 @@ IMAGES = {
         "title": "Danube Connect PostgreSQL CDC source",
         "description": "Streams PostgreSQL changes (logical replication, pgoutput) to Danube topics.",
     },
+    "source-webhook": {
+        "repository": _REPOSITORY + "source-webhook",
+        "base": "static",
+        "user": "65532:65532",
+        "entrypoint": ["/source-webhook"],
+        "platforms": _PURE_GO,
+        "ports": [9090, 8080],
+        "title": "Danube Connect webhook source",
+        "description": "Publishes HTTP requests (webhooks) to Danube topics, answering 2xx once Danube has them.",
+    },
 }
 
 # The Debian bookworm packages whose shared libraries (and the dynamic loader) make up the glibc
