@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -529,14 +528,7 @@ func scrapeSourcePostgres(t *testing.T) map[string]bool {
 // and publishes one mapped message and one on a topic no mapping matches (dropped).
 func scrapeSourceMQTT(t *testing.T) map[string]bool {
 	broker := harness.Danube(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := harness.FreeAddr(t)
 	topic := "/default/" + harness.Name(t)
 	const name = "deploytest-mqtt"
 	c := start(t, sourceMain(mqttsource.New), []string{
@@ -561,14 +553,7 @@ func scrapeSourceMQTT(t *testing.T) map[string]bool {
 
 func scrapeSourceWebhook(t *testing.T) map[string]bool {
 	broker := harness.Danube(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := harness.FreeAddr(t)
 	const name = "deploytest-webhook"
 	c := start(t, sourceMain(webhook.New), []string{
 		"DANUBE_SERVICE_URL=" + broker.URL, "CONNECTOR_NAME=" + name, "WEBHOOK_ADDR=" + addr,
