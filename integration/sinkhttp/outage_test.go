@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,4 +132,34 @@ func TestLongOutageThenPoisonMessage(t *testing.T) {
 	if st, _ := broker.SubscriptionStats(topic, "webhook-sink"); st.Blocked != 0 {
 		t.Fatalf("subscription blocked: %+v", st)
 	}
+}
+
+// An endpoint that is not up when the sink starts (nothing listens on its address: every POST is
+// refused) is waited for: the sink keeps running and delivers everything once the endpoint appears.
+func TestEndpointDownAtStart(t *testing.T) {
+	const topic, n = "/default/late-endpoint", 10
+	broker, _, prod := setup(t, devbroker.Config{AckTimeout: scaledAckTimeout, RetryTick: 50 * time.Millisecond,
+		RedeliveryBaseDelay: 50 * time.Millisecond, RedeliveryMaxDelay: 200 * time.Millisecond}, topic)
+	addr := harness.FreeAddr(t)
+	s := startSink(t, sinkEnv(broker.URL(), "http://"+addr+"/hook", topic))
+	defer stopSink(t, s)
+	ctx := context.Background()
+	for i := range n {
+		if _, err := prod.Send(ctx, danube.ProducerMessage{Payload: []byte(fmt.Sprint("m-", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(10 * scaledAckTimeout) // refused for longer than the broker's delivery attempts would last
+	if !s.Running() {
+		t.Fatalf("the sink exited while its endpoint was down:\n%s", s.Logs())
+	}
+	rc := newFlakyReceiver(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := &http.Server{Handler: rc.srv.Config.Handler, ReadHeaderTimeout: time.Second}
+	go func() { _ = late.Serve(ln) }()
+	defer late.Close()
+	rc.waitDistinct(t, n)
 }
