@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -32,7 +33,7 @@ func TestQuickRunWritesEverything(t *testing.T) {
 	for _, c := range cases() {
 		name := c.Name()
 		if _, reason, ok := strings.Cut(string(page), "\n## "+name+"\n"); ok && strings.Contains(strings.Split(reason, "\n## ")[0], "Not measured: ") {
-			if name == "sink-http" || name == "danube-client" {
+			if name == "sink-http" || name == "danube-client" || name == "source-webhook" {
 				t.Errorf("%s skipped: it needs no external system", name)
 			}
 			t.Logf("%s skipped (its external system is not available)", name)
@@ -65,6 +66,19 @@ func TestQuickRunWritesEverything(t *testing.T) {
 				if !strings.Contains(string(page), "| "+setting+" | "+variant+" | ") {
 					t.Errorf("page has no row %q / %q", setting, variant)
 				}
+			}
+		}
+	}
+	// The source-webhook case compares the connector with the plain server at every setting, and
+	// logs each one's p99 answer latency.
+	for _, set := range webhookSettings {
+		for _, variant := range []string{webhookPlainVariant, webhookVariant} {
+			if !strings.Contains(string(page), "| "+set.name+" | "+variant+" | ") {
+				t.Errorf("page has no row %q / %q", set.name, variant)
+			}
+			logged := regexp.MustCompile(regexp.QuoteMeta("source-webhook: "+set.name+": "+variant+": ") + `\d+ events, \d+/s, p99 answer \S+`)
+			if !logged.MatchString(stderr.String()) {
+				t.Errorf("no p99 answer latency logged for %q / %q:\n%s", set.name, variant, stderr.String())
 			}
 		}
 	}

@@ -39,19 +39,11 @@ func runIoT(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer p.close()
 
-	secret := newSecret("whsec_")
-	recv, err := startReceiver(secret, 0, p.ui, p.deliver)
+	recv, err := p.startDelivery(ctx, iotTopic, "quickstart-iot-webhook", "/readings")
 	if err != nil {
 		return err
 	}
 	defer recv.Close()
-	if err := p.startSinkHTTP(ctx, []string{
-		"DANUBE_TOPIC=" + iotTopic, "SUBSCRIPTION_NAME=quickstart", "CONNECTOR_NAME=quickstart-iot-webhook",
-		"TARGET_URL=http://" + recv.Addr().String() + "/readings", "WEBHOOK_SECRET=" + secret, "MAX_RETRIES=-1",
-		"BATCH_SIZE=10", "BATCH_TIMEOUT_MS=50", "MAX_IN_FLIGHT=4",
-	}); err != nil {
-		return err
-	}
 
 	// The IoT gateway: source-mqtt in server mode, the MQTT server devices connect to.
 	mqttAddr, err := freeAddr()

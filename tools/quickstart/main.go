@@ -4,6 +4,7 @@
 // process; it keeps a live count of the messages at each stage and stops cleanly on Ctrl-C.
 //
 //	go run ./tools/quickstart [webhook]  # producer → Danube → sink-http → webhook receiver
+//	go run ./tools/quickstart webhook-in # HTTP senders → source-webhook → Danube → sink-http → receiver
 //	go run ./tools/quickstart iot        # MQTT devices → source-mqtt (server mode) → Danube → sink-http → receiver
 //	go run ./tools/quickstart kafka      # Kafka (in-process fake) → bridge-kafka import → Danube → export → Kafka
 //	go run ./tools/quickstart iot -h     # a scenario's flags; -events 20 stops once 20 are delivered
@@ -38,6 +39,7 @@ var scenarios = []struct {
 	run         func(ctx context.Context, args []string, out io.Writer) error
 }{
 	{"webhook", "producer → Danube → sink-http → webhook receiver (signatures checked, some 503s retried)", runWebhook},
+	{"webhook-in", "HTTP senders → source-webhook → Danube → sink-http → receiver (answered 2xx only once Danube has the event)", runWebhookIn},
 	{"iot", "simulated MQTT devices → source-mqtt's embedded MQTT server → Danube → sink-http → receiver", runIoT},
 	{"kafka", "Kafka (in-process fake) → bridge-kafka import → Danube → bridge-kafka export → another Kafka topic", runKafka},
 }
@@ -66,7 +68,7 @@ func usage(out io.Writer) {
 		if i == 0 {
 			def = " (default)"
 		}
-		fmt.Fprintf(out, "  %-8s %s%s\n", s.name, s.about, def)
+		fmt.Fprintf(out, "  %-10s %s%s\n", s.name, s.about, def)
 	}
 	fmt.Fprintln(out)
 }

@@ -56,6 +56,27 @@ func TestQuickstartIoTDeliversEveryReading(t *testing.T) {
 	}
 }
 
+// The webhook-in scenario: every event a sender got 2xx for is in Danube and reached the
+// receiver, keyed by the route's json:customer key, each once (the senders' retries carry the same
+// webhook-id).
+func TestQuickstartWebhookInDeliversEveryPostedEvent(t *testing.T) {
+	const n = 30
+	var out runtimetest.SyncBuffer
+	if err := run(context.Background(), []string{"webhook-in", "-events", strconv.Itoa(n), "-rate", "300", "-senders", "4"}, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	if want := fmt.Sprintf("Stopped: posted %d, in Danube %d, delivered %d.", n, n, n); !strings.Contains(s, want) {
+		t.Fatalf("no %q in the output:\n%s", want, s)
+	}
+	for id := 1; id <= n; id++ {
+		customer, body := orderEvent(id)
+		if want := fmt.Sprintf("200 ✓ %s  key=%s offset=", body, customer); strings.Count(s, want) != 1 {
+			t.Errorf("event %d not delivered once keyed by its customer: want %q once in:\n%s", id, want, s)
+		}
+	}
+}
+
 // The kafka scenario: every record produced to Kafka went through the import, Danube and the
 // export into the other Kafka topic.
 func TestQuickstartKafkaExportsEveryRecord(t *testing.T) {
@@ -103,6 +124,7 @@ func TestQuickstartStopsCleanlyOnInterrupt(t *testing.T) {
 	for _, sc := range []struct{ name, shown, produced, delivered string }{
 		{"webhook", "200 ✓", "produced", "delivered"},
 		{"iot", "200 ✓", "published", "delivered"},
+		{"webhook-in", "200 ✓", "posted", "delivered"},
 		{"kafka", "✓ " + kafkaOut, "produced", "exported"},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
@@ -143,7 +165,8 @@ func TestQuickstartHelp(t *testing.T) {
 		args  []string
 		flags []string
 	}{
-		{[]string{"-h"}, []string{"webhook", "iot", "kafka", "-events", "-rate", "-flaky", "-v"}},
+		{[]string{"-h"}, []string{"webhook", "webhook-in", "iot", "kafka", "-events", "-rate", "-flaky", "-v"}},
+		{[]string{"webhook-in", "-h"}, []string{"-events", "-rate", "-senders", "-v"}},
 		{[]string{"iot", "-h"}, []string{"-events", "-rate", "-devices", "-v"}},
 		{[]string{"kafka", "-h"}, []string{"-events", "-rate", "-v"}},
 	} {

@@ -35,6 +35,25 @@ func (p *pipeline) startSinkHTTP(ctx context.Context, vars []string, opts ...sin
 	return p.waitSubscribed(ctx, cfg.Topics[0], cfg.SubscriptionName)
 }
 
+// startDelivery ends a scenario the same way each time: the local receiver, and sink-http draining
+// topic into it at path, signing its requests and retrying them until they are answered 2xx.
+func (p *pipeline) startDelivery(ctx context.Context, topic, name, path string) (net.Listener, error) {
+	secret := newSecret("whsec_")
+	recv, err := startReceiver(secret, 0, p.ui, p.deliver)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.startSinkHTTP(ctx, []string{
+		"DANUBE_TOPIC=" + topic, "SUBSCRIPTION_NAME=quickstart", "CONNECTOR_NAME=" + name,
+		"TARGET_URL=http://" + recv.Addr().String() + path, "WEBHOOK_SECRET=" + secret, "MAX_RETRIES=-1",
+		"BATCH_SIZE=10", "BATCH_TIMEOUT_MS=50", "MAX_IN_FLIGHT=4",
+	}); err != nil {
+		_ = recv.Close()
+		return nil, err
+	}
+	return recv, nil
+}
+
 // newSecret returns prefix and 24 random bytes in base64 (no ',' or ':', which separate the pairs
 // of MQTT_SERVER_USERS).
 func newSecret(prefix string) string {

@@ -75,11 +75,17 @@ func runWebhook(ctx context.Context, args []string, out io.Writer) error {
 
 var kinds = []string{"order.created", "order.paid", "order.shipped"}
 
+// orderEvent is sample event id as JSON, and its customer.
+func orderEvent(id int) (customer string, body []byte) {
+	i := id - 1
+	customer = fmt.Sprintf("customer-%d", i%5)
+	body, _ = json.Marshal(map[string]any{"id": id, "type": kinds[(i/5)%len(kinds)], "customer": customer, "amount": 10 + i%90})
+	return customer, body
+}
+
 // sendEvent publishes sample event id, keyed by customer so each customer's events stay in order.
 func sendEvent(ctx context.Context, prod *danube.Producer, id int) error {
-	i := id - 1
-	customer := fmt.Sprintf("customer-%d", i%5)
-	body, _ := json.Marshal(map[string]any{"id": id, "type": kinds[(i/5)%len(kinds)], "customer": customer, "amount": 10 + i%90})
+	customer, body := orderEvent(id)
 	_, err := prod.Send(ctx, danube.ProducerMessage{Payload: body, Key: customer,
 		Attributes: map[string]string{"content-type": "application/json", "source": "quickstart"}})
 	return err
