@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,7 +43,8 @@ func start(t *testing.T, env map[string]string) *harness.Connector {
 	return c
 }
 
-// TestKillAndOutageWhileSending: 32 concurrent senders post 1,920 events, retrying each until 2xx
+// TestKillAndOutageWhileSending: 32 concurrent senders post 1,920 events (IT_WEBHOOK_PER_SENDER
+// events each, default 60: 313 makes the 10,016-request run), retrying each until 2xx
 // (as webhook providers do); the connector is killed with -9 and restarted, then Danube is stopped
 // for 20 s, while they send. Every event answered 2xx is in Danube, and an event is there more than
 // once only if its request was sent more than once.
@@ -57,7 +60,15 @@ func TestKillAndOutageWhileSending(t *testing.T) {
 		"WEBHOOK_ACK_TIMEOUT_MS": "1000", "WEBHOOK_RETRY_AFTER_MS": "1000",
 		"RETRY_BACKOFF_MS": "50", "RETRY_MAX_BACKOFF_MS": "500",
 	})
-	const senders, each = 32, 60
+	const senders = 32
+	each := 60
+	if v := os.Getenv("IT_WEBHOOK_PER_SENDER"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 20 {
+			t.Fatalf("IT_WEBHOOK_PER_SENDER=%q: want a whole number of at least 20", v)
+		}
+		each = n
+	}
 	var (
 		accepted sync.Map // payload → attempts it took
 		answered atomic.Int64
