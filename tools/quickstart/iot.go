@@ -10,8 +10,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/danube-messaging/danube-connect-go/libs/runtime"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/services/source-mqtt/mqttsource"
 )
 
@@ -51,20 +49,12 @@ func runIoT(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	password := newSecret("")
-	var cfg mqttsource.Config
-	if err := config.Load(&cfg, p.env(
+	if err := startSource(p, "source-mqtt", mqttsource.New,
 		"CONNECTOR_NAME=quickstart-iot-gateway", "MQTT_MODE=server", "MQTT_SERVER_TCP_ADDR="+mqttAddr,
 		"MQTT_SERVER_USERS=device:"+password, "MQTT_TOPIC_MAPPINGS=devices/+/readings="+iotTopic,
-	)); err != nil {
+	); err != nil {
 		return err
 	}
-	src, err := mqttsource.New(&cfg, runtime.NewResources(&cfg.Common, p.options()...))
-	if err != nil {
-		return err
-	}
-	p.start("source-mqtt", func(ctx context.Context) error {
-		return runtime.RunSource(ctx, &cfg.SourceConfig, src, p.options()...)
-	})
 
 	fmt.Fprintf(out, "Danube quickstart (iot): %d devices → MQTT server tcp://%s (source-mqtt) → broker %s → sink-http → receiver http://%s/readings\n",
 		*devices, mqttAddr, p.broker.URL(), recv.Addr())

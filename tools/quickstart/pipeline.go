@@ -14,6 +14,7 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
@@ -123,6 +124,26 @@ func (p *pipeline) options() []runtime.Option {
 	return []runtime.Option{runtime.WithLogger(p.logger), runtime.WithTelemetry(p.tel)}
 }
 
+// startSource loads a source connector's configuration from env (on top of the pipeline's), as
+// the service does, builds it with newConnector and runs it as service.
+func startSource[C any, PC interface {
+	*C
+	Source() *runtime.SourceConfig
+}, P any](p *pipeline, service string, newConnector func(PC, runtime.Resources) (runtime.SourceConnector[P], error), env ...string) error {
+	cfg := PC(new(C))
+	if err := config.Load(cfg, p.env(env...)); err != nil {
+		return err
+	}
+	src, err := newConnector(cfg, runtime.NewResources(&cfg.Source().Common, p.options()...))
+	if err != nil {
+		return err
+	}
+	p.start(service, func(ctx context.Context) error {
+		return runtime.RunSource(ctx, cfg.Source(), src, p.options()...)
+	})
+	return nil
+}
+
 // start runs a connector until the pipeline stops it.
 func (p *pipeline) start(name string, run func(ctx context.Context) error) {
 	ctx, stop := context.WithCancel(context.Background())
@@ -141,23 +162,41 @@ func (p *pipeline) start(name string, run func(ctx context.Context) error) {
 }
 
 // waitSubscribed waits until the sink's subscription exists, so that nothing published from now
-// on is missed (the sink creates its topic when missing).
+// on is missed (a new subscription starts at the tail).
 func (p *pipeline) waitSubscribed(ctx context.Context, topic, subscription string) error {
-	deadline := time.After(30 * time.Second)
-	for {
-		if _, ok := p.broker.SubscriptionStats(topic, subscription); ok {
-			return nil
+	return p.waitUntil(ctx, fmt.Sprintf("subscription %s on %s created", subscription, topic), func() bool {
+		_, ok := p.broker.SubscriptionStats(topic, subscription)
+		return ok
+	})
+}
+
+// waitListening waits until addr accepts connections: a connector opens its listener once it
+// reached Danube.
+func (p *pipeline) waitListening(ctx context.Context, addr string) error {
+	return p.waitUntil(ctx, "something listening on "+addr, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
 		}
+		return err == nil
+	})
+}
+
+// waitUntil polls cond until it holds, a connector stops, ctx ends or 30 s pass.
+func (p *pipeline) waitUntil(ctx context.Context, what string, cond func() bool) error {
+	deadline := time.After(30 * time.Second)
+	for !cond() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-p.exited:
 			return p.failure()
 		case <-deadline:
-			return fmt.Errorf("subscription %s on %s not created after 30s", subscription, topic)
+			return fmt.Errorf("not %s after 30s", what)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // inDanube counts the messages Danube holds in topic (its head offset), as seen by subscription.

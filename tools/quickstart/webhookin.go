@@ -5,14 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/danube-messaging/danube-connect-go/libs/runtime"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/services/sink-http/webhook"
 	webhooksrc "github.com/danube-messaging/danube-connect-go/services/source-webhook/webhook"
 )
@@ -57,21 +54,13 @@ func runWebhookIn(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	secret := newSecret("whsec_")
-	var cfg webhooksrc.Config
-	if err := config.Load(&cfg, p.env(
+	if err := startSource(p, "source-webhook", webhooksrc.New,
 		"CONNECTOR_NAME=quickstart-webhook-in", "WEBHOOK_ADDR="+addr,
 		"WEBHOOK_ROUTES="+webhookInPath+"="+webhookInTopic+" key=json:customer",
 		"WEBHOOK_AUTH=standard", "WEBHOOK_HMAC_SECRET="+secret, "WEBHOOK_RETRY_AFTER_MS=1000",
-	)); err != nil {
+	); err != nil {
 		return err
 	}
-	src, err := webhooksrc.New(&cfg, runtime.NewResources(&cfg.Common, p.options()...))
-	if err != nil {
-		return err
-	}
-	p.start("source-webhook", func(ctx context.Context) error {
-		return runtime.RunSource(ctx, &cfg.SourceConfig, src, p.options()...)
-	})
 	if err := p.waitListening(ctx, addr); err != nil {
 		return err
 	}
@@ -96,26 +85,6 @@ func runWebhookIn(ctx context.Context, args []string, out io.Writer) error {
 			}
 			wg.Wait()
 		})
-}
-
-// waitListening waits until addr accepts connections: the connector opens its listener once it
-// reached Danube.
-func (p *pipeline) waitListening(ctx context.Context, addr string) error {
-	deadline := time.After(30 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			return c.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.exited:
-			return p.failure()
-		case <-deadline:
-			return fmt.Errorf("nothing listening on %s after 30s", addr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // sender posts events as a webhook provider does: Standard Webhooks signatures, the event's id as
