@@ -234,6 +234,21 @@ func (c *Connector) url(path string) string {
 // goleak.
 var probeHTTP = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
+// Readiness returns the status and body of the connector's /readyz now.
+func (c *Connector) Readiness(ctx context.Context) (status int, body string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.ReadyzURL(), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := probeHTTP.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
 // WaitReady waits until the connector's /readyz answers 200. It fails at once
 // when the connector exits, and when ctx ends.
 func (c *Connector) WaitReady(ctx context.Context) error {

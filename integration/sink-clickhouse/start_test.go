@@ -3,7 +3,6 @@ package sinkclickhouse_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -86,18 +85,12 @@ func TestStopsAtOnceOnWhatWaitingCannotFix(t *testing.T) {
 	}
 }
 
-// readyz returns the status and body of the sink's /readyz.
+// readyz returns the status and body of the connector's /readyz.
 func readyz(t *testing.T, c *harness.Connector) (int, string) {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(c.ReadyzURL())
+	code, body, err := c.Readiness(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return code, body
 }

@@ -3,7 +3,6 @@ package sourcepostgres
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -161,17 +160,14 @@ func queryRow(t *testing.T, dsn string, dst any, sql string, args ...any) {
 	}
 }
 
-// readyz returns /readyz's status and body.
+// readyz returns the status and body of the connector's /readyz.
 func readyz(t *testing.T, c *harness.Connector) (int, string) {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(c.ReadyzURL())
+	code, body, err := c.Readiness(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return code, body
 }
 
 // TestWaitsForPostgreSQL: started while nothing listens at its PostgreSQL address (a compose stack
@@ -275,18 +271,7 @@ func TestLostSlotSaysWhatToDo(t *testing.T) {
 	col.WaitFor(t, "rows 1 and 2", func(ms []*danube.Message) bool { return ids(ms)[1] && ids(ms)[2] })
 	stop(t, c)
 
-	// While the connector is away, more WAL than max_slot_wal_keep_size: each switch ends a 1 MB
-	// segment.
-	for i := range 4 {
-		exec1(t, pg.dsn, "INSERT INTO rows VALUES ($1, 'while away')", 10+i)
-		exec1(t, pg.dsn, "SELECT pg_switch_wal()")
-	}
-	exec1(t, pg.dsn, "CHECKPOINT")
-	var status string
-	queryRow(t, pg.dsn, &status, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'cdc_slot'")
-	if status != "lost" {
-		t.Fatalf("the test could not make the slot lost: wal_status %q", status)
-	}
+	loseSlot(t, pg.dsn, 10, "while away") // while the connector is away
 
 	c = harness.StartConnector(t, harness.ConnectorSpec{Service: "source-postgres", Env: env})
 	log, err := exitOf(t, c)
@@ -384,16 +369,7 @@ func TestSlotLostDuringSnapshot(t *testing.T) {
 	if len(ids(col.Messages())) == n {
 		t.Fatal("the snapshot finished before Danube stopped; the test needs it mid-way")
 	}
-	for i := range 4 {
-		exec1(t, pg.dsn, "INSERT INTO rows VALUES ($1, 'during the snapshot')", n+1+i)
-		exec1(t, pg.dsn, "SELECT pg_switch_wal()")
-	}
-	exec1(t, pg.dsn, "CHECKPOINT")
-	var status string
-	queryRow(t, pg.dsn, &status, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'cdc_slot'")
-	if status != "lost" {
-		t.Fatalf("the test could not make the slot lost: wal_status %q", status)
-	}
+	loseSlot(t, pg.dsn, n+1, "during the snapshot")
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -408,5 +384,21 @@ func TestSlotLostDuringSnapshot(t *testing.T) {
 		if !strings.Contains(log, w) {
 			t.Fatalf("log lacks %q:\n%s", w, log)
 		}
+	}
+}
+
+// loseSlot writes more WAL than max_slot_wal_keep_size (four rows from id, each followed by a
+// switch that ends a 1 MB segment) and a checkpoint, so that PostgreSQL invalidates cdc_slot.
+func loseSlot(t *testing.T, dsn string, id int, body string) {
+	t.Helper()
+	for i := range 4 {
+		exec1(t, dsn, "INSERT INTO rows VALUES ($1, $2)", id+i, body)
+		exec1(t, dsn, "SELECT pg_switch_wal()")
+	}
+	exec1(t, dsn, "CHECKPOINT")
+	var status string
+	queryRow(t, dsn, &status, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'cdc_slot'")
+	if status != "lost" {
+		t.Fatalf("the test could not make the slot lost: wal_status %q", status)
 	}
 }
