@@ -47,10 +47,7 @@ func BenchmarkSinkOverhead(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			cfg := &SinkConfig{BatchSize: size, BatchTimeout: config.Millis(time.Second)}
 			e := benchEnv(b)
-			r := &sinkRunner{cfg: cfg, conn: nopSink{}, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(0)}
-			r.gate = newGate(r.conn, e, r.busy, r.policy)
-			r.in = newIntake(context.Background(), r, nil)
-			r.settle = newSettler(context.Background(), e, nil)
+			r := testProcessor(cfg, nopSink{}, e, context.Background())
 			const pool = 4000 // a multiple of every batch size: offsets stay aligned when they wrap
 			msgs := make([]*danube.Message, pool)
 			for i := range msgs {
@@ -62,7 +59,7 @@ func BenchmarkSinkOverhead(b *testing.B) {
 			done := make(chan error)
 			b.ReportAllocs()
 			b.ResetTimer()
-			go func() { done <- r.loop(ctx, context.Background(), in) }()
+			go func() { done <- newBatchLoop(r, in, cfg).run(ctx, context.Background()) }()
 			for i := range b.N {
 				in <- delivery{nopAcker{}, msgs[i%pool]}
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -81,22 +82,9 @@ func MainSource[C any, PC interface {
 // environ nil means os.Environ(). It returns the exit code.
 func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer, cfg any, common *Common,
 	run func(ctx context.Context, opts ...Option) error) int {
-	printConfig := false
-	for _, a := range args {
-		switch a {
-		case "-h", "-help", "--help":
-			fmt.Fprintln(stdout, "Configuration (environment variables):")
-			if err := config.Usage(stdout, cfg); err != nil {
-				fmt.Fprintln(stderr, err)
-				return ExitConfig
-			}
-			return ExitOK
-		case "--print-config", "-print-config":
-			printConfig = true
-		default:
-			fmt.Fprintf(stderr, "unknown argument %q (want --help or --print-config; configuration is read from the environment)\n", a)
-			return ExitConfig
-		}
+	printConfig, code, done := parseArgs(args, stdout, stderr, cfg)
+	if done {
+		return code
 	}
 	if run == nil {
 		fmt.Fprintln(stderr, "runtime: Main needs a run function, got nil")
@@ -113,25 +101,10 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 		}
 		return ExitOK
 	}
-
 	log := telemetry.NewLogger(stderr, common.LogLevel, common.LogFormat)
-	shutdownTracing, err := telemetry.SetupTracing(ctx, common.ConnectorName)
-	if err != nil {
-		log.Error("tracing setup failed", "err", err)
-		return ExitFatal
-	}
-	srv, err := telemetry.NewServer()
-	if err != nil {
-		log.Error("metrics setup failed", "err", err)
-		return ExitFatal
-	}
-	if common.MetricsAddr != "" {
-		addr, err := srv.Start(common.MetricsAddr)
-		if err != nil {
-			log.Error("metrics server failed", "err", err)
-			return ExitConfig
-		}
-		log.Info("serving /metrics, /healthz, /readyz", "addr", addr.String())
+	srv, shutdownTelemetry, code := serveTelemetry(ctx, log, common)
+	if srv == nil {
+		return code
 	}
 	log.Info("starting", "config", config.LogValue(cfg))
 	for _, w := range config.Warnings(cfg, environ) {
@@ -147,15 +120,7 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	if !stopLog() { // said before what follows: a run may end as soon as it is told to stop
 		<-stopping
 	}
-
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("metrics server shutdown", "err", err)
-	}
-	if err := shutdownTracing(sctx); err != nil {
-		log.Warn("tracing shutdown", "err", err)
-	}
+	shutdownTelemetry()
 	if runErr != nil {
 		log.Error("stopped on error", "err", runErr)
 		if errors.Is(runErr, ErrDeliveryGap) {
@@ -165,4 +130,58 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	}
 	log.Info("stopped")
 	return ExitOK
+}
+
+// parseArgs answers --help (done) and notes --print-config; anything else is a usage error.
+func parseArgs(args []string, stdout, stderr io.Writer, cfg any) (printConfig bool, code int, done bool) {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			fmt.Fprintln(stdout, "Configuration (environment variables):")
+			if err := config.Usage(stdout, cfg); err != nil {
+				fmt.Fprintln(stderr, err)
+				return false, ExitConfig, true
+			}
+			return false, ExitOK, true
+		case "--print-config", "-print-config":
+			printConfig = true
+		default:
+			fmt.Fprintf(stderr, "unknown argument %q (want --help or --print-config; configuration is read from the environment)\n", a)
+			return false, ExitConfig, true
+		}
+	}
+	return printConfig, ExitOK, false
+}
+
+// serveTelemetry sets up tracing and the /metrics, /healthz and /readyz server; a nil server means
+// it failed (logged) and the process exits with code. shutdown stops both, within 5 s.
+func serveTelemetry(ctx context.Context, log *slog.Logger, common *Common) (srv *telemetry.Server, shutdown func(), code int) {
+	shutdownTracing, err := telemetry.SetupTracing(ctx, common.ConnectorName)
+	if err != nil {
+		log.Error("tracing setup failed", "err", err)
+		return nil, nil, ExitFatal
+	}
+	srv, err = telemetry.NewServer()
+	if err != nil {
+		log.Error("metrics setup failed", "err", err)
+		return nil, nil, ExitFatal
+	}
+	if common.MetricsAddr != "" {
+		addr, err := srv.Start(common.MetricsAddr)
+		if err != nil {
+			log.Error("metrics server failed", "err", err)
+			return nil, nil, ExitConfig
+		}
+		log.Info("serving /metrics, /healthz, /readyz", "addr", addr.String())
+	}
+	return srv, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("metrics server shutdown", "err", err)
+		}
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("tracing shutdown", "err", err)
+		}
+	}, ExitOK
 }

@@ -48,17 +48,29 @@ func (s recordingSink) Process(_ context.Context, r *SinkRecord) error {
 	return nil
 }
 
-// testRunner is a sink runner without a broker: deliveries go straight into its loop.
-func testRunner(t *testing.T, work context.Context) (*sinkRunner, recordingSink) {
+// testProcessor is a sink's process and settle stages without a broker: deliveries go straight
+// into a batch loop over it.
+func testProcessor(cfg *SinkConfig, conn SinkConnector, e *env, work context.Context) *processor {
+	busy := newLiveness(0)
+	p := &processor{conn: conn, env: e, busy: busy, tracer: telemetry.Tracer(), policy: disposal{retry: cfg.Retry()}}
+	p.gate = newGate(conn, e, busy, cfg.Retry())
+	p.settle = newSettler(work, e, nil)
+	p.holds = newHolds(noValve{}, e.log, e.metrics)
+	return p
+}
+
+// noValve is the intake of a sink without a broker: nothing to close or reopen.
+type noValve struct{}
+
+func (noValve) close()                  {}
+func (noValve) reopen(done func(error)) { done(nil) }
+
+func testRunner(t *testing.T, work context.Context) (*processor, recordingSink) {
 	t.Helper()
 	cfg := &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}
 	e := &env{log: slog.New(slog.DiscardHandler), danube: &telemetry.Flag{}}
 	sink := recordingSink{processed: make(chan uint64, 16)}
-	r := &sinkRunner{cfg: cfg, conn: sink, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(), busy: newLiveness(0)}
-	r.gate = newGate(sink, e, r.busy, r.policy)
-	r.in = newIntake(context.Background(), r, nil)
-	r.settle = newSettler(work, e, nil)
-	return r, sink
+	return testProcessor(cfg, sink, e, work), sink
 }
 
 func recv[T any](t *testing.T, c <-chan T, what string) T {
@@ -81,7 +93,7 @@ func TestSinkProcessesNextWhileAckInFlight(t *testing.T) {
 	in := make(chan delivery, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.loop(ctx, context.Background(), in) }()
+	go func() { done <- newBatchLoop(r, in, &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}).run(ctx, context.Background()) }()
 
 	in <- delivery{acker, msgAt(0)}
 	if got := recv(t, sink.processed, "record 0 processed"); got != 0 {
@@ -113,7 +125,7 @@ func TestSinkDrainWaitsForPendingAcks(t *testing.T) {
 	in := make(chan delivery, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.loop(ctx, context.Background(), in) }()
+	go func() { done <- newBatchLoop(r, in, &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}).run(ctx, context.Background()) }()
 	in <- delivery{acker, msgAt(7)}
 	recv(t, sink.processed, "record processed")
 	recv(t, acker.started, "ack started")

@@ -29,7 +29,7 @@ func orderKey(d delivery) string {
 // On ctx's end intake stops and every record already taken is finished (within the work context,
 // the shutdown timeout). On a fatal error intake stops, records not yet started are left unacked
 // (Danube redelivers them), records in flight are cancelled, and the error is returned.
-func (r *sinkRunner) stream(ctx, work context.Context, in <-chan delivery, workers int) error {
+func (p *processor) stream(ctx, work context.Context, in <-chan delivery, workers int) error {
 	limit := 2 * workers                // records taken but not finished: a queue behind each busy key, bounded
 	ready := make(chan delivery, limit) // never blocks: at most limit records are pending
 	results := make(chan streamResult, limit)
@@ -40,12 +40,12 @@ func (r *sinkRunner) stream(ctx, work context.Context, in <-chan delivery, worke
 		wg.Go(func() {
 			for d := range ready {
 				if run.Err() != nil { // halted by a fatal error: leave it unacked
-					r.env.metrics.Dropped(1)
+					p.env.metrics.Dropped(1)
 					results <- streamResult{d: d}
 					continue
 				}
 				one := [1]delivery{d}
-				results <- streamResult{d: d, err: r.handle(run, one[:])}
+				results <- streamResult{d: d, err: p.handle(run, one[:], p.othersWritten)}
 			}
 		})
 	}
@@ -65,10 +65,10 @@ func (r *sinkRunner) stream(ctx, work context.Context, in <-chan delivery, worke
 		}
 		select {
 		case <-done:
-			r.env.log.Info("stopping: finishing records in flight", "records", pending)
+			p.env.log.Info("stopping: finishing records in flight", "records", pending)
 			stopping, done = true, nil
 		case d := <-intake:
-			r.env.metrics.Received(1)
+			p.env.metrics.Received(1)
 			pending++
 			k := orderKey(d)
 			if k == "" {
@@ -96,7 +96,7 @@ func (r *sinkRunner) stream(ctx, work context.Context, in <-chan delivery, worke
 			case len(q) == 0:
 				delete(queues, k)
 			case fatal != nil: // never started: unacked, redelivered after the restart
-				r.env.metrics.Dropped(len(q))
+				p.env.metrics.Dropped(len(q))
 				pending -= len(q)
 				delete(queues, k)
 			default:

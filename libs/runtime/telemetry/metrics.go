@@ -40,29 +40,17 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 	set := metric.WithAttributeSet(attribute.NewSet(conn))
 	x := &Metrics{recOpts: []metric.RecordOption{set}}
 	var errs []error
-	counter := func(name, desc string) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
+	obs := x.observed()
+	insts := make([]metric.Observable, 0, len(obs)+1)
+	for i := range obs {
+		var err error
+		obs[i].inst, err = obs[i].kind.create(m, obs[i].name, obs[i].desc)
 		errs = append(errs, err)
-		return c
+		insts = append(insts, obs[i].inst)
 	}
-	received := counter("connector.records.received", "Records taken in: from Danube (sink) or from the external system (source).")
-	processed := counter("connector.records.processed", "Records completed: written and acked (sink) or published and acked by Danube (source).")
-	failed := counter("connector.records.failed", "Record attempts that failed, by class.")
-	retried := counter("connector.records.retried", "Retries of a record or batch.")
-	deadLettered := counter("connector.records.dead_lettered", "Records published to the dead-letter topic.")
-	published := counter("connector.records.published", "Messages published to Danube, DLQ included.")
-	gaps := counter("connector.delivery.gaps", "Messages Danube never delivered to the sink's subscription (offsets it skipped).")
-	reconnects := counter("connector.reconnects", "Reconnects to the external system after the connector reported its connection lost.")
-	inFlight, err := m.Int64ObservableUpDownCounter("connector.records.in_flight", metric.WithDescription("Records taken in and not yet completed."))
+	failed, err := m.Int64ObservableCounter("connector.records.failed", metric.WithDescription("Record attempts that failed, by class."))
 	errs = append(errs, err)
-	paused, err := m.Int64ObservableGauge("connector.paused", metric.WithDescription("1 while a sink has paused its Danube consumers because the external system is failing."))
-	errs = append(errs, err)
-	poisoned, err := m.Int64ObservableGauge("connector.records.poisoned", metric.WithDescription("Records that keep failing while others are written, held because there is no DLQ_TOPIC: the broker stops the subscription once they use up their delivery attempts."))
-	errs = append(errs, err)
-	danubeUp, err := m.Int64ObservableGauge("connector.danube.connected", metric.WithDescription("1 while the connector reaches Danube, 0 while it does not (an outage it is waiting out: a source keeps its records and publishes them when Danube is back)."))
-	errs = append(errs, err)
-	lag, err := m.Int64ObservableGauge("connector.source.lag", metric.WithDescription("Source-reported lag behind the external system (records or bytes, as the connector knows it)."))
-	errs = append(errs, err)
+	insts = append(insts, failed)
 	x.batchSize, err = m.Int64Histogram("connector.batch.size", metric.WithDescription("Records per processed batch."),
 		metric.WithExplicitBucketBoundaries(1, 10, 100, 1000, 10000))
 	errs = append(errs, err)
@@ -78,37 +66,82 @@ func NewMetrics(mp metric.MeterProvider, name string) (*Metrics, error) {
 		byClass[i] = metric.WithAttributeSet(attribute.NewSet(conn, attribute.String("class", c)))
 	}
 	x.reg, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		o.ObserveInt64(received, x.received.Load(), set)
-		o.ObserveInt64(processed, x.processed.Load(), set)
-		o.ObserveInt64(retried, x.retried.Load(), set)
-		o.ObserveInt64(deadLettered, x.deadLettered.Load(), set)
-		o.ObserveInt64(published, x.published.Load(), set)
-		o.ObserveInt64(reconnects, x.reconnects.Load(), set)
-		o.ObserveInt64(gaps, x.gaps.Load(), set)
-		o.ObserveInt64(inFlight, x.received.Load()-x.processed.Load()-x.deadLettered.Load()-x.dropped.Load(), set)
+		for _, v := range obs {
+			if n, ok := v.load(ctx); ok {
+				o.ObserveInt64(v.inst, n, set)
+			}
+		}
 		for i := range classes {
 			if n := x.failed[i].Load(); n > 0 {
 				o.ObserveInt64(failed, n, byClass[i])
 			}
 		}
-		o.ObserveInt64(paused, x.paused.Load(), set)
-		o.ObserveInt64(poisoned, x.poisoned.Load(), set)
-		if x.lagSet.Load() {
-			o.ObserveInt64(lag, x.lag.Load(), set)
-		}
-		if check := x.danube.Load(); check != nil {
-			up := int64(0)
-			if (*check)(ctx) == nil {
-				up = 1
-			}
-			o.ObserveInt64(danubeUp, up, set)
-		}
 		return nil
-	}, received, processed, failed, retried, deadLettered, published, reconnects, gaps, inFlight, paused, poisoned, lag, danubeUp)
+	}, insts...)
 	if err != nil {
 		return nil, err
 	}
 	return x, nil
+}
+
+// observable is an instrument read at scrape time; load's false skips it.
+type observable struct {
+	name, desc string
+	kind       instrumentKind
+	load       func(context.Context) (int64, bool)
+	inst       metric.Int64Observable
+}
+
+type instrumentKind uint8
+
+const (
+	counter instrumentKind = iota
+	upDown
+	gauge
+)
+
+func (k instrumentKind) create(m metric.Meter, name, desc string) (metric.Int64Observable, error) {
+	switch k {
+	case upDown:
+		return m.Int64ObservableUpDownCounter(name, metric.WithDescription(desc))
+	case gauge:
+		return m.Int64ObservableGauge(name, metric.WithDescription(desc))
+	}
+	return m.Int64ObservableCounter(name, metric.WithDescription(desc))
+}
+
+// observed lists the instruments x's atomics feed.
+func (x *Metrics) observed() []observable {
+	always := func(v *atomic.Int64) func(context.Context) (int64, bool) {
+		return func(context.Context) (int64, bool) { return v.Load(), true }
+	}
+	return []observable{
+		{name: "connector.records.received", desc: "Records taken in: from Danube (sink) or from the external system (source).", load: always(&x.received)},
+		{name: "connector.records.processed", desc: "Records completed: written and acked (sink) or published and acked by Danube (source).", load: always(&x.processed)},
+		{name: "connector.records.retried", desc: "Retries of a record or batch.", load: always(&x.retried)},
+		{name: "connector.records.dead_lettered", desc: "Records published to the dead-letter topic.", load: always(&x.deadLettered)},
+		{name: "connector.records.published", desc: "Messages published to Danube, DLQ included.", load: always(&x.published)},
+		{name: "connector.delivery.gaps", desc: "Messages Danube never delivered to the sink's subscription (offsets it skipped).", load: always(&x.gaps)},
+		{name: "connector.reconnects", desc: "Reconnects to the external system after the connector reported its connection lost.", load: always(&x.reconnects)},
+		{name: "connector.records.in_flight", kind: upDown, desc: "Records taken in and not yet completed.", load: func(context.Context) (int64, bool) {
+			return x.received.Load() - x.processed.Load() - x.deadLettered.Load() - x.dropped.Load(), true
+		}},
+		{name: "connector.paused", kind: gauge, desc: "1 while a sink has paused its Danube consumers because the external system is failing.", load: always(&x.paused)},
+		{name: "connector.records.poisoned", kind: gauge, desc: "Records that keep failing while others are written, held because there is no DLQ_TOPIC: the broker stops the subscription once they use up their delivery attempts.", load: always(&x.poisoned)},
+		{name: "connector.danube.connected", kind: gauge, desc: "1 while the connector reaches Danube, 0 while it does not (an outage it is waiting out: a source keeps its records and publishes them when Danube is back).", load: func(ctx context.Context) (int64, bool) {
+			check := x.danube.Load()
+			if check == nil {
+				return 0, false
+			}
+			if (*check)(ctx) != nil {
+				return 0, true
+			}
+			return 1, true
+		}},
+		{name: "connector.source.lag", kind: gauge, desc: "Source-reported lag behind the external system (records or bytes, as the connector knows it).", load: func(context.Context) (int64, bool) {
+			return x.lag.Load(), x.lagSet.Load()
+		}},
+	}
 }
 
 // DeliveryGap counts n messages Danube skipped.

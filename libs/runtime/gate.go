@@ -133,3 +133,22 @@ func (g *gate) health(ctx context.Context, check func(context.Context) error) fu
 
 // wait waits for a background reconnect to end (its context bounds it).
 func (g *gate) wait() { g.wg.Wait() }
+
+// start initializes conn (see initialize), registers its health check behind the reconnect gate
+// and returns the gate; shutdown waits for a background reconnect and shuts the connector down.
+func (e *env) start(ctx, work context.Context, name string, conn lifecycle, busy *liveness, policy retry.Policy) (g *gate, shutdown func() error, err error) {
+	if err := e.initialize(ctx, work, name, conn, policy); err != nil {
+		return nil, nil, err
+	}
+	g = newGate(conn, e, busy, policy)
+	// Registered once Initialize returned, so a connector need not guard Initialize against a
+	// concurrent HealthCheck.
+	e.ready(name+"/external", g.health(work, conn.HealthCheck))
+	return g, func() error {
+		g.wait()
+		if err := conn.Shutdown(work); err != nil {
+			return fmt.Errorf("runtime: shut down connector %q: %w", name, err)
+		}
+		return nil
+	}, nil
+}

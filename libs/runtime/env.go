@@ -136,11 +136,10 @@ func (e *env) live(c telemetry.Check) {
 	}
 }
 
-// watch registers the connector's own health check, once Initialize returned (so a connector need
-// not guard Initialize against a concurrent HealthCheck).
-func (e *env) watch(health telemetry.Check) {
+// ready registers a readiness check named name, removed on close.
+func (e *env) ready(name string, c telemetry.Check) {
 	if e.server != nil {
-		e.cleanup = append(e.cleanup, e.server.AddReadiness(e.name+"/external", health))
+		e.cleanup = append(e.cleanup, e.server.AddReadiness(name, c))
 	}
 }
 
@@ -153,23 +152,6 @@ func workContext(ctx context.Context, timeout time.Duration) (context.Context, c
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(timeout, cancel) })
 	return work, func() { stop(); cancel() }
-}
-
-// start initializes conn (see initialize), registers its health check behind the reconnect gate
-// and returns the gate; shutdown waits for a background reconnect and shuts the connector down.
-func (e *env) start(ctx, work context.Context, name string, conn lifecycle, busy *liveness, policy retry.Policy) (g *gate, shutdown func() error, err error) {
-	if err := e.initialize(ctx, work, name, conn, policy); err != nil {
-		return nil, nil, err
-	}
-	g = newGate(conn, e, busy, policy)
-	e.watch(g.health(work, conn.HealthCheck))
-	return g, func() error {
-		g.wait()
-		if err := conn.Shutdown(work); err != nil {
-			return fmt.Errorf("runtime: shut down connector %q: %w", name, err)
-		}
-		return nil
-	}, nil
 }
 
 // initialize calls conn.Initialize (in work) until it succeeds. An external system that is not
@@ -238,7 +220,7 @@ func newEnv(c *Common, kind string, opts []Option) (*env, error) {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.log = e.log.With("connector", c.ConnectorName, "kind", kind)
-	e.refusal = &refusal{env: e, failAfter: c.DanubeFailAfter.D()}
+	e.refusal = &refusal{log: e.log, failAfter: c.DanubeFailAfter.D()}
 	if o.telemetry != nil {
 		m, err := telemetry.NewMetrics(o.telemetry.MeterProvider(), c.ConnectorName)
 		if err != nil {

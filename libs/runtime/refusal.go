@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +17,7 @@ import (
 // minute), and after DANUBE_FAIL_AFTER_MS of nothing but refusals the connector stops, so that the
 // orchestrator shows a failing container rather than a silent one.
 type refusal struct {
-	env       *env
+	log       *slog.Logger
 	failAfter time.Duration
 
 	mu     sync.Mutex
@@ -49,7 +50,7 @@ func (r *refusal) observe(err error) {
 	}
 	if now.Sub(r.logged) >= 30*time.Second {
 		r.logged = now
-		r.env.log.Error("Danube refused the connection: check DANUBE_TOKEN/DANUBE_TOKEN_FILE and DANUBE_CA_FILE; "+
+		r.log.Error("Danube refused the connection: check DANUBE_TOKEN/DANUBE_TOKEN_FILE and DANUBE_CA_FILE; "+
 			"the connector stops if this goes on", "stops_after", r.failAfter, "err", err)
 	}
 }
