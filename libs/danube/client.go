@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/danube-messaging/danube-connect-go/libs/backoff"
 	"github.com/danube-messaging/danube-connect-go/proto/danubepb"
 )
 
@@ -242,20 +243,8 @@ func retryable(code codes.Code) bool {
 	return code == codes.Unavailable || code == codes.DeadlineExceeded || code == codes.ResourceExhausted
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// sleep is backoff.Sleep, under the name consumer.go calls it by.
+func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // retry runs fn until it succeeds, fails with a non-retryable code, or has
 // been retried maxRetries times, waiting the backoff between attempts.
@@ -279,7 +268,7 @@ func (c *Client) backoffWait(ctx context.Context, op, topic string, attempt int,
 	d := c.cfg.backoff.Next(attempt)
 	c.cfg.hooks.retry(RetryEvent{Op: op, Topic: topic, Attempt: attempt, Delay: d, Err: cause})
 	c.log.Debug("danube: retrying", "op", op, "topic", topic, "attempt", attempt, "delay", d, "err", cause)
-	if err := sleep(ctx, d); err != nil {
+	if err := backoff.Sleep(ctx, d); err != nil {
 		return err
 	}
 	if status.Code(cause) == codes.Unavailable {

@@ -153,26 +153,15 @@ const (
 	HoldOnExhausted
 )
 
-var exhaustedNames = [...]string{"auto", "nack", "stop", "dlq", "hold"}
-
-func (r RetryExhausted) String() string {
-	if r >= 0 && int(r) < len(exhaustedNames) {
-		return exhaustedNames[r]
-	}
-	return fmt.Sprintf("RetryExhausted(%d)", int(r))
+var exhaustedNames = config.Enum[RetryExhausted]{
+	{Value: AutoOnExhausted, Name: "auto"}, {Value: NackOnExhausted, Name: "nack"}, {Value: StopOnExhausted, Name: "stop"},
+	{Value: DeadLetterOnExhausted, Name: "dlq"}, {Value: HoldOnExhausted, Name: "hold"},
 }
+
+func (r RetryExhausted) String() string { return exhaustedNames.Name(r) }
 
 // UnmarshalText parses "auto", "nack", "stop", "dlq" or "hold".
-func (r *RetryExhausted) UnmarshalText(b []byte) error {
-	s := strings.ToLower(strings.TrimSpace(string(b)))
-	for i, n := range exhaustedNames {
-		if s == n {
-			*r = RetryExhausted(i)
-			return nil
-		}
-	}
-	return errors.New(`want "auto", "nack", "stop", "dlq" or "hold"`)
-}
+func (r *RetryExhausted) UnmarshalText(b []byte) error { return exhaustedNames.Parse(r, b) }
 
 // resolve returns the policy for a poison record: auto picks dlq when there is a DLQ topic.
 func (r RetryExhausted) resolve(dlqTopic string) RetryExhausted {
@@ -206,26 +195,15 @@ const (
 	PoisonDeadLetter
 )
 
-var poisonNames = [...]string{"keep", "block", "drop", "dead_letter"}
-
-func (p PoisonPolicy) String() string {
-	if p >= 0 && int(p) < len(poisonNames) {
-		return poisonNames[p]
-	}
-	return fmt.Sprintf("PoisonPolicy(%d)", int(p))
+var poisonNames = config.Enum[PoisonPolicy]{
+	{Value: PoisonKeep, Name: "keep"}, {Value: PoisonBlock, Name: "block"},
+	{Value: PoisonDrop, Name: "drop"}, {Value: PoisonDeadLetter, Name: "dead_letter"},
 }
+
+func (p PoisonPolicy) String() string { return poisonNames.Name(p) }
 
 // UnmarshalText parses "keep", "block", "drop" or "dead_letter".
-func (p *PoisonPolicy) UnmarshalText(b []byte) error {
-	s := strings.ToLower(strings.TrimSpace(string(b)))
-	for i, n := range poisonNames {
-		if s == n {
-			*p = PoisonPolicy(i)
-			return nil
-		}
-	}
-	return errors.New(`want "keep", "block", "drop" or "dead_letter"`)
-}
+func (p *PoisonPolicy) UnmarshalText(b []byte) error { return poisonNames.Parse(p, b) }
 
 // GapPolicy is GAP_POLICY: what a sink does when Danube skipped messages of its subscription.
 type GapPolicy int
@@ -237,26 +215,12 @@ const (
 	GapStop
 )
 
-var gapPolicyNames = []string{"report", "stop"}
+var gapPolicyNames = config.Enum[GapPolicy]{{Value: GapReport, Name: "report"}, {Value: GapStop, Name: "stop"}}
 
-func (p GapPolicy) String() string {
-	if p >= 0 && int(p) < len(gapPolicyNames) {
-		return gapPolicyNames[p]
-	}
-	return fmt.Sprintf("GapPolicy(%d)", int(p))
-}
+func (p GapPolicy) String() string { return gapPolicyNames.Name(p) }
 
 // UnmarshalText parses "report" or "stop".
-func (p *GapPolicy) UnmarshalText(b []byte) error {
-	s := strings.ToLower(strings.TrimSpace(string(b)))
-	for i, n := range gapPolicyNames {
-		if s == n {
-			*p = GapPolicy(i)
-			return nil
-		}
-	}
-	return errors.New(`want "report" or "stop"`)
-}
+func (p *GapPolicy) UnmarshalText(b []byte) error { return gapPolicyNames.Parse(p, b) }
 
 // SinkConfig configures a sink; embed it in the connector's config struct.
 type SinkConfig struct {
@@ -361,26 +325,14 @@ const (
 	OrderNone
 )
 
-var orderNames = [...]string{"key", "strict", "none"}
-
-func (o PublishOrder) String() string {
-	if o >= 0 && int(o) < len(orderNames) {
-		return orderNames[o]
-	}
-	return fmt.Sprintf("PublishOrder(%d)", int(o))
+var orderNames = config.Enum[PublishOrder]{
+	{Value: OrderByKey, Name: "key"}, {Value: OrderStrict, Name: "strict"}, {Value: OrderNone, Name: "none"},
 }
+
+func (o PublishOrder) String() string { return orderNames.Name(o) }
 
 // UnmarshalText parses "key", "strict" or "none".
-func (o *PublishOrder) UnmarshalText(b []byte) error {
-	s := strings.ToLower(strings.TrimSpace(string(b)))
-	for i, n := range orderNames {
-		if s == n {
-			*o = PublishOrder(i)
-			return nil
-		}
-	}
-	return errors.New(`want "key", "strict" or "none"`)
-}
+func (o *PublishOrder) UnmarshalText(b []byte) error { return orderNames.Parse(o, b) }
 
 // SourceConfig configures a source; embed it in the connector's config struct.
 type SourceConfig struct {

@@ -2,7 +2,7 @@
 # itservers.sh installs and runs the external systems of the integration
 # suites as plain background processes on 127.0.0.1 — no Docker, no systemd:
 #
-#   PostgreSQL 15 (wal_level=logical)   IT_PG_PORT          default 55432
+#   PostgreSQL 15 (wal_level=logical)   IT_PG_PORT          default 25432
 #   ClickHouse (Debian's 18.16)         IT_CH_TCP_PORT      default 19000 (native)
 #                                       IT_CH_HTTP_PORT     default 18123 (HTTP)
 #   Mosquitto (max_inflight_messages 0) IT_MQTT_PORT        default 11883
@@ -40,7 +40,7 @@
 set -euo pipefail
 
 STATE_DIR=${IT_STATE_DIR:-/tmp/danube-it}
-PG_PORT=${IT_PG_PORT:-55432}
+PG_PORT=${IT_PG_PORT:-25432}
 CH_TCP_PORT=${IT_CH_TCP_PORT:-19000}
 CH_HTTP_PORT=${IT_CH_HTTP_PORT:-18123}
 MQTT_PORT=${IT_MQTT_PORT:-11883}

@@ -1,20 +1,18 @@
 // Package retry computes waits between attempts for the RETRY_POLICY, MAX_RETRIES,
 // RETRY_BACKOFF_MS and RETRY_MAX_BACKOFF_MS settings.
 //
-// A Policy is a value: copy it freely. Its waits are jittered by the Danube client's one backoff
-// implementation (danube.ExponentialBackoff, danube.Jitter), so that replicas failing together do
-// not retry in lockstep.
+// A Policy is a value: copy it freely. Its waits follow the one backoff rule the Danube client uses
+// too (libs/backoff), jittered so that replicas failing together do not retry in lockstep.
 package retry
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
-	"strings"
 	"time"
 
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/backoff"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 )
 
 // Kind selects how the wait grows with the attempt number.
@@ -28,71 +26,38 @@ const (
 	Linear
 )
 
+// kinds names linear first, as RETRY_POLICY's error always has.
+var kinds = config.Enum[Kind]{{Value: Linear, Name: "linear"}, {Value: Exponential, Name: "exponential"}}
+
 // String returns the RETRY_POLICY spelling.
-func (k Kind) String() string {
-	switch k {
-	case Exponential:
-		return "exponential"
-	case Linear:
-		return "linear"
-	}
-	return fmt.Sprintf("Kind(%d)", int(k))
-}
+func (k Kind) String() string { return kinds.Name(k) }
 
 // UnmarshalText parses "linear" or "exponential" (case-insensitive) for the env parser.
-func (k *Kind) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "exponential":
-		*k = Exponential
-	case "linear":
-		*k = Linear
-	default:
-		return errors.New(`want "linear" or "exponential"`)
-	}
-	return nil
-}
-
-// DefaultJitter is the fraction of a wait removed at random when Policy.Jitter is zero: waits fall
-// uniformly in [d/2, d], the Danube client's default too.
-const DefaultJitter = 0.5
+func (k *Kind) UnmarshalText(b []byte) error { return kinds.Parse(k, b) }
 
 // Policy decides whether and how long to wait before the next attempt. The zero value retries
 // never (MaxRetries 0); a negative MaxRetries retries forever.
 type Policy struct {
 	Kind       Kind
-	Base       time.Duration // wait before the first retry
+	Base       time.Duration // wait before the first retry; 0 = none
 	Max        time.Duration // cap on any computed wait; 0 = no cap
 	MaxRetries int           // retries after the first attempt; <0 = unlimited
-	Jitter     float64       // fraction removed at random; 0 = DefaultJitter, <0 = none
+	Jitter     float64       // fraction removed at random; 0 = backoff.DefaultJitter ([d/2, d]), <0 = none
 }
+
+// uncapped stands for Max 0; half of MaxInt64 leaves headroom for float64 rounding.
+const uncapped = time.Duration(math.MaxInt64 / 2)
 
 // Next returns the jittered wait before retry number attempt (1-based), capped at Max.
 func (p Policy) Next(attempt int) time.Duration {
 	if p.Base <= 0 {
 		return 0
 	}
-	jitter := p.Jitter
-	if jitter == 0 {
-		jitter = DefaultJitter
-	}
 	maxWait := p.Max
 	if maxWait <= 0 {
-		maxWait = math.MaxInt64 / 2 // headroom: float64 rounding at MaxInt64 overflows
+		maxWait = uncapped
 	}
-	if p.Kind == Linear {
-		d := maxWait
-		if attempt < 1 {
-			attempt = 1
-		}
-		if attempt <= int(maxWait/p.Base) {
-			d = p.Base * time.Duration(attempt)
-		}
-		return danube.Jitter(d, jitter)
-	}
-	if jitter < 0 {
-		jitter = -1 // ExponentialBackoff: < 0 means none
-	}
-	return danube.ExponentialBackoff{Initial: p.Base, Max: maxWait, Multiplier: 2, Jitter: jitter}.Next(attempt)
+	return backoff.Backoff{Initial: p.Base, Max: maxWait, Linear: p.Kind == Linear, Jitter: p.Jitter}.Next(attempt)
 }
 
 // Forever returns p retrying without limit: for waits on Danube or a reconnect, where giving up
@@ -143,16 +108,5 @@ func (p Policy) Do(ctx context.Context, op func(context.Context) error, retryabl
 }
 
 // Sleep waits for d or until ctx ends, whichever is first, and returns ctx.Err() in the latter case.
-func Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// It is backoff.Sleep, here so that a loop holding a Policy needs no second import.
+func Sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }

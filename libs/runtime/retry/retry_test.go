@@ -77,6 +77,9 @@ func TestKindText(t *testing.T) {
 	if err := k.UnmarshalText([]byte("fib")); err == nil || err.Error() != `want "linear" or "exponential"` {
 		t.Fatalf("%v", err)
 	}
+	if s := retry.Exponential.String() + " " + retry.Kind(7).String(); s != "exponential Kind(7)" {
+		t.Fatalf("String() = %q", s)
+	}
 }
 
 func TestDo(t *testing.T) {

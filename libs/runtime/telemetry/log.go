@@ -4,10 +4,10 @@
 package telemetry
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"strings"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 )
 
 // LogFormat is LOG_FORMAT: "json" (the zero value, for log shippers) or "text".
@@ -20,25 +20,12 @@ const (
 	Text
 )
 
-func (f LogFormat) String() string {
-	if f == Text {
-		return "text"
-	}
-	return "json"
-}
+var logFormats = config.Enum[LogFormat]{{Value: JSON, Name: "json"}, {Value: Text, Name: "text"}}
+
+func (f LogFormat) String() string { return logFormats.Name(f) }
 
 // UnmarshalText parses "json" or "text" (case-insensitive).
-func (f *LogFormat) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "json":
-		*f = JSON
-	case "text":
-		*f = Text
-	default:
-		return fmt.Errorf(`want "json" or "text"`)
-	}
-	return nil
-}
+func (f *LogFormat) UnmarshalText(b []byte) error { return logFormats.Parse(f, b) }
 
 // NewLogger returns a logger writing to w at level in format.
 func NewLogger(w io.Writer, level slog.Leveler, format LogFormat) *slog.Logger {

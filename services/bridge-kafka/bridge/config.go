@@ -60,15 +60,10 @@ type Export struct {
 // Start is KAFKA_AUTO_OFFSET_RESET.
 type Start string
 
+var starts = config.Enum[Start]{{Value: "earliest", Name: "earliest"}, {Value: "latest", Name: "latest"}}
+
 // UnmarshalText accepts earliest or latest.
-func (s *Start) UnmarshalText(b []byte) error {
-	switch v := Start(strings.ToLower(strings.TrimSpace(string(b)))); v {
-	case "earliest", "latest":
-		*s = v
-		return nil
-	}
-	return errors.New("want earliest or latest")
-}
+func (s *Start) UnmarshalText(b []byte) error { return starts.Parse(s, b) }
 
 // Validate implements config.Validator: what the types cannot check, and the runtime's own checks
 // of every source and sink the mappings imply.

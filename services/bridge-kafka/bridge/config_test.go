@@ -65,3 +65,15 @@ func TestImportDLQTopic(t *testing.T) {
 		t.Errorf("a valid IMPORT_DLQ_TOPIC: %v (%q)", err, cfg.Import.DLQTopic)
 	}
 }
+
+// TestStartText: KAFKA_AUTO_OFFSET_RESET takes earliest or latest in any case and names them
+// otherwise.
+func TestStartText(t *testing.T) {
+	var s bridge.Start
+	if err := s.UnmarshalText([]byte("Latest")); err != nil || s != "latest" || s.String() != "latest" {
+		t.Fatalf("%q %v", s, err)
+	}
+	if err := s.UnmarshalText([]byte("newest")); err == nil || err.Error() != `want "earliest" or "latest"` {
+		t.Fatalf("%v", err)
+	}
+}

@@ -32,16 +32,13 @@ type Config struct {
 // Protocol is KAFKA_SECURITY_PROTOCOL.
 type Protocol string
 
-// UnmarshalText accepts librdkafka's security.protocol values, in any case.
-func (p *Protocol) UnmarshalText(b []byte) error {
-	s := Protocol(strings.ToLower(strings.TrimSpace(string(b))))
-	switch s {
-	case "plaintext", "ssl", "sasl_plaintext", "sasl_ssl":
-		*p = s
-		return nil
-	}
-	return errors.New("want plaintext, ssl, sasl_plaintext or sasl_ssl")
+var protocols = config.Enum[Protocol]{
+	{Value: "plaintext", Name: "plaintext"}, {Value: "ssl", Name: "ssl"},
+	{Value: "sasl_plaintext", Name: "sasl_plaintext"}, {Value: "sasl_ssl", Name: "sasl_ssl"},
 }
+
+// UnmarshalText accepts librdkafka's security.protocol values, in any case.
+func (p *Protocol) UnmarshalText(b []byte) error { return protocols.Parse(p, b) }
 
 func (p Protocol) tls() bool  { return p == "ssl" || p == "sasl_ssl" }
 func (p Protocol) sasl() bool { return p == "sasl_plaintext" || p == "sasl_ssl" }

@@ -34,3 +34,15 @@ func TestPropertiesRedactSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestProtocolText: KAFKA_SECURITY_PROTOCOL takes librdkafka's names in any case and lists them
+// otherwise.
+func TestProtocolText(t *testing.T) {
+	var p kafkaconn.Protocol
+	if err := p.UnmarshalText([]byte("SASL_SSL")); err != nil || p != "sasl_ssl" {
+		t.Fatalf("%q %v", p, err)
+	}
+	if err := p.UnmarshalText([]byte("tls")); err == nil || err.Error() != `want "plaintext", "ssl", "sasl_plaintext" or "sasl_ssl"` {
+		t.Fatalf("%v", err)
+	}
+}

@@ -53,39 +53,20 @@ const (
 	RejectUnknown
 )
 
-func (u UnknownFields) String() string {
-	if u == RejectUnknown {
-		return "error"
-	}
-	return "ignore"
-}
+var unknownFieldsNames = config.Enum[UnknownFields]{{Value: IgnoreUnknown, Name: "ignore"}, {Value: RejectUnknown, Name: "error"}}
+
+func (u UnknownFields) String() string { return unknownFieldsNames.Name(u) }
 
 // UnmarshalText parses "ignore" or "error".
-func (u *UnknownFields) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "ignore":
-		*u = IgnoreUnknown
-	case "error":
-		*u = RejectUnknown
-	default:
-		return errors.New(`want "ignore" or "error"`)
-	}
-	return nil
-}
+func (u *UnknownFields) UnmarshalText(b []byte) error { return unknownFieldsNames.Parse(u, b) }
 
 // Compression is CH_COMPRESSION.
 type Compression string
 
+var compressions = config.Enum[Compression]{{Value: "lz4", Name: "lz4"}, {Value: "zstd", Name: "zstd"}, {Value: "none", Name: "none"}}
+
 // UnmarshalText parses "lz4", "zstd" or "none".
-func (c *Compression) UnmarshalText(b []byte) error {
-	s := strings.ToLower(strings.TrimSpace(string(b)))
-	switch s {
-	case "lz4", "zstd", "none":
-		*c = Compression(s)
-		return nil
-	}
-	return errors.New(`want "lz4", "zstd" or "none"`)
-}
+func (c *Compression) UnmarshalText(b []byte) error { return compressions.Parse(c, b) }
 
 // Validate implements config.Validator; it reports every problem at once and dials nothing.
 func (c *Config) Validate() error {

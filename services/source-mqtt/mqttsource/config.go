@@ -60,25 +60,12 @@ const (
 	ServerMode
 )
 
-func (m Mode) String() string {
-	if m == ServerMode {
-		return "server"
-	}
-	return "client"
-}
+var modes = config.Enum[Mode]{{Value: ClientMode, Name: "client"}, {Value: ServerMode, Name: "server"}}
+
+func (m Mode) String() string { return modes.Name(m) }
 
 // UnmarshalText parses "client" or "server".
-func (m *Mode) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "client":
-		*m = ClientMode
-	case "server":
-		*m = ServerMode
-	default:
-		return errors.New(`want "client" or "server"`)
-	}
-	return nil
-}
+func (m *Mode) UnmarshalText(b []byte) error { return modes.Parse(m, b) }
 
 // Retained is MQTT_RETAINED.
 type Retained int
@@ -90,25 +77,12 @@ const (
 	SkipRetained
 )
 
-func (r Retained) String() string {
-	if r == SkipRetained {
-		return "skip"
-	}
-	return "publish"
-}
+var retainedNames = config.Enum[Retained]{{Value: PublishRetained, Name: "publish"}, {Value: SkipRetained, Name: "skip"}}
+
+func (r Retained) String() string { return retainedNames.Name(r) }
 
 // UnmarshalText parses "publish" or "skip".
-func (r *Retained) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "publish":
-		*r = PublishRetained
-	case "skip":
-		*r = SkipRetained
-	default:
-		return errors.New(`want "publish" or "skip"`)
-	}
-	return nil
-}
+func (r *Retained) UnmarshalText(b []byte) error { return retainedNames.Parse(r, b) }
 
 // Validate implements config.Validator: every problem at once, each naming its variable.
 func (c *Config) Validate() error {

@@ -78,3 +78,19 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		t.Errorf("server mode without credentials: %v", err)
 	}
 }
+
+// TestConfigEnums: MQTT_MODE and MQTT_RETAINED take their names in any case, print them back, and
+// name what they accept.
+func TestConfigEnums(t *testing.T) {
+	c, err := load("MQTT_BROKER_URL=tcp://a:1883", "MQTT_TOPIC_MAPPINGS=#=/iot/all", "MQTT_MODE=Client", "MQTT_RETAINED=SKIP")
+	if err != nil || c.Mode != mqttsource.ClientMode || c.Retained != mqttsource.SkipRetained ||
+		c.Mode.String() != "client" || c.Retained.String() != "skip" || mqttsource.ServerMode.String() != "server" {
+		t.Fatalf("%v %v: %v", c.Mode, c.Retained, err)
+	}
+	_, err = load("MQTT_BROKER_URL=tcp://a:1883", "MQTT_TOPIC_MAPPINGS=#=/iot/all", "MQTT_MODE=proxy", "MQTT_RETAINED=drop")
+	for _, want := range []string{`MQTT_MODE="proxy": want "client" or "server"`, `MQTT_RETAINED="drop": want "publish" or "skip"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

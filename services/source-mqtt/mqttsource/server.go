@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -89,8 +90,14 @@ type guard struct {
 	connectTimeout time.Duration
 	maxConnect     int
 	active         atomic.Int64
-	closing        atomic.Bool    // the server is stopping: mochi's Close races with a connection it is still attaching
 	full, slow     rate.Sometimes // log refusals at most every 10 s: a flood must not flood the log
+
+	// attaching is read-held from the accept until mochi reads the connection's first byte, and
+	// write-held by stop: mochi counts a connection (WaitGroup.Add) inside the goroutine that serves
+	// it, and its Close waits on that count, so a connection still attaching when Close starts is a
+	// WaitGroup misuse (and a data race under -race). By its first read mochi has counted it.
+	attaching sync.RWMutex
+	closing   bool // under attaching
 }
 
 // guarded is a mochi listener whose connections go through its guard.
@@ -108,7 +115,10 @@ func (l guarded) Serve(establish listeners.EstablishFn) {
 
 func (g *guard) serve(listener string, c net.Conn, establish listeners.EstablishFn) {
 	log := g.log.With("listener", listener, "remote", c.RemoteAddr().String())
-	if g.closing.Load() {
+	g.attaching.RLock()
+	attached := sync.OnceFunc(g.attaching.RUnlock)
+	defer attached()
+	if g.closing {
 		_ = c.Close()
 		return
 	}
@@ -122,7 +132,7 @@ func (g *guard) serve(listener string, c net.Conn, establish listeners.Establish
 	}
 	defer g.active.Add(-1)
 	_ = c.SetDeadline(time.Now().Add(g.connectTimeout)) // mochi sets the keepalive's once CONNECT is read
-	err := establish(listener, &connectCap{Conn: c, r: bufio.NewReaderSize(c, 16), max: g.maxConnect})
+	err := establish(listener, &connectCap{Conn: c, r: bufio.NewReaderSize(c, 16), max: g.maxConnect, reading: attached})
 	var code packets.Code
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET),
@@ -146,10 +156,12 @@ type connectCap struct {
 	r       *bufio.Reader
 	max     int
 	checked bool
+	reading func() // called at the first read
 }
 
 func (c *connectCap) Read(p []byte) (int, error) {
 	if !c.checked {
+		c.reading()
 		if err := c.check(); err != nil {
 			return 0, err
 		}
@@ -203,7 +215,9 @@ func (sv *server) health() error { return nil }
 // stop closes the listeners and disconnects every device; unacknowledged publishes are resent by
 // the devices when they reconnect (MQTT 3.1.1 devices need a persistent session for that).
 func (sv *server) stop() {
-	sv.guard.closing.Store(true)
+	sv.guard.attaching.Lock()
+	sv.guard.closing = true
+	sv.guard.attaching.Unlock()
 	_ = sv.srv.Close()
 }
 

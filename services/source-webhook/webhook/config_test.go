@@ -98,6 +98,19 @@ func TestConfigListsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestAuthKindText: an auth scheme is taken in any case, printed back, and an unknown one lists
+// the schemes.
+func TestAuthKindText(t *testing.T) {
+	var a AuthKind
+	if err := a.UnmarshalText([]byte("GitHub")); err != nil || a != AuthGitHub || a.String() != "github" || AuthJWT.String() != "jwt" {
+		t.Fatalf("%v %v", a, err)
+	}
+	const want = `want "none", "apikey", "github", "stripe", "standard", "hmac" or "jwt"`
+	if err := a.UnmarshalText([]byte("basic")); err == nil || err.Error() != want {
+		t.Fatalf("%v, want %s", err, want)
+	}
+}
+
 // TestSignedRouteNeedsASecret: a signed route without any secret, and a route without a topic
 // while DANUBE_TOPIC is unset, are configuration errors.
 func TestSignedRouteNeedsASecret(t *testing.T) {

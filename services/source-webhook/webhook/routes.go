@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 )
 
 // RouteSpec is one route of WEBHOOK_ROUTES as written, before secrets and key files are read:
@@ -54,21 +55,16 @@ const (
 	AuthJWT               // Authorization: Bearer <JWT> signed by a key of a JWKS
 )
 
-var authNames = [...]string{"none", "apikey", "github", "stripe", "standard", "hmac", "jwt"}
+var authNames = config.Enum[AuthKind]{
+	{Value: AuthNone, Name: "none"}, {Value: AuthAPIKey, Name: "apikey"}, {Value: AuthGitHub, Name: "github"},
+	{Value: AuthStripe, Name: "stripe"}, {Value: AuthStandard, Name: "standard"}, {Value: AuthHMAC, Name: "hmac"},
+	{Value: AuthJWT, Name: "jwt"},
+}
 
-func (a AuthKind) String() string { return authNames[a] }
+func (a AuthKind) String() string { return authNames.Name(a) }
 
 // UnmarshalText parses an auth scheme name.
-func (a *AuthKind) UnmarshalText(b []byte) error {
-	s := strings.ToLower(strings.TrimSpace(string(b)))
-	for i, n := range authNames {
-		if s == n {
-			*a = AuthKind(i)
-			return nil
-		}
-	}
-	return errors.New(`want none, apikey, github, stripe, standard, hmac or jwt`)
-}
+func (a *AuthKind) UnmarshalText(b []byte) error { return authNames.Parse(a, b) }
 
 // signed reports whether the scheme verifies an HMAC of the body with a shared secret.
 func (a AuthKind) signed() bool {

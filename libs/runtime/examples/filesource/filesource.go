@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -70,7 +71,10 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Offset], erro
 	}
 	defer f.Close()
 	buf := make([]byte, 64<<10)
-	n, _ := f.ReadAt(buf, s.offset)
+	n, err := f.ReadAt(buf, s.offset)
+	if err != nil && !errors.Is(err, io.EOF) { // EOF: the file ends within buf
+		return nil, runtime.Retryable(err)
+	}
 	var recs []runtime.SourceRecord[Offset]
 	for rest := buf[:n]; len(recs) < s.cfg.BatchSize; {
 		line, after, ok := bytes.Cut(rest, []byte("\n"))
@@ -83,7 +87,7 @@ func (s *Source) Poll(ctx context.Context) ([]runtime.SourceRecord[Offset], erro
 			Topic, Key string
 			Skip       bool
 		}
-		_ = json.Unmarshal(line, &meta)
+		_ = json.Unmarshal(line, &meta) // a line that is not a JSON object has no topic, key or skip
 		if meta.Skip {
 			recs = append(recs, runtime.Checkpoint(Offset(s.offset)))
 			continue

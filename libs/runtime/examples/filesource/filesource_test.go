@@ -1,6 +1,7 @@
 package filesource_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,7 +21,10 @@ func TestConformance(t *testing.T) {
 	in, cp := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "checkpoint")
 	runtimetest.SourceSuite[filesource.Offset]{
 		New: func(t *testing.T, cfg *runtime.SourceConfig) runtime.SourceConnector[filesource.Offset] {
-			c, _ := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: in, Checkpoint: cp}, runtime.NewResources(&cfg.Common))
+			c, err := filesource.New(&filesource.Config{SourceConfig: *cfg, Input: in, Checkpoint: cp}, runtime.NewResources(&cfg.Common))
+			if err != nil {
+				t.Fatal(err)
+			}
 			return c
 		},
 		Emit: func(t *testing.T, payloads ...[]byte) {
@@ -28,18 +32,28 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer f.Close()
 			for _, p := range payloads {
 				if _, err := f.Write(append(p, '\n')); err != nil {
-					t.Fatal(err)
+					t.Fatal(errors.Join(err, f.Close()))
 				}
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
 			}
 		},
 		Reset: func(t *testing.T) {
-			os.Remove(in)
-			os.Remove(cp)
+			remove(t, in)
+			remove(t, cp)
 		},
 		Payload: func(i int) []byte { return fmt.Appendf(nil, `{"n":%d,"key":"k%d"}`, i, i%3) },
 		Key:     func(i int) string { return fmt.Sprintf("k%d", i%3) },
 	}.Run(t)
+}
+
+// remove deletes path; one that is not there is reset already.
+func remove(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
 }
