@@ -243,9 +243,6 @@ func retryable(code codes.Code) bool {
 	return code == codes.Unavailable || code == codes.DeadlineExceeded || code == codes.ResourceExhausted
 }
 
-// sleep is backoff.Sleep, under the name consumer.go calls it by.
-func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
-
 // retry runs fn until it succeeds, fails with a non-retryable code, or has
 // been retried maxRetries times, waiting the backoff between attempts.
 func (c *Client) retry(ctx context.Context, op, topic string, fn func() error) error {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/danube-messaging/danube-connect-go/libs/backoff"
 	"github.com/danube-messaging/danube-connect-go/proto/danubepb"
 )
 
@@ -292,7 +293,7 @@ func (pc *partitionConsumer) run() {
 				// broker resubscribes at once.
 				d := c.cfg.backoff.Next(attempt)
 				c.cfg.hooks.retry(RetryEvent{Op: "Subscribe", Topic: pc.topic, Attempt: attempt, Delay: d, Err: errors.New(reason)})
-				if sleep(cons.ctx, d) != nil {
+				if backoff.Sleep(cons.ctx, d) != nil {
 					return
 				}
 				c.resetConnectBackoff()

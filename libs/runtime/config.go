@@ -163,17 +163,6 @@ func (r RetryExhausted) String() string { return exhaustedNames.Name(r) }
 // UnmarshalText parses "auto", "nack", "stop", "dlq" or "hold".
 func (r *RetryExhausted) UnmarshalText(b []byte) error { return exhaustedNames.Parse(r, b) }
 
-// resolve returns the policy for a poison record: auto picks dlq when there is a DLQ topic.
-func (r RetryExhausted) resolve(dlqTopic string) RetryExhausted {
-	if r != AutoOnExhausted {
-		return r
-	}
-	if dlqTopic != "" {
-		return DeadLetterOnExhausted
-	}
-	return HoldOnExhausted
-}
-
 // pausesOnOutage reports whether the policy tells outages from poison records (nack and stop
 // apply to every exhausted record, as their operator asked).
 func (r RetryExhausted) pausesOnOutage() bool {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/danube-messaging/danube-connect-go/libs/backoff"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
@@ -81,7 +82,7 @@ func (g *gate) reconnect(ctx context.Context, gen uint64, cause error) error {
 		attempt := int(g.streak.Add(1))
 		wait := g.policy.Next(attempt)
 		g.env.log.Warn("external connection lost; reconnecting", "attempt", attempt, "wait", wait, "err", cause)
-		if err := retry.Sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return errors.Join(cause, err)
 		}
 		if g.conn == nil {

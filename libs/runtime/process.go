@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
+	"github.com/danube-messaging/danube-connect-go/libs/backoff"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
@@ -88,7 +88,7 @@ func (p *processor) handle(ctx context.Context, items []delivery, others probe) 
 		p.env.metrics.Retried(len(st.pending))
 		p.env.log.Warn("processing failed; retrying", "records", len(st.pending), "attempt", attempt, "wait", wait, "err", last)
 		// After SIGTERM no new attempt: the records stay unacked and Danube redelivers them.
-		if retry.Sleep(p.stopping(ctx), wait) != nil {
+		if backoff.Sleep(p.stopping(ctx), wait) != nil {
 			p.env.metrics.Dropped(len(st.pending))
 			return nil
 		}
@@ -182,7 +182,7 @@ func (p *processor) written(d delivery) {
 // othersWritten is the probe of a sink whose records are processed concurrently: it gives the
 // other calls RETRY_BACKOFF_MS to write one.
 func (p *processor) othersWritten(ctx context.Context, failedAt int64, _ []delivery) bool {
-	if retry.Sleep(ctx, max(p.policy.retry.Base, 10*time.Millisecond)) != nil {
+	if backoff.Sleep(ctx, max(p.policy.retry.Base, 10*time.Millisecond)) != nil {
 		return false
 	}
 	return p.holds.writtenSince(failedAt)

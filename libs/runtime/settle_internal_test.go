@@ -93,7 +93,9 @@ func TestSinkProcessesNextWhileAckInFlight(t *testing.T) {
 	in := make(chan delivery, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- newBatchLoop(r, in, &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}).run(ctx, context.Background()) }()
+	go func() {
+		done <- newBatchLoop(r, in, &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}).run(ctx, context.Background())
+	}()
 
 	in <- delivery{acker, msgAt(0)}
 	if got := recv(t, sink.processed, "record 0 processed"); got != 0 {
@@ -125,7 +127,9 @@ func TestSinkDrainWaitsForPendingAcks(t *testing.T) {
 	in := make(chan delivery, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- newBatchLoop(r, in, &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}).run(ctx, context.Background()) }()
+	go func() {
+		done <- newBatchLoop(r, in, &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}).run(ctx, context.Background())
+	}()
 	in <- delivery{acker, msgAt(7)}
 	recv(t, sink.processed, "record processed")
 	recv(t, acker.started, "ack started")
