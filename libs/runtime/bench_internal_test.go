@@ -47,7 +47,7 @@ func BenchmarkSinkOverhead(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			cfg := &SinkConfig{BatchSize: size, BatchTimeout: config.Millis(time.Second)}
 			e := benchEnv(b)
-			r := testProcessor(cfg, nopSink{}, e, context.Background())
+			r := testProcessor(context.Background(), cfg, nopSink{}, e)
 			const pool = 4000 // a multiple of every batch size: offsets stay aligned when they wrap
 			msgs := make([]*danube.Message, pool)
 			for i := range msgs {

@@ -50,7 +50,7 @@ func (s recordingSink) Process(_ context.Context, r *SinkRecord) error {
 
 // testProcessor is a sink's process and settle stages without a broker: deliveries go straight
 // into a batch loop over it.
-func testProcessor(cfg *SinkConfig, conn SinkConnector, e *env, work context.Context) *processor {
+func testProcessor(work context.Context, cfg *SinkConfig, conn SinkConnector, e *env) *processor {
 	busy := newLiveness(0)
 	p := &processor{conn: conn, env: e, busy: busy, tracer: telemetry.Tracer(), policy: disposal{retry: cfg.Retry()}}
 	p.gate = newGate(conn, e, busy, cfg.Retry())
@@ -70,7 +70,7 @@ func testRunner(t *testing.T, work context.Context) (*processor, recordingSink) 
 	cfg := &SinkConfig{BatchSize: 1, BatchTimeout: config.Millis(time.Second)}
 	e := &env{log: slog.New(slog.DiscardHandler), danube: &telemetry.Flag{}}
 	sink := recordingSink{processed: make(chan uint64, 16)}
-	return testProcessor(cfg, sink, e, work), sink
+	return testProcessor(work, cfg, sink, e), sink
 }
 
 func recv[T any](t *testing.T, c <-chan T, what string) T {

@@ -125,8 +125,8 @@ func newSinkGaps(cfg *SinkConfig, e *env, fatal func(error)) *gaps {
 
 // unlessStopped returns err, or nil when it only says that ctx ended (stopped while waiting).
 func unlessStopped(ctx context.Context, err error) error {
-	if err != nil && stopped(err) && ctx.Err() != nil {
-		return nil
+	if ctx.Err() != nil && stopped(err) {
+		return nil // stopped while waiting: not a failure
 	}
 	return err
 }

@@ -70,36 +70,12 @@ func Load(cfg any, environ []string) error {
 		return fmt.Errorf("config: Load needs a non-nil pointer to a struct, got %T", cfg)
 	}
 	vars := env.ToMap(environOrOS(environ))
-	var problems []error
-
-	// NAME_FILE variants of secrets: the file's content (without a trailing newline) wins over nothing,
-	// and setting both is a mistake worth reporting.
-	byName := map[string][]field{}
-	declared := map[string]bool{}
+	declared, byName := map[string]bool{}, map[string][]field{}
 	for _, f := range fields {
 		declared[f.Key] = true
-	}
-	for _, f := range fields {
 		byName[f.Name] = append(byName[f.Name], f)
-		if !f.Secret || declared[f.Key+"_FILE"] { // a struct that declares NAME_FILE handles it itself
-			continue
-		}
-		path, ok := vars[f.Key+"_FILE"]
-		if !ok || path == "" {
-			continue
-		}
-		if v, both := vars[f.Key]; both && v != "" {
-			problems = append(problems, &FieldError{Var: f.Key + "_FILE", Value: path, Reason: "set together with " + f.Key + "; use one"})
-			continue
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			problems = append(problems, &FieldError{Var: f.Key + "_FILE", Value: path, Reason: "cannot read: " + errReason(err)})
-			continue
-		}
-		vars[f.Key] = strings.TrimRight(string(b), "\r\n")
 	}
-
+	problems := readSecretFiles(fields, declared, vars)
 	// A variable documented as "empty disables" that is set to "" must not get its default.
 	var emptied []field
 	for _, f := range fields {
@@ -107,17 +83,8 @@ func Load(cfg any, environ []string) error {
 			emptied = append(emptied, f)
 		}
 	}
-	// A default of the config's own (Defaulter) goes to env as if set, where env would apply the
-	// tag's: the variable is unset or empty (an emptied "empty disables" variable is zeroed below).
-	if d, ok := cfg.(Defaulter); ok {
-		for key, def := range d.EnvDefaults() {
-			if !declared[key] {
-				return fmt.Errorf("config: EnvDefaults of %T names %s, which no field declares", cfg, key)
-			}
-			if vars[key] == "" {
-				vars[key] = def
-			}
-		}
+	if err := applyDefaults(cfg, declared, vars); err != nil {
+		return err
 	}
 	err := env.ParseWithOptions(cfg, env.Options{Environment: vars})
 	for _, f := range emptied {
@@ -138,7 +105,59 @@ func Load(cfg any, environ []string) error {
 			}
 		}
 	}
-	// Validate sees zero values where parsing failed: drop what it says about those variables.
+	problems = append(problems, validateParsed(cfg, problems)...)
+	if len(problems) > 0 {
+		return &Error{Problems: problems}
+	}
+	return nil
+}
+
+// readSecretFiles reads the NAME_FILE variants of secrets into vars: the file's content (without a
+// trailing newline) wins over nothing, and setting both is a mistake worth reporting.
+func readSecretFiles(fields []field, declared map[string]bool, vars map[string]string) (problems []error) {
+	for _, f := range fields {
+		if !f.Secret || declared[f.Key+"_FILE"] { // a struct that declares NAME_FILE handles it itself
+			continue
+		}
+		path, ok := vars[f.Key+"_FILE"]
+		if !ok || path == "" {
+			continue
+		}
+		if v, both := vars[f.Key]; both && v != "" {
+			problems = append(problems, &FieldError{Var: f.Key + "_FILE", Value: path, Reason: "set together with " + f.Key + "; use one"})
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			problems = append(problems, &FieldError{Var: f.Key + "_FILE", Value: path, Reason: "cannot read: " + errReason(err)})
+			continue
+		}
+		vars[f.Key] = strings.TrimRight(string(b), "\r\n")
+	}
+	return problems
+}
+
+// applyDefaults gives vars the config's own defaults (Defaulter) as if set, where env would apply
+// the tag's: the variable is unset or empty (an emptied "empty disables" variable is zeroed later).
+func applyDefaults(cfg any, declared map[string]bool, vars map[string]string) error {
+	d, ok := cfg.(Defaulter)
+	if !ok {
+		return nil
+	}
+	for key, def := range d.EnvDefaults() {
+		if !declared[key] {
+			return fmt.Errorf("config: EnvDefaults of %T names %s, which no field declares", cfg, key)
+		}
+		if vars[key] == "" {
+			vars[key] = def
+		}
+	}
+	return nil
+}
+
+// validateParsed runs cfg's Validate methods. They see zero values where parsing failed, so what
+// they say about a variable already in problems is dropped.
+func validateParsed(cfg any, problems []error) []error {
 	bad := map[string]bool{}
 	for _, p := range problems {
 		var fe *FieldError
@@ -146,17 +165,15 @@ func Load(cfg any, environ []string) error {
 			bad[fe.Var] = true
 		}
 	}
+	var out []error
 	for _, p := range validate(reflect.ValueOf(cfg)) {
 		var fe *FieldError
 		if errors.As(p, &fe) && bad[fe.Var] {
 			continue
 		}
-		problems = append(problems, p)
+		out = append(out, p)
 	}
-	if len(problems) > 0 {
-		return &Error{Problems: problems}
-	}
-	return nil
+	return out
 }
 
 func describe(err error, byName map[string][]field, vars map[string]string, declared map[string]bool) error {

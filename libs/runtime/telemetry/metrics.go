@@ -111,25 +111,25 @@ func (k instrumentKind) create(m metric.Meter, name, desc string) (metric.Int64O
 }
 
 // observed lists the instruments x's atomics feed.
-func (x *Metrics) observed() []observable {
+func (m *Metrics) observed() []observable {
 	always := func(v *atomic.Int64) func(context.Context) (int64, bool) {
 		return func(context.Context) (int64, bool) { return v.Load(), true }
 	}
 	return []observable{
-		{name: "connector.records.received", desc: "Records taken in: from Danube (sink) or from the external system (source).", load: always(&x.received)},
-		{name: "connector.records.processed", desc: "Records completed: written and acked (sink) or published and acked by Danube (source).", load: always(&x.processed)},
-		{name: "connector.records.retried", desc: "Retries of a record or batch.", load: always(&x.retried)},
-		{name: "connector.records.dead_lettered", desc: "Records published to the dead-letter topic.", load: always(&x.deadLettered)},
-		{name: "connector.records.published", desc: "Messages published to Danube, DLQ included.", load: always(&x.published)},
-		{name: "connector.delivery.gaps", desc: "Messages Danube never delivered to the sink's subscription (offsets it skipped).", load: always(&x.gaps)},
-		{name: "connector.reconnects", desc: "Reconnects to the external system after the connector reported its connection lost.", load: always(&x.reconnects)},
+		{name: "connector.records.received", desc: "Records taken in: from Danube (sink) or from the external system (source).", load: always(&m.received)},
+		{name: "connector.records.processed", desc: "Records completed: written and acked (sink) or published and acked by Danube (source).", load: always(&m.processed)},
+		{name: "connector.records.retried", desc: "Retries of a record or batch.", load: always(&m.retried)},
+		{name: "connector.records.dead_lettered", desc: "Records published to the dead-letter topic.", load: always(&m.deadLettered)},
+		{name: "connector.records.published", desc: "Messages published to Danube, DLQ included.", load: always(&m.published)},
+		{name: "connector.delivery.gaps", desc: "Messages Danube never delivered to the sink's subscription (offsets it skipped).", load: always(&m.gaps)},
+		{name: "connector.reconnects", desc: "Reconnects to the external system after the connector reported its connection lost.", load: always(&m.reconnects)},
 		{name: "connector.records.in_flight", kind: upDown, desc: "Records taken in and not yet completed.", load: func(context.Context) (int64, bool) {
-			return x.received.Load() - x.processed.Load() - x.deadLettered.Load() - x.dropped.Load(), true
+			return m.received.Load() - m.processed.Load() - m.deadLettered.Load() - m.dropped.Load(), true
 		}},
-		{name: "connector.paused", kind: gauge, desc: "1 while a sink has paused its Danube consumers because the external system is failing.", load: always(&x.paused)},
-		{name: "connector.records.poisoned", kind: gauge, desc: "Records that keep failing while others are written, held because there is no DLQ_TOPIC: the broker stops the subscription once they use up their delivery attempts.", load: always(&x.poisoned)},
+		{name: "connector.paused", kind: gauge, desc: "1 while a sink has paused its Danube consumers because the external system is failing.", load: always(&m.paused)},
+		{name: "connector.records.poisoned", kind: gauge, desc: "Records that keep failing while others are written, held because there is no DLQ_TOPIC: the broker stops the subscription once they use up their delivery attempts.", load: always(&m.poisoned)},
 		{name: "connector.danube.connected", kind: gauge, desc: "1 while the connector reaches Danube, 0 while it does not (an outage it is waiting out: a source keeps its records and publishes them when Danube is back).", load: func(ctx context.Context) (int64, bool) {
-			check := x.danube.Load()
+			check := m.danube.Load()
 			if check == nil {
 				return 0, false
 			}
@@ -139,7 +139,7 @@ func (x *Metrics) observed() []observable {
 			return 1, true
 		}},
 		{name: "connector.source.lag", kind: gauge, desc: "Source-reported lag behind the external system (records or bytes, as the connector knows it).", load: func(context.Context) (int64, bool) {
-			return x.lag.Load(), x.lagSet.Load()
+			return m.lag.Load(), m.lagSet.Load()
 		}},
 	}
 }
