@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -46,6 +47,18 @@ type Message struct {
 
 	msgID     *danubepb.MsgID // echoed unchanged in Ack/Nack
 	partition string          // the subscribed topic that delivered it: where Ack/Nack go
+}
+
+// ID identifies m in logs: "topic:/ns/t-part-0/producer:7/offset:42".
+func (m *Message) ID() string {
+	b := make([]byte, 0, len(m.Topic)+40)
+	b = append(b, "topic:"...)
+	b = append(b, m.Topic...)
+	b = append(b, "/producer:"...)
+	b = strconv.AppendUint(b, m.ProducerID, 10)
+	b = append(b, "/offset:"...)
+	b = strconv.AppendUint(b, m.Offset, 10)
+	return string(b)
 }
 
 // Consumer receives from every partition of a topic through one channel. It

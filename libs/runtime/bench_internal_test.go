@@ -2,32 +2,18 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
-// These benchmarks measure the runtime's own cost per message (batching, records, spans, metrics,
-// retry bookkeeping, watermark) with a no-op connector and no network: the Danube consumer and
-// producer are replaced by no-op ackers/publishers. End-to-end numbers through the development
+// BenchmarkSourceOverhead measures the source runtime's own cost per message (records, spans,
+// metrics, watermark) with a no-op connector and no network: the Danube producer is a no-op
+// publisher (the sink's is BenchmarkSinkOverhead in internal/sink). End-to-end numbers through the development
 // broker are in bench_test.go.
-
-type nopAcker struct{}
-
-func (nopAcker) Ack(context.Context, *danube.Message) error { return nil }
-func (nopAcker) Nack(context.Context, *danube.Message, time.Duration, string) error {
-	return nil
-}
-
-type nopSink struct{ SinkBase }
-
-func (nopSink) Process(context.Context, *SinkRecord) error { return nil }
 
 func benchEnv(b *testing.B) *env {
 	srv, err := telemetry.NewServer()
@@ -40,39 +26,6 @@ func benchEnv(b *testing.B) *env {
 		b.Fatal(err)
 	}
 	return &env{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: m, danube: &telemetry.Flag{}}
-}
-
-func BenchmarkSinkOverhead(b *testing.B) {
-	for _, size := range []int{1, 100} {
-		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			cfg := &SinkConfig{BatchSize: size, BatchTimeout: config.Millis(time.Second)}
-			e := benchEnv(b)
-			r := testProcessor(context.Background(), cfg, nopSink{}, e)
-			const pool = 4000 // a multiple of every batch size: offsets stay aligned when they wrap
-			msgs := make([]*danube.Message, pool)
-			for i := range msgs {
-				msgs[i] = &danube.Message{Topic: "/default/bench", Offset: uint64(i), Payload: make([]byte, 100),
-					Attributes: map[string]string{"a": "b"}}
-			}
-			in := make(chan delivery, 1024)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error)
-			b.ReportAllocs()
-			b.ResetTimer()
-			go func() { done <- newBatchLoop(r, in, cfg).run(ctx, context.Background()) }()
-			for i := range b.N {
-				in <- delivery{nopAcker{}, msgs[i%pool]}
-			}
-			for len(in) > 0 {
-				time.Sleep(time.Microsecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
-			r.settle.close()
-		})
-	}
 }
 
 type nopPublisher struct{}

@@ -163,11 +163,6 @@ func (r RetryExhausted) String() string { return exhaustedNames.Name(r) }
 // UnmarshalText parses "auto", "nack", "stop", "dlq" or "hold".
 func (r *RetryExhausted) UnmarshalText(b []byte) error { return exhaustedNames.Parse(r, b) }
 
-// pausesOnOutage reports whether the policy tells outages from poison records (nack and stop
-// apply to every exhausted record, as their operator asked).
-func (r RetryExhausted) pausesOnOutage() bool {
-	return r == AutoOnExhausted || r == DeadLetterOnExhausted || r == HoldOnExhausted
-}
 
 // PoisonPolicy is SUBSCRIPTION_POISON_POLICY: the broker's treatment of a message that reached its
 // redelivery limit, applied through the admin API.

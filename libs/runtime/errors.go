@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
 )
 
 // Class says what the runtime does with a failed record.
@@ -24,17 +26,10 @@ const (
 )
 
 func (c Class) String() string {
-	switch c {
-	case ClassRetryable:
-		return "retryable"
-	case ClassInvalidData:
-		return "invalid_data"
-	case ClassFatal:
-		return "fatal"
-	case ClassDisconnected:
-		return "disconnected"
+	if c < 0 {
+		return fmt.Sprintf("Class(%d)", int(c))
 	}
-	return fmt.Sprintf("Class(%d)", int(c))
+	return sink.Class(c).String()
 }
 
 // Sentinels for errors.Is: errors.Is(err, runtime.ErrInvalidData) is true for any error made by

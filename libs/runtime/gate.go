@@ -40,16 +40,16 @@ func newGate(conn any, e *env, busy *liveness, policy retry.Policy) *gate {
 	return g
 }
 
-// run calls f, with no reconnect in progress, and returns the generation it ran in.
-func (g *gate) run(f func()) uint64 {
+// Run calls f, with no reconnect in progress, and returns the generation it ran in.
+func (g *gate) Run(f func()) uint64 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	f()
 	return g.gen
 }
 
-// ok records that a call got through: the next outage starts its backoff afresh.
-func (g *gate) ok() {
+// OK records that a call got through: the next outage starts its backoff afresh.
+func (g *gate) OK() {
 	if g.streak.Load() != 0 {
 		g.streak.Store(0)
 	}
@@ -62,11 +62,11 @@ func (g *gate) setInterrupt(cancel func()) {
 	g.intMu.Unlock()
 }
 
-// reconnect handles a call of generation gen that failed with the Disconnected error cause: unless
+// Reconnect handles a call of generation gen that failed with the Disconnected error cause: unless
 // another caller already reconnected, it marks the connection not ready, backs off with jitter and
 // reconnects until that succeeds. It returns ctx's error when ctx ends first, or the connector's
 // Fatal error.
-func (g *gate) reconnect(ctx context.Context, gen uint64, cause error) error {
+func (g *gate) Reconnect(ctx context.Context, gen uint64, cause error) error {
 	g.intMu.Lock()
 	if g.interrupt != nil {
 		g.interrupt()
@@ -88,7 +88,7 @@ func (g *gate) reconnect(ctx context.Context, gen uint64, cause error) error {
 		if g.conn == nil {
 			break
 		}
-		leave := g.busy.enter()
+		leave := g.busy.Enter()
 		err := g.conn.Reconnect(ctx)
 		leave()
 		if err == nil {
@@ -123,7 +123,7 @@ func (g *gate) health(ctx context.Context, check func(context.Context) error) fu
 		if err != nil && ClassOf(err) == ClassDisconnected && g.pending.CompareAndSwap(false, true) {
 			g.wg.Go(func() {
 				defer g.pending.Store(false)
-				if rerr := g.reconnect(ctx, gen, err); rerr != nil && ctx.Err() == nil && g.fatal != nil {
+				if rerr := g.Reconnect(ctx, gen, err); rerr != nil && ctx.Err() == nil && g.fatal != nil {
 					g.fatal(rerr)
 				}
 			})

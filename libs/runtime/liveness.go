@@ -25,8 +25,8 @@ func newLiveness(bound time.Duration) *liveness {
 	return &liveness{bound: bound, now: time.Now, running: map[uint64]time.Time{}}
 }
 
-// enter marks the start of a connector call and returns the func that marks its end.
-func (l *liveness) enter() (leave func()) {
+// Enter marks the start of a connector call and returns the func that marks its end.
+func (l *liveness) Enter() (leave func()) {
 	l.mu.Lock()
 	id := l.next
 	l.next++

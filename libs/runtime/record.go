@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
@@ -64,18 +63,7 @@ func (r *SinkRecord) Attributes() map[string]string {
 
 // MessageID identifies the message in logs: "topic:/ns/t-part-0/producer:7/offset:42".
 func (r *SinkRecord) MessageID() string {
-	return messageID(r.Message)
-}
-
-func messageID(m *danube.Message) string {
-	b := make([]byte, 0, len(m.Topic)+40)
-	b = append(b, "topic:"...)
-	b = append(b, m.Topic...)
-	b = append(b, "/producer:"...)
-	b = strconv.AppendUint(b, m.ProducerID, 10)
-	b = append(b, "/offset:"...)
-	b = strconv.AppendUint(b, m.Offset, 10)
-	return string(b)
+	return r.Message.ID()
 }
 
 // SourceRecord is one record a source publishes to Danube, with its position of type P.

@@ -4,10 +4,15 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
 )
+
+// ErrDeliveryGap is what a sink with GAP_POLICY=stop returns (wrapped) when Danube skipped
+// messages of its subscription; MainSink exits with ExitGap for it.
+var ErrDeliveryGap = sink.ErrDeliveryGap
 
 // RunSink runs conn until ctx ends (graceful: stop intake, flush batches, ack, within
 // SHUTDOWN_TIMEOUT_MS; returns nil) or a fatal error (returns it; nothing unprocessed is acked).
@@ -40,87 +45,87 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 		return unlessStopped(ctx, err)
 	}
 	defer func() { err = errors.Join(err, shutdown()) }()
-	// A background reconnect or a failed resume stops the sink like a fatal record does.
+	// A background reconnect, a failed resume or a gap under GAP_POLICY=stop stops the sink like a
+	// fatal record does.
 	run, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
-	g.fatal = func(err error) { stopRun(err) }
+	fatal := func(err error) { stopRun(err) }
+	g.fatal = fatal
 	defer func() {
 		if cause := context.Cause(run); err == nil && ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
 		}
 	}()
-	p := &processor{conn: conn, gate: g, busy: busy, env: e, nackDelay: cfg.NackDelay.D(), tracer: telemetry.Tracer(),
-		tracing: telemetry.Tracing(), stop: ctx, policy: disposal{retry: policy, exhausted: cfg.RetryExhausted,
-			dlq: cfg.DLQTopic != "", ackTimeout: cmp.Or(cfg.AckTimeout.D(), danube.DefaultFailurePolicy.AckTimeout)}}
-	p.batcher, _ = conn.(BatchSinkConnector)
-	return runStages(run, work, cfg, p, func(err error) { stopRun(err) })
-}
-
-// runStages builds the stages around p and runs them until run ends or one fails; a setup that
-// failed only because the sink was stopped (p.stop ended) is no error.
-func runStages(run, work context.Context, cfg *SinkConfig, p *processor, fatal func(error)) error {
-	e := p.env
-	sub := &subscriber{cfg: cfg, env: e, policy: p.policy.retry}
-	if cfg.DLQTopic != "" {
-		prod, err := sub.dlqProducer(run)
-		if err != nil {
-			return unlessStopped(p.stop, err)
-		}
-		defer prod.Close()
-		p.dlq = &deadLetters{prod: prod, topic: cfg.DLQTopic, subscription: cfg.SubscriptionName, connector: cfg.ConnectorName, nackDelay: p.nackDelay, env: e}
+	host := &sink.Host{Client: e.client, Log: e.log, Metrics: e.metrics, Danube: e.danube, Gate: g, Busy: busy, Stop: ctx, Ready: e.ready, Fatal: fatal,
+		Retry: func(ctx context.Context, what string, retryable func(error) bool, op func(context.Context) error) error {
+			return e.retryDanube(ctx, policy, what, retryable, op)
+		},
+		Configure: func(ctx context.Context, topics []string) error {
+			return configureSubscription(ctx, e, cfg, policy, topics)
+		},
 	}
-	intakeCtx, stopIntake := context.WithCancel(run)
-	replay := newReplayFilter(maxWindow)
-	// Buffered so that the consumers fill the next batch while the loop processes this one.
-	in := &intake{ctx: intakeCtx, out: make(chan delivery, max(cfg.BatchSize, cfg.MaxInFlight)), open: sub.open, name: cfg.ConnectorName,
-		keyShared: cfg.SubscriptionType == danube.KeyShared, replay: replay, gaps: newSinkGaps(cfg, e, fatal), metrics: e.metrics, fatal: fatal}
-	defer func() {
-		stopIntake()
-		in.stop()
-	}()
-	// Closed before the consumers: every pending ack and nack is sent (within the shutdown timeout)
-	// while they are still open.
-	p.settle = newSettler(work, e, replay)
-	defer p.settle.close()
-	in.settle = p.settle
-	if p.dlq != nil {
-		p.dlq.settle = p.settle
-	}
-	p.holds = newHolds(in, e.log, e.metrics)
-	e.ready(cfg.ConnectorName+"/delivery", p.holds.flag.Check)
-	if err := in.start(intakeCtx); err != nil {
-		return unlessStopped(p.stop, err)
-	}
-	e.danube.Set(nil)
-	return schedule(run, work, cfg, p, in.out)
-}
-
-// schedule hands the records to p: streamed to concurrent calls for a ConcurrentSinkConnector,
-// in batches otherwise.
-func schedule(run, work context.Context, cfg *SinkConfig, p *processor, in <-chan delivery) error {
-	e, subType := p.env, cfg.SubscriptionType.String()
-	if cc, ok := p.conn.(ConcurrentSinkConnector); ok && cc.Concurrent() && cfg.MaxInFlight > 1 {
-		p.batcher = nil // records are streamed one at a time to concurrent Process calls
-		e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType, "max_in_flight", cfg.MaxInFlight)
-		return p.stream(run, work, in, cfg.MaxInFlight)
-	}
-	if cfg.MaxInFlight > 1 && p.batcher == nil {
+	recs := sinkRecords{conn: conn}
+	recs.batcher, _ = conn.(BatchSinkConnector)
+	sc := engineConfig(cfg)
+	if cc, ok := conn.(ConcurrentSinkConnector); ok && cc.Concurrent() && cfg.MaxInFlight > 1 {
+		recs.batcher, sc.Workers = nil, cfg.MaxInFlight // records are streamed one at a time to concurrent Process calls
+	} else if cfg.MaxInFlight > 1 && recs.batcher == nil {
 		e.log.Warn("MAX_IN_FLIGHT above 1 has no effect: this connector writes one record at a time", "max_in_flight", cfg.MaxInFlight)
 	}
-	e.log.Info("sink started", "topics", cfg.Topics, "subscription", cfg.SubscriptionName, "type", subType, "batch_size", cfg.BatchSize)
-	return newBatchLoop(p, in, cfg).run(run, work)
+	return sink.Run(run, work, sc, host, recs)
 }
 
-// newSinkGaps returns the gap check of an Exclusive or Failover subscription (nil for the others,
-// whose consumers see a part of the offsets only).
-func newSinkGaps(cfg *SinkConfig, e *env, fatal func(error)) *gaps {
-	if t := cfg.SubscriptionType; t != danube.Exclusive && t != danube.Failover {
-		return nil
+// engineConfig is what the sink's stages are told of cfg.
+func engineConfig(cfg *SinkConfig) *sink.Config {
+	return &sink.Config{Name: cfg.ConnectorName, Topics: cfg.Topics, Subscription: cfg.SubscriptionName,
+		SubscriptionType: cfg.SubscriptionType, KeyFilters: cfg.KeyFilters, BatchSize: cfg.BatchSize,
+		BatchTimeout: cfg.BatchTimeout.D(), BatchIdle: cfg.BatchIdle.D(), Workers: 1, DLQTopic: cfg.DLQTopic,
+		NackDelay: cfg.NackDelay.D(), AckTimeout: cmp.Or(cfg.AckTimeout.D(), danube.DefaultFailurePolicy.AckTimeout),
+		GapConfirm: cfg.GapConfirm.D(), GapStop: cfg.GapPolicy == GapStop, Retry: cfg.Retry(),
+		Exhausted: sink.Exhausted(cfg.RetryExhausted)}
+}
+
+// sinkRecords is a SinkConnector as the sink's stages see it.
+type sinkRecords struct {
+	conn    SinkConnector
+	batcher BatchSinkConnector // nil: one record per Process call
+}
+
+func (sinkRecords) Init(rec *SinkRecord, ctx context.Context, m *danube.Message) {
+	*rec = SinkRecord{Message: m, Partition: m.Topic, ctx: ctx}
+}
+
+func (sinkRecords) Class(err error) sink.Class { return sink.Class(ClassOf(err)) }
+
+// Process calls ProcessBatch, or Process record by record; after a fatal error the rest of the
+// records are not tried.
+func (s sinkRecords) Process(ctx context.Context, recs []*SinkRecord, errs []error) {
+	if s.batcher == nil {
+		for i, rec := range recs {
+			errs[i] = s.conn.Process(rec.Context(), rec)
+			if errs[i] != nil && ClassOf(errs[i]) == ClassFatal {
+				for k := i + 1; k < len(recs); k++ {
+					errs[k] = errs[i]
+				}
+				return
+			}
+		}
+		return
 	}
-	confirm := cmp.Or(cfg.GapConfirm.D(), 2*cmp.Or(cfg.AckTimeout.D(), danube.DefaultFailurePolicy.AckTimeout))
-	g := newGaps(cfg.SubscriptionName, cfg.GapPolicy, confirm, e.log, e.metrics.DeliveryGap, fatal)
-	e.ready(cfg.ConnectorName+"/gaps", g.flag.Check)
-	return g
+	err := s.batcher.ProcessBatch(ctx, recs)
+	var be *BatchError
+	switch {
+	case err == nil:
+	case errors.As(err, &be) && len(be.Errs) == len(recs):
+		copy(errs, be.Errs)
+	default:
+		if be != nil {
+			err = Fatal(fmt.Errorf("ProcessBatch returned %d results for %d records: %w", len(be.Errs), len(recs), err))
+		}
+		for i := range errs {
+			errs[i] = err
+		}
+	}
 }
 
 // unlessStopped returns err, or nil when it only says that ctx ended (stopped while waiting).

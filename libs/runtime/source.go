@@ -194,7 +194,7 @@ func (r *sourceRunner[P]) poll(ctx context.Context) (recs []SourceRecord[P], gen
 	defer cancel()
 	r.gate.setInterrupt(cancel)
 	defer r.gate.setInterrupt(nil)
-	gen = r.gate.run(func() { recs, err = r.conn.Poll(pctx) })
+	gen = r.gate.Run(func() { recs, err = r.conn.Poll(pctx) })
 	if err == nil && pctx.Err() != nil && ctx.Err() == nil {
 		err = pctx.Err() // interrupted by a reconnect: poll again after it
 	}
@@ -229,14 +229,14 @@ func (r *sourceRunner[P]) pollLoop(ctx context.Context) error {
 		switch class := ClassOf(err); {
 		case err == nil:
 			failures = 0
-			r.gate.ok()
+			r.gate.OK()
 			if len(recs) == 0 {
 				wait = r.cfg.PollInterval.D()
 			}
 		case class == ClassFatal:
 			return fmt.Errorf("runtime: poll: %w", err)
 		case class == ClassDisconnected:
-			if rerr := r.gate.reconnect(ctx, gen, err); rerr != nil && ctx.Err() == nil {
+			if rerr := r.gate.Reconnect(ctx, gen, err); rerr != nil && ctx.Err() == nil {
 				return rerr
 			}
 		default:
@@ -445,6 +445,9 @@ func (r *sourceRunner[P]) dispatch(s *sender[P]) {
 	}
 }
 
+// producerSpan is built once (it would allocate per record).
+var producerSpan = trace.WithSpanKind(trace.SpanKindProducer)
+
 // publish sends one record, waiting out a Danube outage of any length (see send). A record Danube
 // will never accept (see permanent) goes to DLQ_TOPIC as a descriptor when there is one; otherwise
 // it stops the source with a fatal error naming the record, its origin and the broker's answer,
@@ -609,8 +612,8 @@ func (r *sourceRunner[P]) committer() {
 				break
 			}
 			var err error
-			gen := r.gate.run(func() {
-				leave := r.busy.enter()
+			gen := r.gate.Run(func() {
+				leave := r.busy.Enter()
 				err = r.conn.Commit(r.work, ps)
 				leave()
 			})
@@ -626,7 +629,7 @@ func (r *sourceRunner[P]) committer() {
 				r.stopIntake(fmt.Errorf("runtime: commit: %w", err))
 				return
 			case ClassDisconnected:
-				if rerr := r.gate.reconnect(r.work, gen, err); rerr != nil {
+				if rerr := r.gate.Reconnect(r.work, gen, err); rerr != nil {
 					if r.work.Err() == nil {
 						r.stopIntake(rerr)
 					}

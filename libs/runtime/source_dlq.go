@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/deadletter"
 )
 
 // deadRecord is what a source publishes to DLQ_TOPIC for a record Danube refused for good: enough
@@ -36,7 +37,7 @@ const (
 // DLQ_TOPIC, waiting out an outage like any publish.
 func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *SourceRecord[P], reason error) error {
 	d := deadRecord{
-		Reason: truncate(reason.Error(), maxReason), Topic: topic, Key: truncate(rec.Key, deadAttrValue), Size: len(rec.Payload),
+		Reason: deadletter.Cut(reason.Error(), deadletter.MaxReason), Topic: topic, Key: deadletter.Cut(rec.Key, deadAttrValue), Size: len(rec.Payload),
 		PayloadHead: rec.Payload[:min(len(rec.Payload), deadPayloadHead)], Connector: r.cfg.ConnectorName,
 	}
 	if rec.Origin != nil {
@@ -52,14 +53,14 @@ func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *Sou
 		if d.Attributes == nil {
 			d.Attributes = map[string]string{}
 		}
-		d.Attributes[truncate(k, deadAttrValue)] = truncate(rec.Attributes[k], deadAttrValue)
+		d.Attributes[deadletter.Cut(k, deadAttrValue)] = deadletter.Cut(rec.Attributes[k], deadAttrValue)
 	}
 	payload, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("runtime: encode the dead-letter descriptor: %w", err)
 	}
 	msg := danube.ProducerMessage{Payload: payload, Key: d.Key, Attributes: map[string]string{
-		AttrOriginalTopic: topic, AttrFailureReason: truncate(d.Reason, maxReason),
+		AttrOriginalTopic: topic, AttrFailureReason: deadletter.Cut(d.Reason, deadletter.MaxReason),
 		AttrConnector: r.cfg.ConnectorName, "content-type": "application/json",
 	}}
 	if err := r.send(ctx, r.dlq, msg); err != nil {
@@ -79,7 +80,7 @@ func describeRecord[P any](rec *SourceRecord[P]) string {
 		parts = append(parts, rec.Origin())
 	default:
 		if rec.Key != "" {
-			parts = append(parts, fmt.Sprintf("key %q", truncate(rec.Key, deadAttrValue)))
+			parts = append(parts, fmt.Sprintf("key %q", deadletter.Cut(rec.Key, deadAttrValue)))
 		}
 		if pos, ok := rec.Position(); ok {
 			parts = append(parts, fmt.Sprintf("position %v", pos))

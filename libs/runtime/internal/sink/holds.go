@@ -1,4 +1,4 @@
-package runtime
+package sink
 
 import (
 	"errors"
@@ -79,7 +79,7 @@ func (h *holds) written(m *danube.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.poison) > 0 {
-		delete(h.poison, messageID(m))
+		delete(h.poison, m.ID())
 		h.metrics.Poisoned(len(h.poison))
 		h.setFlag()
 	}

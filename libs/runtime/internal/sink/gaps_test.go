@@ -1,4 +1,4 @@
-package runtime
+package sink
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ func TestGapsReportOnlyWhatNeverCame(t *testing.T) {
 		reported []int
 		stopped  error
 	)
-	g := newGaps("sub", GapStop, 50*time.Millisecond, slog.New(slog.DiscardHandler),
+	g := newGaps("sub", true, 50*time.Millisecond, slog.New(slog.DiscardHandler),
 		func(n int) { mu.Lock(); reported = append(reported, n); mu.Unlock() },
 		func(err error) { mu.Lock(); stopped = err; mu.Unlock() })
 	defer g.close()
@@ -55,7 +55,7 @@ func TestGapsReportOnlyWhatNeverCame(t *testing.T) {
 // A stopping sink reports nothing more: pending confirmations are dropped.
 func TestGapsCloseDropsPending(t *testing.T) {
 	called := make(chan int, 1)
-	g := newGaps("sub", GapReport, 20*time.Millisecond, slog.New(slog.DiscardHandler), func(n int) { called <- n }, nil)
+	g := newGaps("sub", false, 20*time.Millisecond, slog.New(slog.DiscardHandler), func(n int) { called <- n }, nil)
 	g.observe("t", 0)
 	g.observe("t", 5)
 	g.close()

@@ -1,4 +1,4 @@
-package runtime
+package sink
 
 import (
 	"context"
@@ -10,21 +10,21 @@ import (
 // batchLoop is the schedule stage of a sink that writes one record or one batch at a time: it
 // groups records into per-partition batches (BATCH_SIZE, BATCH_TIMEOUT_MS, BATCH_IDLE_MS) and
 // hands each to process in turn.
-type batchLoop struct {
-	proc    *processor
+type batchLoop[R any] struct {
+	proc    *processor[R]
 	in      <-chan delivery
 	batches *batch.Batcher[delivery]
 	parked  []delivery // canaries that failed: processed before new intake
 }
 
-func newBatchLoop(proc *processor, in <-chan delivery, cfg *SinkConfig) *batchLoop {
-	return &batchLoop{proc: proc, in: in, batches: batch.New[delivery](cfg.BatchSize, cfg.BatchTimeout.D()).WithIdle(cfg.BatchIdle.D())}
+func newBatchLoop[R any](proc *processor[R], in <-chan delivery, cfg *Config) *batchLoop[R] {
+	return &batchLoop[R]{proc: proc, in: in, batches: batch.New[delivery](cfg.BatchSize, cfg.BatchTimeout).WithIdle(cfg.BatchIdle)}
 }
 
 // run batches records until ctx ends (then it flushes what it holds, in work) or a batch fails for
 // good.
-func (l *batchLoop) run(ctx, work context.Context) error {
-	b, env := l.batches, l.proc.env
+func (l *batchLoop[R]) run(ctx, work context.Context) error {
+	b, h := l.batches, l.proc.host
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -41,23 +41,23 @@ func (l *batchLoop) run(ctx, work context.Context) error {
 		} else {
 			select {
 			case <-ctx.Done():
-				env.log.Info("stopping: flushing pending batches", "records", b.Len())
+				h.Log.Info("stopping: flushing pending batches", "records", b.Len())
 				return l.handle(work, b.Drain())
 			case d := <-l.in:
-				env.metrics.Received(1)
+				h.Metrics.Received(1)
 				ready = b.Add(d.msg.Topic, d.msg.Offset, d, time.Now())
 			case now := <-tc:
 				ready = b.Expired(now)
 			}
 		}
 		if err := l.handle(work, ready); err != nil {
-			env.metrics.Dropped(b.Len())
+			h.Metrics.Dropped(b.Len())
 			return err
 		}
 	}
 }
 
-func (l *batchLoop) handle(ctx context.Context, ready []*batch.Batch[delivery]) error {
+func (l *batchLoop[R]) handle(ctx context.Context, ready []*batch.Batch[delivery]) error {
 	for _, bt := range ready {
 		if err := l.proc.handle(ctx, bt.Items, l.canary); err != nil {
 			return err
@@ -71,7 +71,7 @@ func (l *batchLoop) handle(ctx context.Context, ready []*batch.Batch[delivery]) 
 // RETRY_BACKOFF_MS) and writes it out of turn. Written, it proves that the external system takes
 // records, so the failing ones are poison; failing too, it is parked and processed in turn after
 // them. A redelivery of a failing record is no canary.
-func (l *batchLoop) canary(ctx context.Context, _ int64, failing []delivery) bool {
+func (l *batchLoop[R]) canary(ctx context.Context, _ int64, failing []delivery) bool {
 	t := time.NewTimer(max(l.proc.policy.retry.Base, 10*time.Millisecond))
 	defer t.Stop()
 	var d delivery
@@ -82,7 +82,7 @@ func (l *batchLoop) canary(ctx context.Context, _ int64, failing []delivery) boo
 	case <-ctx.Done():
 		return false
 	}
-	l.proc.env.metrics.Received(1)
+	l.proc.host.Metrics.Received(1)
 	for _, f := range failing {
 		if f.msg.Topic == d.msg.Topic && f.msg.Offset == d.msg.Offset {
 			l.parked = append(l.parked, d)

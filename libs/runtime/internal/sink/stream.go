@@ -1,4 +1,4 @@
-package runtime
+package sink
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func orderKey(d delivery) string {
 // On ctx's end intake stops and every record already taken is finished (within the work context,
 // the shutdown timeout). On a fatal error intake stops, records not yet started are left unacked
 // (Danube redelivers them), records in flight are cancelled, and the error is returned.
-func (p *processor) stream(ctx, work context.Context, in <-chan delivery, workers int) error {
+func (p *processor[R]) stream(ctx, work context.Context, in <-chan delivery, workers int) error {
 	limit := 2 * workers                // records taken but not finished: a queue behind each busy key, bounded
 	ready := make(chan delivery, limit) // never blocks: at most limit records are pending
 	results := make(chan streamResult, limit)
@@ -40,7 +40,7 @@ func (p *processor) stream(ctx, work context.Context, in <-chan delivery, worker
 		wg.Go(func() {
 			for d := range ready {
 				if run.Err() != nil { // halted by a fatal error: leave it unacked
-					p.env.metrics.Dropped(1)
+					p.host.Metrics.Dropped(1)
 					results <- streamResult{d: d}
 					continue
 				}
@@ -65,10 +65,10 @@ func (p *processor) stream(ctx, work context.Context, in <-chan delivery, worker
 		}
 		select {
 		case <-done:
-			p.env.log.Info("stopping: finishing records in flight", "records", pending)
+			p.host.Log.Info("stopping: finishing records in flight", "records", pending)
 			stopping, done = true, nil
 		case d := <-intake:
-			p.env.metrics.Received(1)
+			p.host.Metrics.Received(1)
 			pending++
 			k := orderKey(d)
 			if k == "" {
@@ -96,7 +96,7 @@ func (p *processor) stream(ctx, work context.Context, in <-chan delivery, worker
 			case len(q) == 0:
 				delete(queues, k)
 			case fatal != nil: // never started: unacked, redelivered after the restart
-				p.env.metrics.Dropped(len(q))
+				p.host.Metrics.Dropped(len(q))
 				pending -= len(q)
 				delete(queues, k)
 			default:

@@ -1,4 +1,4 @@
-package runtime
+package sink
 
 import (
 	"context"
@@ -18,7 +18,7 @@ const ackWorkers = 64
 // queued settlement, bounded by the work context (the shutdown timeout).
 type settler struct {
 	ctx    context.Context
-	env    *env
+	host   *Host
 	replay *replayFilter // written records whose ack failed: their redelivery is acked, not written
 	jobs   chan settlement
 	wg     sync.WaitGroup
@@ -39,8 +39,8 @@ const (
 	settleNack
 )
 
-func newSettler(ctx context.Context, e *env, replay *replayFilter) *settler {
-	s := &settler{ctx: ctx, env: e, replay: replay, jobs: make(chan settlement, ackWorkers)}
+func newSettler(ctx context.Context, h *Host, replay *replayFilter) *settler {
+	s := &settler{ctx: ctx, host: h, replay: replay, jobs: make(chan settlement, ackWorkers)}
 	for range ackWorkers {
 		s.wg.Go(s.work)
 	}
@@ -74,18 +74,18 @@ func (s *settler) work() {
 				if s.replay != nil {
 					s.replay.add(m)
 				}
-				s.env.log.Debug("ack failed; the redelivery will be acked", "topic", m.Topic, "offset", m.Offset, "err", err)
+				s.host.Log.Debug("ack failed; the redelivery will be acked", "topic", m.Topic, "offset", m.Offset, "err", err)
 			}
 			if j.kind == settleAck {
-				s.env.metrics.Processed(1)
+				s.host.Metrics.Processed(1)
 			} else {
-				s.env.metrics.DeadLettered(1)
+				s.host.Metrics.DeadLettered(1)
 			}
 		case settleNack:
 			if err := j.d.cons.Nack(s.ctx, m, j.delay, j.reason); err != nil {
-				s.env.log.Warn("nack failed; the broker redelivers after its ack timeout", "topic", m.Topic, "offset", m.Offset, "err", err)
+				s.host.Log.Warn("nack failed; the broker redelivers after its ack timeout", "topic", m.Topic, "offset", m.Offset, "err", err)
 			}
-			s.env.metrics.Dropped(1)
+			s.host.Metrics.Dropped(1)
 		}
 	}
 }

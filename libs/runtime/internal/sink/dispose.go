@@ -1,4 +1,4 @@
-package runtime
+package sink
 
 import (
 	"time"
@@ -43,7 +43,7 @@ type failure struct {
 // subscription's ack timeout.
 type disposal struct {
 	retry      retry.Policy
-	exhausted  RetryExhausted
+	exhausted  Exhausted
 	dlq        bool
 	ackTimeout time.Duration
 }
@@ -52,15 +52,15 @@ type disposal struct {
 // failure and the policy, so that every combination is tested without a broker.
 func (p disposal) dispose(f failure) action {
 	switch f.class {
-	case ClassFatal:
+	case Fatal:
 		return actStop
-	case ClassDisconnected:
+	case Disconnected:
 		return actReconnect
-	case ClassInvalidData:
+	case InvalidData:
 		switch {
 		case p.dlq:
 			return actDeadLetter
-		case p.exhausted == StopOnExhausted:
+		case p.exhausted == ExhaustedStop:
 			return actStop
 		}
 		return actNackInvalid
@@ -77,15 +77,15 @@ func (p disposal) dispose(f failure) action {
 		}
 	}
 	switch p.exhausted {
-	case StopOnExhausted:
+	case ExhaustedStop:
 		return actStop
-	case HoldOnExhausted:
+	case ExhaustedHold:
 		return actHold
-	case AutoOnExhausted, DeadLetterOnExhausted:
+	case ExhaustedAuto, ExhaustedDeadLetter:
 		if p.dlq {
 			return actDeadLetter
 		}
-		if p.exhausted == AutoOnExhausted {
+		if p.exhausted == ExhaustedAuto {
 			return actHold
 		}
 	}

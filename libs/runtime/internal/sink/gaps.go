@@ -1,4 +1,4 @@
-package runtime
+package sink
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 )
 
 // ErrDeliveryGap is what a sink with GAP_POLICY=stop returns (wrapped) when Danube skipped
-// messages of its subscription; MainSink exits with ExitGap for it.
+// messages of its subscription.
 var ErrDeliveryGap = errors.New("runtime: Danube never delivered messages of the subscription")
 
 // gaps finds the messages Danube never delivers. The offsets of a reliable topic partition are
@@ -27,7 +27,7 @@ var ErrDeliveryGap = errors.New("runtime: Danube never delivered messages of the
 // KeyShared consumers see a part of the offsets only, so they are not checked.
 type gaps struct {
 	sub     string
-	policy  GapPolicy
+	stops   bool // GAP_POLICY=stop
 	confirm time.Duration
 	log     *slog.Logger
 	report  func(missing int) // metrics
@@ -67,8 +67,8 @@ type suspect struct {
 // maxShownGaps bounds the ranges /readyz lists; the count covers them all.
 const maxShownGaps = 8
 
-func newGaps(sub string, policy GapPolicy, confirm time.Duration, log *slog.Logger, report func(int), stop func(error)) *gaps {
-	g := &gaps{sub: sub, policy: policy, confirm: confirm, log: log, report: report, stop: stop, next: map[string]uint64{}}
+func newGaps(sub string, stops bool, confirm time.Duration, log *slog.Logger, report func(int), stop func(error)) *gaps {
+	g := &gaps{sub: sub, stops: stops, confirm: confirm, log: log, report: report, stop: stop, next: map[string]uint64{}}
 	g.flag.Set(nil)
 	return g
 }
@@ -137,7 +137,7 @@ func (g *gaps) settle(s *suspect) {
 			"(a Danube v0.15.1 defect: the subscription fell more than its window + 256 messages behind)",
 			"topic", r.topic, "from", r.from, "to", r.to, "missing", r.len(), "subscription", g.sub)
 	}
-	if len(lost) > 0 && g.policy == GapStop {
+	if len(lost) > 0 && g.stops {
 		g.stop(fmt.Errorf("%w: %s, subscription %q (GAP_POLICY=stop)", ErrDeliveryGap, lost[0], g.sub))
 	}
 }

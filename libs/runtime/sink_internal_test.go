@@ -1,0 +1,28 @@
+package runtime
+
+import (
+	"testing"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
+)
+
+// The sink's stages take the runtime's classes and RETRY_EXHAUSTED policies by number.
+func TestEngineEnumsMatch(t *testing.T) {
+	classes := map[Class]sink.Class{
+		ClassRetryable: sink.Retryable, ClassInvalidData: sink.InvalidData, ClassFatal: sink.Fatal, ClassDisconnected: sink.Disconnected,
+	}
+	for c, want := range classes {
+		if got := sink.Class(c); got != want {
+			t.Errorf("class %s is the engine's %s, want %s", c, got, want)
+		}
+	}
+	policies := map[RetryExhausted]sink.Exhausted{
+		AutoOnExhausted: sink.ExhaustedAuto, NackOnExhausted: sink.ExhaustedNack, StopOnExhausted: sink.ExhaustedStop,
+		DeadLetterOnExhausted: sink.ExhaustedDeadLetter, HoldOnExhausted: sink.ExhaustedHold,
+	}
+	for p, want := range policies {
+		if got := sink.Exhausted(p); got != want {
+			t.Errorf("RETRY_EXHAUSTED=%s is the engine's %d, want %d", p, got, want)
+		}
+	}
+}
