@@ -19,6 +19,7 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/watermark"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/keyed"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
@@ -58,6 +59,8 @@ type sourceRunner[P any] struct {
 	commitWake chan struct{}
 
 	done bool // Poll returned ErrSourceDone: drain to the end, then stop
+
+	marked func() // a test's hook: runs in acked between marking a record and queueing its positions
 }
 
 // publisher is what a source needs from a producer (*danube.Producer): Send is safe for
@@ -401,48 +404,14 @@ func (r *sourceRunner[P]) orderKey(rec *SourceRecord[P]) (key string, ordered bo
 // MAX_IN_FLIGHT slots bound how many publishes run. It returns when the queue is closed and
 // everything taken is finished.
 func (r *sourceRunner[P]) dispatch(s *sender[P]) {
-	waiting := map[string][]outRecord[P]{} // keys in flight → their records waiting, oldest first
-	done := make(chan outRecord[P], cap(r.slots))
-	var publishing sync.WaitGroup
-	defer publishing.Wait()
-	start := func(out outRecord[P]) {
-		publishing.Go(func() {
-			r.publish(s, out)
-			done <- out
-		})
+	sched := keyed.Scheduler[string, outRecord[P]]{
+		Key: func(out outRecord[P]) (string, bool) { return r.orderKey(&out.rec) },
+		Run: func(_ context.Context, outs []outRecord[P]) error {
+			r.publish(s, outs[0]) // within r.work; a refusal stops the source itself
+			return nil
+		},
 	}
-	inFlight, queue := 0, s.queue
-	for queue != nil || inFlight > 0 {
-		select {
-		case out, ok := <-queue:
-			if !ok {
-				queue = nil
-				continue
-			}
-			if k, ordered := r.orderKey(&out.rec); ordered {
-				if q, busy := waiting[k]; busy {
-					waiting[k] = append(q, out)
-					continue
-				}
-				waiting[k] = nil
-			}
-			inFlight++
-			start(out)
-		case out := <-done:
-			inFlight--
-			k, ordered := r.orderKey(&out.rec)
-			if !ordered {
-				continue
-			}
-			if q := waiting[k]; len(q) > 0 {
-				waiting[k] = q[1:]
-				inFlight++
-				start(q[0])
-			} else {
-				delete(waiting, k)
-			}
-		}
-	}
+	_ = sched.Serve(context.Background(), context.Background(), s.queue) // no Run fails: nothing halts it
 }
 
 // producerSpan is built once (it would allocate per record).
@@ -566,10 +535,6 @@ func (r *sourceRunner[P]) finish(out outRecord[P], err error) {
 	<-r.slots
 }
 
-// testHookMarked, when set by a test, runs in acked between marking a record and queueing its
-// positions.
-var testHookMarked func()
-
 // acked marks record seq acknowledged and queues, for the committer, the positions of the records
 // that joined the acked prefix with it. Both happen under commitMu: two publishes acked at once
 // must queue their prefixes in the order the tracker handed them out, or Commit would see a later
@@ -577,8 +542,8 @@ var testHookMarked func()
 func (r *sourceRunner[P]) acked(seq uint64) {
 	r.commitMu.Lock()
 	r.joined = r.marks.Done(seq, r.joined[:0])
-	if testHookMarked != nil {
-		testHookMarked()
+	if r.marked != nil {
+		r.marked()
 	}
 	for _, p := range r.joined {
 		if p.ok {

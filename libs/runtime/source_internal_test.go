@@ -12,8 +12,8 @@ func TestAckedQueuesPositionsInSourceOrder(t *testing.T) {
 	r := &sourceRunner[int]{commitWake: make(chan struct{}, 1)}
 	first, second := r.marks.Add(position[int]{p: 1, ok: true}), r.marks.Add(position[int]{p: 2, ok: true})
 	secondDone := make(chan struct{})
-	testHookMarked = func() {
-		testHookMarked = nil
+	r.marked = func() {
+		r.marked = nil // under commitMu, as the second ack reads it
 		go func() {
 			r.acked(second)
 			close(secondDone)
@@ -24,7 +24,6 @@ func TestAckedQueuesPositionsInSourceOrder(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	defer func() { testHookMarked = nil }()
 	r.acked(first)
 	<-secondDone
 	if !slices.Equal(r.toCommit, []int{1, 2}) {

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
@@ -26,17 +25,19 @@ import (
 
 // Config is the runtime's sink settings (DANUBE_*, SUBSCRIPTION_*, RETRY_*, BATCH_*, DLQ_TOPIC, ...)
 // plus the endpoint's. The variable names of the reference docker-compose block (docs/connectors.md)
-// are kept.
+// are kept. It is the connector's one configuration layer: a variable's zero means what the
+// engine's zero field means, and where the engine has a default the variable takes it
+// (EnvDefaults) instead of declaring its own.
 type Config struct {
 	runtime.SinkConfig
 
 	TargetURL  config.URL    `env:"TARGET_URL,required" desc:"endpoint that receives the messages (http:// or https://); a password or token in it is redacted in logs"`
-	HTTPMethod string        `env:"HTTP_METHOD" envDefault:"POST" desc:"POST, PUT or PATCH; the payload is the body"`
-	Timeout    config.Millis `env:"TIMEOUT_MS" envDefault:"5000" desc:"max wait for a 2xx answer per attempt; longer counts as a retryable failure"`
+	HTTPMethod string        `env:"HTTP_METHOD" desc:"POST, PUT or PATCH; the payload is the body"`
+	Timeout    config.Millis `env:"TIMEOUT_MS" desc:"max wait for a 2xx answer per attempt; longer counts as a retryable failure"`
 
-	ContentType       string        `env:"CONTENT_TYPE" envDefault:"application/octet-stream" desc:"Content-Type when the message has no content-type attribute"`
-	AttributePrefix   string        `env:"ATTRIBUTE_HEADER_PREFIX" envDefault:"X-Danube-Attr-" desc:"message attributes are sent as headers named prefix+attribute; - sends none"`
-	IdempotencyHeader string        `env:"IDEMPOTENCY_HEADER" envDefault:"Idempotency-Key" desc:"header with the message's idempotency key (same on every redelivery)"`
+	ContentType       string        `env:"CONTENT_TYPE" desc:"Content-Type when the message has no content-type attribute"`
+	AttributePrefix   string        `env:"ATTRIBUTE_HEADER_PREFIX" desc:"message attributes are sent as headers named prefix+attribute; - sends none"`
+	IdempotencyHeader string        `env:"IDEMPOTENCY_HEADER" desc:"header with the message's idempotency key (same on every redelivery)"`
 	Headers           config.Secret `env:"HTTP_HEADERS" desc:"static headers for every request, comma-separated Name:value pairs (redacted in logs)"`
 
 	WebhookSecret config.Secret `env:"WEBHOOK_SECRET" desc:"sign requests the Standard Webhooks way; whsec_<base64> is decoded, anything else used as raw bytes"`
@@ -48,14 +49,28 @@ type Config struct {
 	RateLimit float64   `env:"RATE_LIMIT_RPS" envDefault:"0" desc:"max requests per second (0 = unlimited)"`
 
 	BreakerFailures int           `env:"BREAKER_FAILURES" envDefault:"5" desc:"consecutive retryable failures that open the circuit breaker (0 = no breaker)"`
-	BreakerOpen     config.Millis `env:"BREAKER_OPEN_MS" envDefault:"10000" desc:"how long the open breaker refuses requests before one probe is let through"`
-	MaxRetryAfter   config.Millis `env:"MAX_RETRY_AFTER_MS" envDefault:"300000" desc:"cap on an endpoint's Retry-After"`
+	BreakerOpen     config.Millis `env:"BREAKER_OPEN_MS" desc:"how long the open breaker refuses requests before one probe is let through"`
+	MaxRetryAfter   config.Millis `env:"MAX_RETRY_AFTER_MS" desc:"cap on an endpoint's Retry-After"`
 	RetryStatuses   []int         `env:"RETRY_STATUSES" envSeparator:"," desc:"client-error statuses to retry instead of dead-lettering, e.g. 401,403 while credentials rotate"`
 
 	TLSCAFile     string `env:"TLS_CA_FILE" desc:"PEM CA bundle trusted for the endpoint, in addition to the system roots"`
 	TLSCertFile   string `env:"TLS_CERT_FILE" desc:"client certificate for mTLS (with TLS_KEY_FILE)"`
 	TLSKeyFile    string `env:"TLS_KEY_FILE" desc:"client key for mTLS (with TLS_CERT_FILE)"`
 	TLSSkipVerify bool   `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false" desc:"DANGEROUS: accept any server certificate (testing only; logged as a warning)"`
+}
+
+// EnvDefaults gives the variables that configure the delivery engine the engine's own defaults
+// (config.Defaulter), so that the two cannot disagree.
+func (*Config) EnvDefaults() map[string]string {
+	return map[string]string{
+		"HTTP_METHOD":             webhook.DefaultMethod,
+		"TIMEOUT_MS":              config.Millis(webhook.DefaultTimeout).String(),
+		"CONTENT_TYPE":            webhook.DefaultContentType,
+		"ATTRIBUTE_HEADER_PREFIX": webhook.DefaultAttributePrefix,
+		"IDEMPOTENCY_HEADER":      webhook.DefaultIdempotencyHeader,
+		"MAX_RETRY_AFTER_MS":      config.Millis(webhook.DefaultMaxRetryAfter).String(),
+		"BREAKER_OPEN_MS":         config.Millis(webhook.DefaultBreakerOpen).String(),
+	}
 }
 
 // BatchMode is BATCH_MODE: how a runtime batch becomes requests.
@@ -154,7 +169,7 @@ func (c *Config) engineProblems() []error {
 		if chk.skip {
 			continue
 		}
-		wc := webhook.Config{URL: "http://127.0.0.1/", Method: http.MethodPost, Timeout: time.Second, MaxInFlight: 1,
+		wc := webhook.Config{URL: "http://127.0.0.1/", // every other field at the engine's default
 			Logger: slog.New(slog.DiscardHandler)} // the warnings belong to the running connector, not to validation
 		chk.set(&wc)
 		s, err := webhook.New(wc)
@@ -208,11 +223,8 @@ func (c *Config) webhookConfig() (webhook.Config, error) {
 		MaxRetryAfter: c.MaxRetryAfter.D(), RetryStatuses: c.RetryStatuses, BreakerFailures: c.BreakerFailures, BreakerOpen: c.BreakerOpen.D(),
 		CAFile: c.TLSCAFile, CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile, InsecureSkipVerify: c.TLSSkipVerify,
 	}
-	if c.BreakerFailures == 0 {
-		wc.BreakerFailures = -1
-	}
 	if c.BatchMode == Array {
-		wc.BatchSize = max(c.BatchSize, 2) // the whole runtime batch (per lane) in one array
+		wc.BatchSize = max(c.BatchSize, 2) // a runtime batch in one array, or spread over MAX_IN_FLIGHT arrays
 	}
 	return wc, nil
 }

@@ -366,3 +366,39 @@ func TestNewConnectorUsesTheRuntimeLogger(t *testing.T) {
 		t.Fatalf("logs:\n%s\nwant one line ending %s", logs.String(), want)
 	}
 }
+
+// One configuration layer: with every variable at its documented default the engine is configured
+// with those values, and a variable's zero means what the engine's zero field means
+// (BREAKER_FAILURES=0: no breaker).
+func TestVariablesAndEngineAgree(t *testing.T) {
+	load := func(env ...string) (*Config, webhook.Config) {
+		t.Helper()
+		var cfg Config
+		if err := config.Load(&cfg, append([]string{"DANUBE_SERVICE_URL=http://b:6650", "DANUBE_TOPIC=/default/t",
+			"SUBSCRIPTION_NAME=s", "CONNECTOR_NAME=c", "TARGET_URL=http://x"}, env...)); err != nil {
+			t.Fatal(err)
+		}
+		wc, err := cfg.webhookConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &cfg, wc
+	}
+	_, wc := load()
+	if wc.Method != http.MethodPost || wc.Timeout != 5*time.Second || wc.ContentType != "application/octet-stream" ||
+		wc.AttributePrefix != "X-Danube-Attr-" || wc.IdempotencyHeader != "Idempotency-Key" || wc.RateLimit != 0 ||
+		wc.BreakerFailures != 5 || wc.BreakerOpen != 10*time.Second || wc.MaxRetryAfter != 5*time.Minute {
+		t.Fatalf("defaults gave the engine %+v", wc)
+	}
+	for env, want := range map[string]string{"BREAKER_FAILURES=5": "closed", "BREAKER_FAILURES=0": "disabled"} {
+		cfg, _ := load(env)
+		c, err := New(cfg, WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.sender.BreakerState(); got != want {
+			t.Errorf("%s: breaker %s, want %s", env, got, want)
+		}
+		_ = c.Shutdown(context.Background())
+	}
+}

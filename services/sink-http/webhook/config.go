@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -13,25 +14,36 @@ import (
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
+)
+
+// The defaults of Config's zero fields. They are the one place these defaults live: sink-http's
+// variables take theirs from here.
+const (
+	DefaultMethod            = http.MethodPost
+	DefaultTimeout           = 5 * time.Second
+	DefaultContentType       = "application/octet-stream"
+	DefaultAttributePrefix   = "X-Danube-Attr-"
+	DefaultIdempotencyHeader = "Idempotency-Key"
+	DefaultMaxRetryAfter     = 5 * time.Minute
+	DefaultBreakerOpen       = 10 * time.Second
 )
 
 // Config describes the endpoint and how to talk to it. Only URL is required; the zero value of
-// every other field is a sensible default.
+// every other field is a sensible default (see the Default constants) or turns its feature off.
 type Config struct {
 	URL    string // http or https endpoint
-	Method string // "" = POST
+	Method string // "" = DefaultMethod
 
 	// Timeout bounds each attempt, from dial to the end of the response headers and the excerpt of
-	// the body. 0 = 10 s.
+	// the body. 0 = DefaultTimeout.
 	Timeout time.Duration
 
-	// ContentType is used when a message has no "content-type" attribute. "" = application/octet-stream.
+	// ContentType is used when a message has no "content-type" attribute. "" = DefaultContentType.
 	ContentType string
 	// AttributePrefix names the header carrying each message attribute: prefix + attribute name.
-	// "" = "X-Danube-Attr-"; "-" sends no attribute headers.
+	// "" = DefaultAttributePrefix; "-" sends no attribute headers.
 	AttributePrefix string
-	// IdempotencyHeader carries Message.IdempotencyKey. "" = "Idempotency-Key".
+	// IdempotencyHeader carries Message.IdempotencyKey. "" = DefaultIdempotencyHeader.
 	IdempotencyHeader string
 	// Headers are added to every request (API keys, tenant ids). They cannot override the headers
 	// this package sets itself (content type, identity, signature, auth).
@@ -46,19 +58,16 @@ type Config struct {
 	// Secret, when set, signs each request the Standard Webhooks way (see NewSigner for its form).
 	Secret string
 
-	// MaxInFlight is the number of concurrent requests. Messages with the same routing key go
-	// through the same lane one after another, so their order is kept; messages without a key are
-	// spread over all lanes and carry no order. 0 = 1 (strict order).
+	// MaxInFlight is the number of concurrent requests. Messages with the same routing key are
+	// sent one request after another, so their order is kept; messages without a key carry no
+	// order. 0 = 1 (strict order).
 	MaxInFlight int
-	// BatchSize > 1 sends up to BatchSize messages of a lane as one JSON array body.
+	// BatchSize > 1 sends up to BatchSize messages as one JSON array body.
 	BatchSize int
-	// RateLimit caps requests per second across all lanes; 0 = unlimited.
+	// RateLimit caps requests per second; 0 = unlimited.
 	RateLimit float64
 
-	// Retry is how often and how long to wait before retrying a retryable failure inside Deliver.
-	// The zero value makes exactly one attempt and leaves retrying to the caller.
-	Retry retry.Policy
-	// MaxRetryAfter caps an endpoint's Retry-After. 0 = 5 minutes.
+	// MaxRetryAfter caps an endpoint's Retry-After. 0 = DefaultMaxRetryAfter.
 	MaxRetryAfter time.Duration
 	// RetryStatuses are answers retried although they are client errors, for example 401 and 403
 	// while a rotated credential propagates, instead of dead-lettering every message meanwhile.
@@ -66,9 +75,9 @@ type Config struct {
 
 	// BreakerFailures consecutive retryable failures open the circuit breaker: requests then fail
 	// at once (retryable, ErrBreakerOpen) for BreakerOpen, after which one probe request is let
-	// through; its success closes the breaker. 0 = 5; negative disables the breaker.
+	// through; its success closes the breaker. 0 = no breaker.
 	BreakerFailures int
-	BreakerOpen     time.Duration // 0 = 10 s
+	BreakerOpen     time.Duration // 0 = DefaultBreakerOpen
 
 	// TLS options for https endpoints.
 	CAFile             string // PEM bundle trusted in addition to the system roots
@@ -91,8 +100,6 @@ type Config struct {
 type Hooks struct {
 	// OnAttempt runs after each HTTP attempt: its outcome (nil = 2xx) and how many messages it carried.
 	OnAttempt func(AttemptEvent)
-	// OnRetry runs before each wait for a retry.
-	OnRetry func(RetryEvent)
 	// OnBreaker runs when the circuit breaker changes state ("closed", "open", "half-open").
 	OnBreaker func(from, to string)
 }
@@ -105,89 +112,14 @@ type AttemptEvent struct {
 	Err      error // nil on 2xx
 }
 
-// RetryEvent describes a retry about to happen.
-type RetryEvent struct {
-	Messages int
-	Attempt  int // the attempt that failed (1-based)
-	Wait     time.Duration
-	Err      error
-}
-
+// withDefaults returns c with its zero fields set to their defaults, or the first problem found.
 func (c *Config) withDefaults() (Config, error) {
 	cfg := *c
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return cfg, fmt.Errorf("webhook: URL %q: want an absolute http or https URL", config.URL(cfg.URL))
+	if err := cfg.request(); err != nil {
+		return cfg, err
 	}
-	if cfg.Method == "" {
-		cfg.Method = http.MethodPost
-	}
-	cfg.Method = strings.ToUpper(cfg.Method)
-	switch cfg.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
-	default:
-		return cfg, fmt.Errorf("webhook: Method %q: want POST, PUT or PATCH (the payload is the body)", c.Method)
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	if cfg.ContentType == "" {
-		cfg.ContentType = "application/octet-stream"
-	}
-	if cfg.AttributePrefix == "" {
-		cfg.AttributePrefix = "X-Danube-Attr-"
-	}
-	if cfg.IdempotencyHeader == "" {
-		cfg.IdempotencyHeader = "Idempotency-Key"
-	}
-	if !validName(cfg.IdempotencyHeader) {
-		return cfg, fmt.Errorf("webhook: IdempotencyHeader %q is not a valid header name", cfg.IdempotencyHeader)
-	}
-	if cfg.AttributePrefix != "-" && !validName(cfg.AttributePrefix+"x") {
-		return cfg, fmt.Errorf("webhook: AttributePrefix %q is not a valid header name prefix", cfg.AttributePrefix)
-	}
-	for k, v := range cfg.Headers {
-		if !validName(k) || !validValue(v) {
-			return cfg, fmt.Errorf("webhook: Headers: %q is not a valid header name or its value has control characters", k)
-		}
-	}
-	if cfg.BearerToken != "" && (cfg.BasicUser != "" || cfg.BasicPassword != "") {
-		return cfg, fmt.Errorf("webhook: BearerToken and BasicUser/BasicPassword are both set; use one")
-	}
-	if cfg.MaxInFlight < 0 {
-		return cfg, fmt.Errorf("webhook: MaxInFlight %d: must not be negative", cfg.MaxInFlight)
-	}
-	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = 1
-	}
-	if cfg.BatchSize < 0 {
-		return cfg, fmt.Errorf("webhook: BatchSize %d: must not be negative", cfg.BatchSize)
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 1
-	}
-	if cfg.RateLimit < 0 {
-		return cfg, fmt.Errorf("webhook: RateLimit %g: must not be negative", cfg.RateLimit)
-	}
-	for _, code := range cfg.RetryStatuses {
-		if code < 100 || code > 599 {
-			return cfg, fmt.Errorf("webhook: RetryStatuses: %d is not an HTTP status", code)
-		}
-	}
-	if cfg.MaxRetryAfter <= 0 {
-		cfg.MaxRetryAfter = 5 * time.Minute
-	}
-	if cfg.BreakerFailures == 0 {
-		cfg.BreakerFailures = 5
-	}
-	if cfg.BreakerOpen <= 0 {
-		cfg.BreakerOpen = 10 * time.Second
-	}
-	if cfg.BodyExcerpt <= 0 {
-		cfg.BodyExcerpt = 512
-	}
-	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return cfg, fmt.Errorf("webhook: CertFile %q and KeyFile %q: set both or neither", cfg.CertFile, cfg.KeyFile)
+	if err := cfg.limits(); err != nil {
+		return cfg, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -195,8 +127,76 @@ func (c *Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
+// request defaults and checks what shapes a request: URL, method, headers and credentials.
+func (c *Config) request() error {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("webhook: URL %q: want an absolute http or https URL", config.URL(c.URL))
+	}
+	method := strings.ToUpper(cmp.Or(c.Method, DefaultMethod))
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return fmt.Errorf("webhook: Method %q: want POST, PUT or PATCH (the payload is the body)", c.Method)
+	}
+	c.Method = method
+	c.ContentType = cmp.Or(c.ContentType, DefaultContentType)
+	c.AttributePrefix = cmp.Or(c.AttributePrefix, DefaultAttributePrefix)
+	c.IdempotencyHeader = cmp.Or(c.IdempotencyHeader, DefaultIdempotencyHeader)
+	if !validName(c.IdempotencyHeader) {
+		return fmt.Errorf("webhook: IdempotencyHeader %q is not a valid header name", c.IdempotencyHeader)
+	}
+	if c.AttributePrefix != "-" && !validName(c.AttributePrefix+"x") {
+		return fmt.Errorf("webhook: AttributePrefix %q is not a valid header name prefix", c.AttributePrefix)
+	}
+	for k, v := range c.Headers {
+		if !validName(k) || !validValue(v) {
+			return fmt.Errorf("webhook: Headers: %q is not a valid header name or its value has control characters", k)
+		}
+	}
+	if c.BearerToken != "" && (c.BasicUser != "" || c.BasicPassword != "") {
+		return fmt.Errorf("webhook: BearerToken and BasicUser/BasicPassword are both set; use one")
+	}
+	return nil
+}
+
+// limits defaults and checks the numbers (concurrency, timeouts, breaker) and the TLS pair.
+func (c *Config) limits() error {
+	switch {
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("webhook: MaxInFlight %d: must not be negative", c.MaxInFlight)
+	case c.BatchSize < 0:
+		return fmt.Errorf("webhook: BatchSize %d: must not be negative", c.BatchSize)
+	case c.RateLimit < 0:
+		return fmt.Errorf("webhook: RateLimit %g: must not be negative", c.RateLimit)
+	case c.BreakerFailures < 0:
+		return fmt.Errorf("webhook: BreakerFailures %d: must not be negative", c.BreakerFailures)
+	case (c.CertFile == "") != (c.KeyFile == ""):
+		return fmt.Errorf("webhook: CertFile %q and KeyFile %q: set both or neither", c.CertFile, c.KeyFile)
+	}
+	for _, code := range c.RetryStatuses {
+		if code < 100 || code > 599 {
+			return fmt.Errorf("webhook: RetryStatuses: %d is not an HTTP status", code)
+		}
+	}
+	c.MaxInFlight, c.BatchSize = max(c.MaxInFlight, 1), max(c.BatchSize, 1)
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if c.BreakerOpen <= 0 {
+		c.BreakerOpen = DefaultBreakerOpen
+	}
+	if c.BodyExcerpt <= 0 {
+		c.BodyExcerpt = 512
+	}
+	return nil
+}
+
 // newTransport builds a transport tuned for many small requests to one host: enough idle
-// connections for every lane, keep-alives, HTTP/2 when the server offers it.
+// connections for every concurrent request, keep-alives, HTTP/2 when the server offers it.
 func newTransport(cfg *Config) (*http.Transport, error) {
 	tc, err := tlsConfig(cfg)
 	if err != nil {

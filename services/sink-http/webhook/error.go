@@ -11,12 +11,11 @@ import (
 
 // Error is the outcome of a delivery that did not get a 2xx answer.
 type Error struct {
-	Status   int           // HTTP status; 0 when no response arrived
-	Body     string        // the start of the response body (Config.BodyExcerpt bytes)
-	After    time.Duration // the endpoint's Retry-After, if it sent one
-	Attempts int           // requests made for this message
-	Err      error         // the cause when no response arrived (network error, timeout, ...)
-	retry    bool
+	Status int           // HTTP status; 0 when no response arrived
+	Body   string        // the start of the response body (Config.BodyExcerpt bytes)
+	After  time.Duration // the endpoint's Retry-After, if it sent one
+	Err    error         // the cause when no response arrived (network error, timeout, ...)
+	retry  bool
 }
 
 // Sentinel causes, for errors.Is.
@@ -46,9 +45,6 @@ func (e *Error) Error() string {
 	}
 	if e.After > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.After)
-	}
-	if e.Attempts > 1 {
-		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
 	return b.String()
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/keyed"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/time/rate"
@@ -138,166 +137,98 @@ func (s *Sender) Close() error {
 }
 
 // Deliver sends msgs and returns one result per message, in the same order: nil when the endpoint
-// answered 2xx, else an *Error (see the package doc). Up to MaxInFlight requests run at once;
-// messages with the same routing key are sent one after another in slice order, and once one of
-// them fails retryably the later ones are not sent (ErrOrderBlocked). With MaxInFlight 1 the whole
-// slice is sent in order and a retryable failure blocks every later message. With Config.Retry set,
-// retryable failures are retried inside Deliver before they are reported. When ctx ends, messages
-// not yet delivered report a retryable error wrapping ctx.Err().
+// answered 2xx, else an *Error (see the package doc). Each message is sent once; retrying a
+// retryable failure is the caller's (the connector runtime's RETRY_* policy). Up to MaxInFlight
+// requests run at once, each carrying up to BatchSize messages (spread over MaxInFlight requests
+// when fewer would carry them all, so that they are sent concurrently); messages with the same routing key
+// are sent one request after another in slice order, and once one of them fails retryably the
+// later ones are not sent (ErrOrderBlocked). With MaxInFlight 1 the whole slice is sent in order
+// and a retryable failure blocks every later message. When ctx ends, messages not yet delivered
+// report a retryable error wrapping ctx.Err().
 func (s *Sender) Deliver(ctx context.Context, msgs []Message) []error {
 	errs := make([]error, len(msgs))
-	if len(msgs) == 0 {
+	switch len(msgs) {
+	case 0:
 		return errs
-	}
-	if len(msgs) == 1 { // the streaming runtime's call: no scheduling needed
+	case 1: // the streaming runtime's call: no scheduling needed
 		errs[0] = s.send(ctx, msgs, []int{0})
 		return errs
 	}
-	if s.cfg.MaxInFlight == 1 {
-		all := make([]int, len(msgs))
-		for i := range all {
-			all[i] = i
-		}
-		s.runLane(ctx, msgs, all, errs, true)
-		return errs
+	d := &delivery{s: s, ctx: ctx, msgs: msgs, errs: errs, strict: s.cfg.MaxInFlight == 1}
+	in := make(chan int, len(msgs)) // all at once, so that requests can carry several messages
+	for i := range msgs {
+		in <- i
 	}
-	if s.cfg.BatchSize > 1 {
-		s.deliverLanes(ctx, msgs, errs)
-	} else {
-		s.deliverByKey(ctx, msgs, errs)
-	}
+	close(in)
+	perRequest := min(s.cfg.BatchSize, (len(msgs)+s.cfg.MaxInFlight-1)/s.cfg.MaxInFlight)
+	sched := keyed.Scheduler[string, int]{Key: d.key, Run: d.run, Drop: d.cancelled, Workers: s.cfg.MaxInFlight, Batch: perRequest}
+	_ = sched.Serve(context.Background(), ctx, in) // run never fails: nothing halts it
 	return errs
 }
 
-// deliverByKey runs MaxInFlight workers that each take the next key with messages left and send
-// that key's oldest message: a key is never in flight twice, so its order holds, and no worker
-// idles while any key has work (better balance than fixed lanes when keys are few or skewed).
-// Messages without a key are independent of each other.
-func (s *Sender) deliverByKey(ctx context.Context, msgs []Message, errs []error) {
-	queues := make([][]int, 0, len(msgs))
-	byKey := make(map[string]int)
-	for i := range msgs {
-		k := msgs[i].Key
-		if k == "" {
-			queues = append(queues, []int{i})
-			continue
-		}
-		q, ok := byKey[k]
-		if !ok {
-			q = len(queues)
-			byKey[k] = q
-			queues = append(queues, nil)
-		}
-		queues[q] = append(queues[q], i)
-	}
-	ready := make(chan int, len(queues)) // each queue is in the channel at most once
-	for q := range queues {
-		ready <- q
-	}
-	var left atomic.Int64
-	left.Store(int64(len(queues)))
-	var wg sync.WaitGroup
-	for range min(s.cfg.MaxInFlight, len(queues)) {
-		wg.Go(func() {
-			for q := range ready {
-				idx := queues[q]
-				i := idx[0]
-				if err := ctx.Err(); err != nil {
-					errs[i] = &Error{Err: err, retry: true}
-				} else {
-					errs[i] = s.send(ctx, msgs, idx[:1])
-				}
-				queues[q] = idx[1:]
-				if errs[i] != nil && IsRetryable(errs[i]) {
-					for _, j := range idx[1:] { // keep the key's order: do not send past a failure
-						errs[j] = &Error{Err: ErrOrderBlocked, retry: true}
-						if ctx.Err() != nil {
-							errs[j] = &Error{Err: ctx.Err(), retry: true}
-						}
-					}
-					queues[q] = nil
-				}
-				if len(queues[q]) > 0 {
-					ready <- q
-				} else if left.Add(-1) == 0 {
-					close(ready)
-				}
-			}
-		})
-	}
-	wg.Wait()
+// delivery is one Deliver call: its messages, by index, scheduled in per-key order.
+type delivery struct {
+	s      *Sender
+	ctx    context.Context
+	msgs   []Message
+	errs   []error
+	strict bool // MaxInFlight 1: one order for all messages
+
+	mu      sync.Mutex
+	blocked map[string]bool // ordering keys with a retryable failure: later messages are not sent
 }
 
-// deliverLanes splits msgs over MaxInFlight lanes by key hash (messages without a key spread
-// evenly), so each lane can pack several keys into one batch request while keeping key order.
-func (s *Sender) deliverLanes(ctx context.Context, msgs []Message, errs []error) {
-	n := min(s.cfg.MaxInFlight, len(msgs))
-	lanes := make([][]int, n)
-	spread := 0
-	for i := range msgs {
-		l := spread % n
-		if k := msgs[i].Key; k != "" {
-			h := fnv.New32a()
-			h.Write([]byte(k))
-			l = int(h.Sum32() % uint32(n))
+// key is message i's ordering key: its routing key, or one key for all in strict order.
+func (d *delivery) key(i int) (string, bool) {
+	if d.strict {
+		return "", true
+	}
+	return d.msgs[i].Key, d.msgs[i].Key != ""
+}
+
+// run sends, as one request, the messages of batch that no earlier failure of their key blocks.
+func (d *delivery) run(ctx context.Context, batch []int) error {
+	if ctx.Err() != nil {
+		d.cancelled(batch)
+		return nil
+	}
+	send := make([]int, 0, len(batch))
+	d.mu.Lock()
+	for _, i := range batch {
+		if k, ordered := d.key(i); ordered && d.blocked[k] {
+			d.errs[i] = &Error{Err: ErrOrderBlocked, retry: true}
 		} else {
-			spread++
-		}
-		lanes[l] = append(lanes[l], i)
-	}
-	var wg sync.WaitGroup
-	for _, idx := range lanes {
-		if len(idx) > 0 {
-			wg.Go(func() { s.runLane(ctx, msgs, idx, errs, false) })
+			send = append(send, i)
 		}
 	}
-	wg.Wait()
+	d.mu.Unlock()
+	if len(send) == 0 {
+		return nil
+	}
+	slices.Sort(send) // a request lists its messages in topic order
+	err := d.s.send(ctx, d.msgs, send)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, i := range send {
+		d.errs[i] = err
+		if k, ordered := d.key(i); ordered && IsRetryable(err) {
+			if d.blocked == nil {
+				d.blocked = map[string]bool{}
+			}
+			d.blocked[k] = true
+		}
+	}
+	return nil
 }
 
-// runLane sends the messages idx (in order) one request at a time, BatchSize messages per request.
-// After a retryable failure, later messages with the same key are not sent; with strict, no later
-// message is sent at all (the sequential mode keeps the whole topic order).
-func (s *Sender) runLane(ctx context.Context, msgs []Message, idx []int, errs []error, strict bool) {
-	var failed map[string]bool
-	blocked := false
-	batch := make([]int, 0, s.cfg.BatchSize)
-	for pos := 0; pos < len(idx); {
-		if err := ctx.Err(); err != nil {
-			for _, i := range idx[pos:] {
-				errs[i] = &Error{Err: err, retry: true}
-			}
-			return
-		}
-		batch = batch[:0]
-		for pos < len(idx) && len(batch) < s.cfg.BatchSize {
-			i := idx[pos]
-			pos++
-			if k := msgs[i].Key; blocked || (k != "" && failed[k]) {
-				errs[i] = &Error{Err: ErrOrderBlocked, retry: true}
-				continue
-			}
-			batch = append(batch, i)
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		err := s.send(ctx, msgs, batch)
-		for _, i := range batch {
-			errs[i] = err
-			if err != nil && IsRetryable(err) && strict {
-				blocked = true
-			}
-			if err != nil && IsRetryable(err) && msgs[i].Key != "" {
-				if failed == nil {
-					failed = map[string]bool{}
-				}
-				failed[msgs[i].Key] = true
-			}
-		}
+// cancelled reports messages not sent because the Deliver context ended.
+func (d *delivery) cancelled(batch []int) {
+	for _, i := range batch {
+		d.errs[i] = &Error{Err: d.ctx.Err(), retry: true}
 	}
 }
 
-// send delivers one request's worth of messages, retrying by policy. It returns nil or an *Error.
+// send delivers one request's worth of messages. It returns nil or an *Error.
 func (s *Sender) send(ctx context.Context, msgs []Message, batch []int) error {
 	var (
 		body []byte
@@ -321,24 +252,10 @@ func (s *Sender) send(ctx context.Context, msgs []Message, batch []int) error {
 			return &Error{Err: fmt.Errorf("encoding the batch body: %w", err)}
 		}
 	}
-	for attempt := 1; ; attempt++ {
-		e := s.attempt(ctx, body, hdr, id, len(batch))
-		if e == nil {
-			return nil
-		}
-		e.Attempts = attempt
-		if !e.retry || ctx.Err() != nil || !s.cfg.Retry.Allows(attempt) {
-			return e
-		}
-		wait := s.cfg.Retry.Delay(attempt, e)
-		if s.cfg.Hooks.OnRetry != nil {
-			s.cfg.Hooks.OnRetry(RetryEvent{Messages: len(batch), Attempt: attempt, Wait: wait, Err: e})
-		}
-		s.log.Debug("webhook delivery failed; retrying", "id", id, "attempt", attempt, "wait", wait, "err", e)
-		if retry.Sleep(ctx, wait) != nil {
-			return e
-		}
+	if e := s.attempt(ctx, body, hdr, id, len(batch)); e != nil {
+		return e
 	}
+	return nil
 }
 
 // attempt makes one request through the rate limiter and the circuit breaker.

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"go.uber.org/goleak"
 )
 
@@ -77,8 +76,37 @@ func newSender(t *testing.T, cfg Config) *Sender {
 	return s
 }
 
-// fastRetry retries forever with millisecond waits.
-var fastRetry = retry.Policy{Kind: retry.Linear, Base: time.Millisecond, Max: 5 * time.Millisecond, MaxRetries: -1}
+// untilDelivered calls Deliver with msgs until every message is delivered, as the runtime retries
+// (waiting for an endpoint's Retry-After or an open breaker), and returns each call's results.
+func untilDelivered(t *testing.T, s *Sender, msgs ...Message) [][]error {
+	t.Helper()
+	var calls [][]error
+	for range 100 {
+		errs := s.Deliver(context.Background(), msgs)
+		calls = append(calls, errs)
+		var wait time.Duration
+		left := msgs[:0:0]
+		for i, err := range errs {
+			var e *Error
+			switch {
+			case err == nil:
+				continue
+			case !IsRetryable(err):
+				t.Fatalf("message %d rejected: %v", i, err)
+			case errors.As(err, &e):
+				wait = max(wait, e.After)
+			}
+			left = append(left, msgs[i])
+		}
+		if len(left) == 0 {
+			return calls
+		}
+		msgs = left
+		time.Sleep(wait)
+	}
+	t.Fatalf("not delivered after 100 calls: %v", calls[len(calls)-1])
+	return nil
+}
 
 func msg(topic string, off uint64, key, payload string) Message {
 	return Message{Topic: topic, Offset: off, Key: key, Payload: []byte(payload), PublishTime: time.UnixMilli(1700000000123)}
@@ -183,20 +211,19 @@ func TestIdempotencyKeyIsIdentity(t *testing.T) {
 	}
 }
 
-func TestServerErrorsAreRetriedUntilSuccessWithTheSameKey(t *testing.T) {
+func TestServerErrorsAreRetryableAndRetriesKeepTheKey(t *testing.T) {
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n <= 2 {
 			http.Error(w, "db down", http.StatusInternalServerError)
 		}
 	})
-	var retries atomic.Int32
-	s := newSender(t, Config{URL: rc.srv.URL, Retry: fastRetry, Hooks: Hooks{OnRetry: func(RetryEvent) { retries.Add(1) }}})
-	if err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]; err != nil {
-		t.Fatal(err)
+	s := newSender(t, Config{URL: rc.srv.URL})
+	if calls := untilDelivered(t, s, msg("/a/b", 1, "", "p")); len(calls) != 3 {
+		t.Fatalf("delivered on call %d, want 3", len(calls))
 	}
 	hits := rc.all()
-	if len(hits) != 3 || retries.Load() != 2 {
-		t.Fatalf("%d requests, %d retries; want 3 and 2", len(hits), retries.Load())
+	if len(hits) != 3 {
+		t.Fatalf("%d requests, want one per call: 3", len(hits))
 	}
 	for _, h := range hits {
 		if h.Header.Get("Idempotency-Key") != hits[0].Header.Get("Idempotency-Key") || string(h.Body) != "p" {
@@ -205,11 +232,11 @@ func TestServerErrorsAreRetriedUntilSuccessWithTheSameKey(t *testing.T) {
 	}
 }
 
-func TestWithoutRetryPolicyOneAttemptReportsRetryable(t *testing.T) {
+func TestOneAttemptReportsRetryable(t *testing.T) {
 	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 	})
-	s := newSender(t, Config{URL: rc.srv.URL, BreakerFailures: -1})
+	s := newSender(t, Config{URL: rc.srv.URL})
 	err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]
 	var e *Error
 	if !errors.As(err, &e) || !e.Retryable() || e.Status != 503 || e.Body != "overloaded\n" {
@@ -223,24 +250,21 @@ func TestWithoutRetryPolicyOneAttemptReportsRetryable(t *testing.T) {
 	}
 }
 
-func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
+func TestTooManyRequestsReportsRetryAfter(t *testing.T) {
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
 	})
-	var waits []time.Duration
-	s := newSender(t, Config{URL: rc.srv.URL, Retry: fastRetry, Hooks: Hooks{OnRetry: func(e RetryEvent) { waits = append(waits, e.Wait) }}})
-	if err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]; err != nil {
-		t.Fatal(err)
+	s := newSender(t, Config{URL: rc.srv.URL})
+	calls := untilDelivered(t, s, msg("/a/b", 1, "", "p"))
+	var e *Error
+	if len(calls) != 2 || !errors.As(calls[0][0], &e) || e.Status != 429 || e.After != time.Second {
+		t.Fatalf("results %v; want a 429 asking for 1s, then delivery", calls)
 	}
-	hits := rc.all()
-	if len(hits) != 2 || len(waits) != 1 || waits[0] != time.Second {
-		t.Fatalf("%d requests, waits %v; want 2 requests and one 1s wait", len(hits), waits)
-	}
-	if gap := hits[1].At.Sub(hits[0].At); gap < time.Second {
-		t.Fatalf("retried after %s, before the endpoint's Retry-After", gap)
+	if hits := rc.all(); len(hits) != 2 || hits[1].At.Sub(hits[0].At) < time.Second {
+		t.Fatalf("%d requests; the second one came before the endpoint's Retry-After", len(hits))
 	}
 }
 
@@ -266,10 +290,10 @@ func TestClientErrorIsRejectedWithStatusAndBodyStart(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		_, _ = io.WriteString(w, `{"error":"field amount is required"}`+strings.Repeat(".", 4096))
 	})
-	s := newSender(t, Config{URL: rc.srv.URL, Retry: fastRetry, BodyExcerpt: 36})
+	s := newSender(t, Config{URL: rc.srv.URL, BodyExcerpt: 36})
 	err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]
 	var e *Error
-	if !errors.As(err, &e) || e.Retryable() || IsRetryable(err) || e.Status != 400 || e.Attempts != 1 {
+	if !errors.As(err, &e) || e.Retryable() || IsRetryable(err) || e.Status != 400 {
 		t.Fatalf("got %#v", err)
 	}
 	if want := `webhook: 400 Bad Request: "{\"error\":\"field amount is required\"}"`; err.Error() != want {
@@ -280,39 +304,35 @@ func TestClientErrorIsRejectedWithStatusAndBodyStart(t *testing.T) {
 	}
 }
 
-func TestRequestTimeoutStatusIsRetried(t *testing.T) {
+func TestRequestTimeoutStatusIsRetryable(t *testing.T) {
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			w.WriteHeader(http.StatusRequestTimeout)
 		}
 	})
-	s := newSender(t, Config{URL: rc.srv.URL, Retry: fastRetry})
-	if err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]; err != nil || len(rc.all()) != 2 {
-		t.Fatalf("err %v after %d requests", err, len(rc.all()))
+	s := newSender(t, Config{URL: rc.srv.URL})
+	if calls := untilDelivered(t, s, msg("/a/b", 1, "", "p")); len(calls) != 2 || len(rc.all()) != 2 {
+		t.Fatalf("results %v after %d requests; want the 408 retried", calls, len(rc.all()))
 	}
 }
 
-func TestSlowResponseTimesOutAndIsRetried(t *testing.T) {
+func TestSlowResponseTimesOutRetryably(t *testing.T) {
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n == 1 {
 			<-r.Context().Done() // hang until the client gives up
 		}
 	})
-	var first error
-	s := newSender(t, Config{URL: rc.srv.URL, Timeout: 50 * time.Millisecond, Retry: fastRetry,
-		Hooks: Hooks{OnRetry: func(e RetryEvent) { first = e.Err }}})
-	if err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]; err != nil {
-		t.Fatal(err)
-	}
-	if want := "webhook: POST " + rc.srv.URL + ": no response within 50ms"; first == nil || first.Error() != want {
-		t.Fatalf("first failure %v, want %q", first, want)
+	s := newSender(t, Config{URL: rc.srv.URL, Timeout: 50 * time.Millisecond})
+	calls := untilDelivered(t, s, msg("/a/b", 1, "", "p"))
+	if want := "webhook: POST " + rc.srv.URL + ": no response within 50ms"; len(calls) != 2 || calls[0][0].Error() != want {
+		t.Fatalf("results %v, want %q, then delivery", calls, want)
 	}
 	if len(rc.all()) != 2 {
 		t.Fatalf("%d requests, want 2", len(rc.all()))
 	}
 }
 
-func TestConnectionResetIsRetried(t *testing.T) {
+func TestConnectionResetIsRetryable(t *testing.T) {
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			conn, _, err := http.NewResponseController(w).Hijack()
@@ -323,14 +343,11 @@ func TestConnectionResetIsRetried(t *testing.T) {
 			_ = conn.Close()
 		}
 	})
-	var first error
-	s := newSender(t, Config{URL: rc.srv.URL, Retry: fastRetry, Hooks: Hooks{OnRetry: func(e RetryEvent) { first = e.Err }}})
-	if err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]; err != nil {
-		t.Fatal(err)
-	}
+	s := newSender(t, Config{URL: rc.srv.URL})
+	calls := untilDelivered(t, s, msg("/a/b", 1, "", "p"))
 	var e *Error
-	if !errors.As(first, &e) || e.Status != 0 || e.Err == nil || !e.Retryable() {
-		t.Fatalf("first failure %#v", first)
+	if len(calls) != 2 || !errors.As(calls[0][0], &e) || e.Status != 0 || e.Err == nil || !e.Retryable() {
+		t.Fatalf("results %v", calls)
 	}
 	if len(rc.all()) != 2 {
 		t.Fatalf("%d requests, want 2", len(rc.all()))
@@ -345,19 +362,12 @@ func TestEndpointDownThenBackLosesNothing(t *testing.T) {
 	addr := ln.Addr().String()
 	_ = ln.Close() // endpoint down: connection refused
 
-	retried := make(chan struct{}, 100)
-	s := newSender(t, Config{URL: "http://" + addr + "/hook", Retry: fastRetry, BreakerFailures: -1, MaxInFlight: 2,
-		Hooks: Hooks{OnRetry: func(RetryEvent) {
-			select {
-			case retried <- struct{}{}:
-			default:
-			}
-		}}})
+	s := newSender(t, Config{URL: "http://" + addr + "/hook", MaxInFlight: 2})
 	msgs := []Message{msg("/a/b", 1, "k1", "1"), msg("/a/b", 2, "k2", "2"), msg("/a/b", 3, "k1", "3"), msg("/a/b", 4, "k2", "4")}
-	done := make(chan []error, 1)
-	go func() { done <- s.Deliver(context.Background(), msgs) }()
-	for range 5 {
-		<-retried
+	for i, err := range s.Deliver(context.Background(), msgs) {
+		if !IsRetryable(err) || (i >= 2) != errors.Is(err, ErrOrderBlocked) {
+			t.Fatalf("message %d while the endpoint is down: %v; want a retryable failure, the later ones of each key not sent", i, err)
+		}
 	}
 	// Back up on the same address.
 	ln, err = net.Listen("tcp", addr)
@@ -368,11 +378,7 @@ func TestEndpointDownThenBackLosesNothing(t *testing.T) {
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(rc.serve)}}
 	srv.Start()
 	defer srv.Close()
-	for i, err := range <-done {
-		if err != nil {
-			t.Errorf("message %d: %v", i, err)
-		}
-	}
+	untilDelivered(t, s, msgs...)
 	got := map[string][]string{}
 	for _, h := range rc.all() {
 		k := h.Header.Get("X-Danube-Key")
@@ -396,7 +402,7 @@ func TestCircuitBreakerStopsHammeringAndProbes(t *testing.T) {
 		}
 	})
 	var probes atomic.Int32
-	s := newSender(t, Config{URL: rc.srv.URL, Retry: fastRetry, BreakerFailures: 3, BreakerOpen: 20 * time.Millisecond,
+	s := newSender(t, Config{URL: rc.srv.URL, BreakerFailures: 3, BreakerOpen: 20 * time.Millisecond,
 		Hooks: Hooks{OnBreaker: func(from, to string) {
 			mu.Lock()
 			events = append(events, from+">"+to)
@@ -405,9 +411,7 @@ func TestCircuitBreakerStopsHammeringAndProbes(t *testing.T) {
 				healthy.Store(true) // the endpoint comes back after the third probe is let through
 			}
 		}}})
-	if err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "p")})[0]; err != nil {
-		t.Fatal(err)
-	}
+	untilDelivered(t, s, msg("/a/b", 1, "", "p"))
 	mu.Lock()
 	defer mu.Unlock()
 	got := strings.Join(events, " ")
@@ -449,7 +453,7 @@ func TestConcurrencyKeepsOrderPerKey(t *testing.T) {
 		if cur.Load() == inFlight {
 			gateOnce.Do(func() { close(gate) })
 		}
-		select { // hold the first requests until all lanes are busy at once
+		select { // hold the first requests until all workers are busy at once
 		case <-gate:
 		case <-time.After(5 * time.Second):
 		}
@@ -500,7 +504,7 @@ func TestFailedMessageBlocksLaterMessagesOfItsKey(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	s := newSender(t, Config{URL: rc.srv.URL, BreakerFailures: -1, MaxInFlight: 2})
+	s := newSender(t, Config{URL: rc.srv.URL, MaxInFlight: 2})
 	errs := s.Deliver(context.Background(), []Message{
 		msg("/a/b", 1, "a", "a1"), msg("/a/b", 2, "b", "b1"), msg("/a/b", 3, "a", "a2"), msg("/a/b", 4, "b", "b2"),
 	})
@@ -625,18 +629,20 @@ func TestRedirects(t *testing.T) {
 }
 
 func TestCancelledContextReportsRetryable(t *testing.T) {
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
-	s := newSender(t, Config{URL: rc.srv.URL, Retry: retry.Policy{Base: time.Hour, MaxRetries: -1}})
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cfg.Hooks.OnRetry = func(RetryEvent) { cancel() }
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		cancel()
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	s := newSender(t, Config{URL: rc.srv.URL})
 	errs := s.Deliver(ctx, []Message{msg("/a/b", 1, "", "x"), msg("/a/b", 2, "", "y")})
 	for i, err := range errs {
 		if !IsRetryable(err) {
 			t.Errorf("message %d: %v is not retryable", i, err)
 		}
 	}
-	if !errors.Is(errs[1], context.Canceled) {
-		t.Errorf("unsent message: %v", errs[1])
+	if !errors.Is(errs[1], context.Canceled) || len(rc.all()) != 1 {
+		t.Errorf("unsent message: %v after %d requests", errs[1], len(rc.all()))
 	}
 }
 
@@ -648,6 +654,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{Config{URL: "ftp://x"}, `webhook: URL "ftp://x": want an absolute http or https URL`},
 		{Config{URL: "http://x", Method: "get"}, `webhook: Method "get": want POST, PUT or PATCH (the payload is the body)`},
 		{Config{URL: "http://x", MaxInFlight: -1}, `webhook: MaxInFlight -1: must not be negative`},
+		{Config{URL: "http://x", BreakerFailures: -1}, `webhook: BreakerFailures -1: must not be negative`},
 		{Config{URL: "http://x", BearerToken: "t", BasicUser: "u"}, `webhook: BearerToken and BasicUser/BasicPassword are both set; use one`},
 		{Config{URL: "http://x", Headers: map[string]string{"bad name": "v"}}, `webhook: Headers: "bad name" is not a valid header name or its value has control characters`},
 		{Config{URL: "http://x", CertFile: "c.pem"}, `webhook: CertFile "c.pem" and KeyFile "": set both or neither`},
@@ -661,7 +668,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 }
 
-func TestBatchLanesKeepKeyOrder(t *testing.T) {
+func TestBatchesKeepKeyOrder(t *testing.T) {
 	rc := newReceiver(t, nil)
 	s := newSender(t, Config{URL: rc.srv.URL, BatchSize: 4, MaxInFlight: 3})
 	var msgs []Message
@@ -705,13 +712,37 @@ func TestBatchLanesKeepKeyOrder(t *testing.T) {
 	}
 }
 
+// Messages that one request could carry are spread over MaxInFlight requests, sent concurrently.
+func TestBatchesSpreadOverMaxInFlight(t *testing.T) {
+	rc := newReceiver(t, nil)
+	s := newSender(t, Config{URL: rc.srv.URL, BatchSize: 100, MaxInFlight: 3})
+	var msgs []Message
+	for i := range 12 {
+		msgs = append(msgs, msg("/a/b", uint64(i), fmt.Sprint("k", i%6), fmt.Sprint(i)))
+	}
+	for i, err := range s.Deliver(context.Background(), msgs) {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	hits := rc.all()
+	if len(hits) != 3 {
+		t.Fatalf("%d requests, want 3", len(hits))
+	}
+	for _, h := range hits {
+		if n := h.Header.Get("X-Danube-Batch-Size"); n != "4" {
+			t.Fatalf("a request of %s messages, want 4", n)
+		}
+	}
+}
+
 func TestSequentialModeKeepsTopicOrder(t *testing.T) {
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			w.WriteHeader(http.StatusBadGateway)
 		}
 	})
-	s := newSender(t, Config{URL: rc.srv.URL, BreakerFailures: -1})
+	s := newSender(t, Config{URL: rc.srv.URL})
 	errs := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "1"), msg("/a/b", 2, "x", "2"), msg("/a/b", 3, "", "3")})
 	if !IsRetryable(errs[0]) || !errors.Is(errs[1], ErrOrderBlocked) || !errors.Is(errs[2], ErrOrderBlocked) {
 		t.Fatalf("results %v", errs)
@@ -727,9 +758,9 @@ func TestRetryStatusesMakeClientErrorsRetryable(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 		}
 	})
-	s := newSender(t, Config{URL: rc.srv.URL, RetryStatuses: []int{401, 403}, Retry: fastRetry})
-	if err := s.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "x")})[0]; err != nil || len(rc.all()) != 2 {
-		t.Fatalf("err %v after %d requests; want the 401 retried", err, len(rc.all()))
+	s := newSender(t, Config{URL: rc.srv.URL, RetryStatuses: []int{401, 403}})
+	if calls := untilDelivered(t, s, msg("/a/b", 1, "", "x")); len(calls) != 2 || len(rc.all()) != 2 {
+		t.Fatalf("results %v after %d requests; want the 401 retried", calls, len(rc.all()))
 	}
 	if _, err := New(Config{URL: rc.srv.URL, RetryStatuses: []int{42}}); err == nil || err.Error() != "webhook: RetryStatuses: 42 is not an HTTP status" {
 		t.Fatalf("bad status accepted: %v", err)

@@ -96,14 +96,14 @@ func TestTLSWithCAFileAndClientCertificate(t *testing.T) {
 	}
 
 	// Without the client certificate the server refuses the handshake.
-	s2 := newSender(t, Config{URL: srv.URL, CAFile: caFile, BreakerFailures: -1})
+	s2 := newSender(t, Config{URL: srv.URL, CAFile: caFile})
 	err := s2.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "x")})[0]
 	if err == nil || !IsRetryable(err) || hits.Load() != 1 {
 		t.Fatalf("without client cert: err %v, hits %d", err, hits.Load())
 	}
 
 	// Without the CA the server's certificate is not trusted.
-	s3 := newSender(t, Config{URL: srv.URL, CertFile: certFile, KeyFile: keyFile, BreakerFailures: -1})
+	s3 := newSender(t, Config{URL: srv.URL, CertFile: certFile, KeyFile: keyFile})
 	if err := s3.Deliver(context.Background(), []Message{msg("/a/b", 1, "", "x")})[0]; err == nil || !strings.Contains(err.Error(), "x509: certificate signed by unknown authority") {
 		t.Fatalf("without CA: %v", err)
 	}

@@ -2,108 +2,40 @@ package sink
 
 import (
 	"context"
-	"sync"
+
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/keyed"
 )
 
-// streamResult is a record a worker finished: written, dead-lettered, nacked or left unacked.
-type streamResult struct {
-	d   delivery
-	err error // fatal, or RETRY_EXHAUSTED=stop: the sink stops
+// streamKey is a record's ordering domain: its routing key on its topic.
+type streamKey struct{ topic, key string }
+
+// orderKey returns d's ordering domain; a record without a routing key is unordered.
+func orderKey(d delivery) (streamKey, bool) {
+	return streamKey{d.msg.Topic, d.msg.Key}, d.msg.Key != ""
 }
 
-// orderKey is the ordering domain of a record: its routing key on its topic; "" = unordered.
-func orderKey(d delivery) string {
-	if d.msg.Key == "" {
-		return ""
-	}
-	return d.msg.Topic + "\x00" + d.msg.Key
-}
-
-// stream is the loop for a ConcurrentSinkConnector: records flow to concurrent Process calls as they
-// arrive, with no batch barrier. The loop alone owns the scheduling state; a key is handed to at
-// most one worker at a time, and its next record waits in the key's queue until the previous one
-// is finished (written, dead-lettered or nacked), so per-key order holds across retries. Each
-// record is handled like a batch of one: the same retry, dead-letter and RETRY_EXHAUSTED rules, and
-// its ack is queued the moment it is written.
+// stream is the schedule stage of a sink whose connector writes concurrently: records flow to
+// concurrent writes as they arrive, with no batch barrier. A key is handed to at most one worker
+// at a time, and its next record waits in the key's queue until the previous one is finished
+// (written, dead-lettered or nacked), so per-key order holds across retries; at most 2×workers
+// records are taken and not finished, which bounds those queues. Each record is handled like a
+// batch of one: the same retry, dead-letter and RETRY_EXHAUSTED rules, and its ack is queued the
+// moment it is written.
 //
 // On ctx's end intake stops and every record already taken is finished (within the work context,
 // the shutdown timeout). On a fatal error intake stops, records not yet started are left unacked
 // (Danube redelivers them), records in flight are cancelled, and the error is returned.
 func (p *processor[R]) stream(ctx, work context.Context, in <-chan delivery, workers int) error {
-	limit := 2 * workers                // records taken but not finished: a queue behind each busy key, bounded
-	ready := make(chan delivery, limit) // never blocks: at most limit records are pending
-	results := make(chan streamResult, limit)
-	run, halt := context.WithCancel(work)
-	defer halt()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for d := range ready {
-				if run.Err() != nil { // halted by a fatal error: leave it unacked
-					p.host.Metrics.Dropped(1)
-					results <- streamResult{d: d}
-					continue
-				}
-				one := [1]delivery{d}
-				results <- streamResult{d: d, err: p.handle(run, one[:], p.othersWritten)}
-			}
-		})
+	s := keyed.Scheduler[streamKey, delivery]{
+		Key: orderKey,
+		Run: func(ctx context.Context, ds []delivery) error { // a fatal error, or RETRY_EXHAUSTED=stop, halts the stream
+			return p.handle(ctx, ds, p.othersWritten)
+		},
+		Drop:     func(ds []delivery) { p.host.Metrics.Dropped(len(ds)) },
+		Taken:    func(delivery) { p.host.Metrics.Received(1) },
+		Stopping: func(n int) { p.host.Log.Info("stopping: finishing records in flight", "records", n) },
+		Workers:  workers,
+		Pending:  2 * workers,
 	}
-	defer func() {
-		close(ready)
-		wg.Wait()
-	}()
-
-	queues := map[string][]delivery{} // keys in flight → their records waiting, oldest first
-	pending := 0
-	stopping, done := false, ctx.Done()
-	var fatal error
-	for !stopping || pending > 0 {
-		intake := in
-		if stopping || pending >= limit {
-			intake = nil
-		}
-		select {
-		case <-done:
-			p.host.Log.Info("stopping: finishing records in flight", "records", pending)
-			stopping, done = true, nil
-		case d := <-intake:
-			p.host.Metrics.Received(1)
-			pending++
-			k := orderKey(d)
-			if k == "" {
-				ready <- d
-				continue
-			}
-			if q, busy := queues[k]; busy {
-				queues[k] = append(q, d)
-				continue
-			}
-			queues[k] = nil
-			ready <- d
-		case res := <-results:
-			pending--
-			if res.err != nil && fatal == nil {
-				fatal, stopping, done = res.err, true, nil
-				halt()
-			}
-			k := orderKey(res.d)
-			if k == "" {
-				continue
-			}
-			q := queues[k]
-			switch {
-			case len(q) == 0:
-				delete(queues, k)
-			case fatal != nil: // never started: unacked, redelivered after the restart
-				p.host.Metrics.Dropped(len(q))
-				pending -= len(q)
-				delete(queues, k)
-			default:
-				queues[k] = q[1:]
-				ready <- q[0]
-			}
-		}
-	}
-	return fatal
+	return s.Serve(ctx, work, in)
 }
