@@ -163,7 +163,6 @@ func (r RetryExhausted) String() string { return exhaustedNames.Name(r) }
 // UnmarshalText parses "auto", "nack", "stop", "dlq" or "hold".
 func (r *RetryExhausted) UnmarshalText(b []byte) error { return exhaustedNames.Parse(r, b) }
 
-
 // PoisonPolicy is SUBSCRIPTION_POISON_POLICY: the broker's treatment of a message that reached its
 // redelivery limit, applied through the admin API.
 type PoisonPolicy int

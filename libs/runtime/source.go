@@ -17,6 +17,7 @@ import (
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/danube-messaging/danube-connect-go/libs/backoff"
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/watermark"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/keyed"
@@ -248,7 +249,7 @@ func (r *sourceRunner[P]) pollLoop(ctx context.Context) error {
 			wait = r.policy.Delay(failures, err)
 			r.env.log.Warn("poll failed; retrying", "attempt", failures, "wait", wait, "err", err)
 		}
-		_ = retry.Sleep(ctx, wait) // a stop ends the wait and the loop
+		_ = backoff.Sleep(ctx, wait) // a stop ends the wait and the loop
 	}
 	return nil
 }
@@ -498,7 +499,7 @@ func (r *sourceRunner[P]) send(ctx context.Context, p *producer, msg danube.Prod
 		p.warn.Do(func() {
 			r.env.log.Warn("publish failed; retrying until Danube accepts it", "topic", p.topic, "attempt", attempt, "wait", d, "err", err)
 		})
-		if retry.Sleep(r.work, d) != nil {
+		if backoff.Sleep(r.work, d) != nil {
 			return err
 		}
 	}
@@ -605,7 +606,7 @@ func (r *sourceRunner[P]) committer() {
 			failures++
 			wait := r.policy.Next(failures)
 			r.env.log.Warn("commit failed; retrying", "positions", len(ps), "wait", wait, "err", err)
-			if retry.Sleep(r.work, wait) != nil {
+			if backoff.Sleep(r.work, wait) != nil {
 				return
 			}
 		}

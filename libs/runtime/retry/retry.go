@@ -101,12 +101,8 @@ func (p Policy) Do(ctx context.Context, op func(context.Context) error, retryabl
 		if onRetry != nil {
 			onRetry(attempt, d, err)
 		}
-		if werr := Sleep(ctx, d); werr != nil {
+		if werr := backoff.Sleep(ctx, d); werr != nil {
 			return errors.Join(err, werr)
 		}
 	}
 }
-
-// Sleep waits for d or until ctx ends, whichever is first, and returns ctx.Err() in the latter case.
-// It is backoff.Sleep, here so that a loop holding a Policy needs no second import.
-func Sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
