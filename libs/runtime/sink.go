@@ -91,7 +91,7 @@ type sinkRecords struct {
 	batcher BatchSinkConnector // nil: one record per Process call
 }
 
-func (sinkRecords) Init(rec *SinkRecord, ctx context.Context, m *danube.Message) {
+func (sinkRecords) Init(ctx context.Context, rec *SinkRecord, m *danube.Message) {
 	*rec = SinkRecord{Message: m, Partition: m.Topic, ctx: ctx}
 }
 

@@ -447,20 +447,8 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 		err = r.send(ctx, &s.producer, msg)
 	}
 	deadLettered := false
-	if err != nil && r.work.Err() == nil { // refused for good (or too large to send)
-		r.env.metrics.Failed(1, ClassInvalidData.String())
-		if r.dlq != nil {
-			err = r.deadLetter(ctx, s.topic, &out.rec, err)
-			deadLettered = err == nil
-		} else {
-			err = fmt.Errorf("runtime: Danube refused a record for topic %q for good (%s): %w; set DLQ_TOPIC to "+
-				"dead-letter such records and go on", s.topic, describeRecord(&out.rec), err)
-		}
-		if err != nil && r.work.Err() == nil {
-			err = Fatal(err)
-			s.rejected.CompareAndSwap(nil, &err)
-			r.stopIntake(err)
-		}
+	if err != nil && r.work.Err() == nil {
+		deadLettered, err = r.refused(ctx, s, &out.rec, err)
 	}
 	if err != nil {
 		span.RecordError(err)
@@ -485,6 +473,41 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 	<-r.slots
 }
 
+// refused handles a record Danube refused for good (or too large to send): it goes to DLQ_TOPIC,
+// or it stops the source, and the records behind it on its topic are not published.
+func (r *sourceRunner[P]) refused(ctx context.Context, s *sender[P], rec *SourceRecord[P], err error) (deadLettered bool, _ error) {
+	r.env.metrics.Failed(1, ClassInvalidData.String())
+	if r.dlq != nil {
+		err = r.deadLetter(ctx, s.topic, rec, err)
+		deadLettered = err == nil
+	} else {
+		err = fmt.Errorf("runtime: Danube refused a record for topic %q for good (%s): %w; set DLQ_TOPIC to "+
+			"dead-letter such records and go on", s.topic, describeRecord(rec), err)
+	}
+	if err != nil && r.work.Err() == nil {
+		err = Fatal(err)
+		s.rejected.CompareAndSwap(nil, &err)
+		r.stopIntake(err)
+	}
+	return deadLettered, err
+}
+
+// deadLetter publishes the descriptor of rec, refused by Danube for topic with reason, to
+// DLQ_TOPIC, waiting out an outage like any publish.
+func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *SourceRecord[P], reason error) error {
+	d := newDeadRecord(topic, r.cfg.ConnectorName, rec, reason)
+	msg, err := d.message()
+	if err != nil {
+		return err
+	}
+	if err := r.send(ctx, r.dlq, msg); err != nil {
+		return fmt.Errorf("runtime: Danube refused a record for topic %q (%s): %w; and DLQ_TOPIC=%q refused its descriptor: %w",
+			topic, describeRecord(rec), reason, r.cfg.DLQTopic, err)
+	}
+	r.env.log.Warn("record refused by Danube dead-lettered", "topic", topic, "record", describeRecord(rec), "dlq", r.cfg.DLQTopic, "reason", reason)
+	return nil
+}
+
 // send publishes msg on p until Danube acks it, refuses it for good (see permanent) or the work
 // context ends. Anything else (the broker is down, restarting, moving the topic) is retried with
 // backoff for as long as it lasts; the client reconnects underneath and /readyz shows the outage.
@@ -503,28 +526,6 @@ func (r *sourceRunner[P]) send(ctx context.Context, p *producer, msg danube.Prod
 			return err
 		}
 	}
-}
-
-// permanent reports whether Danube (or gRPC) rejected a publish in a way no retry can fix: a
-// malformed or oversized message, a schema or permission refusal (the client has already
-// recreated the producer once for a moved topic), bad credentials. Outages, timeouts, a busy
-// broker and unknown failures are retried.
-func permanent(err error) bool {
-	if errors.Is(err, danube.ErrClosed) {
-		return false
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	switch st.Code() {
-	case grpccodes.InvalidArgument, grpccodes.FailedPrecondition, grpccodes.OutOfRange, grpccodes.Unimplemented,
-		grpccodes.Unauthenticated, grpccodes.PermissionDenied, grpccodes.AlreadyExists:
-		return true
-	case grpccodes.ResourceExhausted: // a busy broker, unless the message exceeds gRPC's size limit
-		return strings.Contains(st.Message(), "larger than max")
-	}
-	return false
 }
 
 // finish gives up on a record at shutdown: it stays uncommitted (the watermark stops before it).

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -33,12 +32,12 @@ const (
 	deadAttrs       = 64
 )
 
-// deadLetter publishes the descriptor of rec, refused by Danube for topic with reason, to
-// DLQ_TOPIC, waiting out an outage like any publish.
-func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *SourceRecord[P], reason error) error {
+// newDeadRecord describes rec, refused by Danube for topic with reason, for DLQ_TOPIC; message
+// is what is published.
+func newDeadRecord[P any](topic, connector string, rec *SourceRecord[P], reason error) deadRecord {
 	d := deadRecord{
 		Reason: deadletter.Cut(reason.Error(), deadletter.MaxReason), Topic: topic, Key: deadletter.Cut(rec.Key, deadAttrValue), Size: len(rec.Payload),
-		PayloadHead: rec.Payload[:min(len(rec.Payload), deadPayloadHead)], Connector: r.cfg.ConnectorName,
+		PayloadHead: rec.Payload[:min(len(rec.Payload), deadPayloadHead)], Connector: connector,
 	}
 	if rec.Origin != nil {
 		d.Origin = rec.Origin()
@@ -55,20 +54,19 @@ func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *Sou
 		}
 		d.Attributes[deadletter.Cut(k, deadAttrValue)] = deadletter.Cut(rec.Attributes[k], deadAttrValue)
 	}
+	return d
+}
+
+// message is the descriptor as a Danube message.
+func (d *deadRecord) message() (danube.ProducerMessage, error) {
 	payload, err := json.Marshal(d)
 	if err != nil {
-		return fmt.Errorf("runtime: encode the dead-letter descriptor: %w", err)
+		return danube.ProducerMessage{}, fmt.Errorf("runtime: encode the dead-letter descriptor: %w", err)
 	}
-	msg := danube.ProducerMessage{Payload: payload, Key: d.Key, Attributes: map[string]string{
-		AttrOriginalTopic: topic, AttrFailureReason: deadletter.Cut(d.Reason, deadletter.MaxReason),
-		AttrConnector: r.cfg.ConnectorName, "content-type": "application/json",
-	}}
-	if err := r.send(ctx, r.dlq, msg); err != nil {
-		return fmt.Errorf("runtime: Danube refused a record for topic %q (%s): %w; and DLQ_TOPIC=%q refused its descriptor: %w",
-			topic, describeRecord(rec), reason, r.cfg.DLQTopic, err)
-	}
-	r.env.log.Warn("record refused by Danube dead-lettered", "topic", topic, "record", describeRecord(rec), "dlq", r.cfg.DLQTopic, "reason", reason)
-	return nil
+	return danube.ProducerMessage{Payload: payload, Key: d.Key, Attributes: map[string]string{
+		deadletter.AttrOriginalTopic: d.Topic, deadletter.AttrFailureReason: d.Reason,
+		deadletter.AttrConnector: d.Connector, "content-type": "application/json",
+	}}, nil
 }
 
 // describeRecord names rec for an operator: its origin when the connector says it, else its key

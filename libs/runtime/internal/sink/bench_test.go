@@ -67,7 +67,7 @@ func (nopAcker) Nack(context.Context, *danube.Message, time.Duration, string) er
 // nopRecords writes nothing, at once.
 type nopRecords struct{}
 
-func (nopRecords) Init(rec *record, ctx context.Context, m *danube.Message) {
+func (nopRecords) Init(ctx context.Context, rec *record, m *danube.Message) {
 	*rec = record{msg: m, ctx: ctx}
 }
 func (nopRecords) Process(context.Context, []*record, []error) {}

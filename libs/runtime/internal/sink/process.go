@@ -227,7 +227,7 @@ func (p *processor[R]) begin(ctx context.Context, items []delivery) *batchState[
 		if p.tracing {
 			rctx, st.spans[i] = p.tracer.Start(rctx, p.spanName(d.msg.Topic), consumerSpan)
 		}
-		p.recs.Init(&st.slab[i], rctx, d.msg)
+		p.recs.Init(rctx, &st.slab[i], d.msg)
 		st.recs[i] = &st.slab[i]
 		st.pending[i] = i
 	}

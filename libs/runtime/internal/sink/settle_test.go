@@ -43,7 +43,7 @@ type record struct {
 // recordingRecords writes every record at once, reporting its offset.
 type recordingRecords struct{ processed chan uint64 }
 
-func (recordingRecords) Init(rec *record, ctx context.Context, m *danube.Message) {
+func (recordingRecords) Init(ctx context.Context, rec *record, m *danube.Message) {
 	*rec = record{msg: m, ctx: ctx}
 }
 

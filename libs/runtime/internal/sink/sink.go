@@ -111,7 +111,7 @@ type Gate interface {
 // Records is the connector as the stages see it, over the runtime's record type R.
 type Records[R any] interface {
 	// Init builds in rec the record of m; ctx carries its trace.
-	Init(rec *R, ctx context.Context, m *danube.Message)
+	Init(ctx context.Context, rec *R, m *danube.Message)
 	// Process writes recs and sets errs[i] to the outcome of recs[i] (nil: written).
 	Process(ctx context.Context, recs []*R, errs []error)
 	// Class classifies a record's failure.
