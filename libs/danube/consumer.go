@@ -183,6 +183,9 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
+// Closed reports whether Close was called: the consumer's Ack and Nack then fail with ErrClosed.
+func (c *Consumer) Closed() bool { return c.ctx.Err() != nil }
+
 // Ack acknowledges m on its partition's broker.
 func (c *Consumer) Ack(ctx context.Context, m *Message) error {
 	pc, err := c.partitionOf(m)

@@ -63,6 +63,7 @@ type nopAcker struct{}
 
 func (nopAcker) Ack(context.Context, *danube.Message) error                         { return nil }
 func (nopAcker) Nack(context.Context, *danube.Message, time.Duration, string) error { return nil }
+func (nopAcker) Closed() bool                                                       { return false }
 
 // nopRecords writes nothing, at once.
 type nopRecords struct{}

@@ -11,6 +11,7 @@ import (
 type acker interface {
 	Ack(ctx context.Context, m *danube.Message) error
 	Nack(ctx context.Context, m *danube.Message, delay time.Duration, reason string) error
+	Closed() bool
 }
 
 // delivery is a message and the consumer that must ack it: what flows through a sink's stages.

@@ -172,8 +172,8 @@ func (p *processor[R]) exhausted(ctx context.Context, st *batchState[R], f failu
 // its last ack is queued, while the next batch fills (10 MiB for 10,000 rows of 1 KiB).
 func (p *processor[R]) written(d delivery) {
 	d.msg.Payload = nil
+	p.settle.ack(d) // first: a record of a closed consumer is remembered before holds reopens intake
 	p.holds.written(d.msg)
-	p.settle.ack(d)
 }
 
 // othersWritten is the probe of a sink whose records are processed concurrently: it gives the

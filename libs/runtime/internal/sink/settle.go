@@ -48,10 +48,25 @@ func newSettler(ctx context.Context, h *Host, replay *replayFilter) *settler {
 }
 
 // ack queues the ack of a written record.
-func (s *settler) ack(d delivery) { s.jobs <- settlement{d: d, kind: settleAck} }
+func (s *settler) ack(d delivery) {
+	s.remember(d)
+	s.jobs <- settlement{d: d, kind: settleAck}
+}
 
 // deadLettered queues the ack of a record that is now on the dead-letter topic.
-func (s *settler) deadLettered(d delivery) { s.jobs <- settlement{d: d, kind: settleDeadLettered} }
+func (s *settler) deadLettered(d delivery) {
+	s.remember(d)
+	s.jobs <- settlement{d: d, kind: settleDeadLettered}
+}
+
+// remember puts a record whose consumer is closed (intake closed for an outage) in the replay
+// filter at once, before intake reopens: its ack cannot succeed, and the broker redelivers it to
+// the new consumer, possibly before the failed ack would have been noted.
+func (s *settler) remember(d delivery) {
+	if s.replay != nil && d.cons.Closed() {
+		s.replay.add(d.msg)
+	}
+}
 
 // nack queues a nack: Danube redelivers the record after delay.
 func (s *settler) nack(d delivery, delay time.Duration, reason string) {

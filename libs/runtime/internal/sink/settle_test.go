@@ -33,6 +33,7 @@ func (a *heldAcker) Ack(ctx context.Context, m *danube.Message) error {
 }
 
 func (a *heldAcker) Nack(context.Context, *danube.Message, time.Duration, string) error { return nil }
+func (a *heldAcker) Closed() bool                                                       { return false }
 
 // record is the test's record type: the message and its context.
 type record struct {
@@ -167,4 +168,33 @@ func TestSinkDrainWaitsForPendingAcks(t *testing.T) {
 	if got := recv(t, acker.acked, "ack"); got != 7 {
 		t.Fatalf("acked %d, want 7", got)
 	}
+}
+
+// closedAcker is the consumer of an intake closed for an outage: its acks fail, after release.
+type closedAcker struct{ release chan struct{} }
+
+func (a closedAcker) Ack(context.Context, *danube.Message) error {
+	<-a.release
+	return danube.ErrClosed
+}
+func (closedAcker) Nack(context.Context, *danube.Message, time.Duration, string) error {
+	return danube.ErrClosed
+}
+func (closedAcker) Closed() bool { return true }
+
+// A record written after its consumer was closed is in the replay filter as soon as its ack is
+// queued, before intake reopens: the broker's redelivery to the new consumer may come before the
+// failed ack returns, and must be acked, not written again.
+func TestWrittenRecordOfClosedConsumerIsRememberedAtOnce(t *testing.T) {
+	replay := newReplayFilter(10)
+	h := &Host{Log: slog.New(slog.DiscardHandler)}
+	s := newSettler(context.Background(), h, replay)
+	a := closedAcker{release: make(chan struct{})}
+	m := msgAt(3)
+	s.ack(delivery{a, m})
+	if !replay.take(m) {
+		t.Fatal("the redelivery of a record written after its consumer closed would be written again")
+	}
+	close(a.release)
+	s.close()
 }
