@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 )
 
 // Class says what the runtime does with a failed record.
@@ -29,7 +29,7 @@ func (c Class) String() string {
 	if c < 0 {
 		return fmt.Sprintf("Class(%d)", int(c))
 	}
-	return sink.Class(c).String()
+	return class.Class(c).String()
 }
 
 // Sentinels for errors.Is: errors.Is(err, runtime.ErrInvalidData) is true for any error made by

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
 )
 
@@ -95,7 +96,7 @@ func (sinkRecords) Init(ctx context.Context, rec *SinkRecord, m *danube.Message)
 	*rec = SinkRecord{Message: m, Partition: m.Topic, ctx: ctx}
 }
 
-func (sinkRecords) Class(err error) sink.Class { return sink.Class(ClassOf(err)) }
+func (sinkRecords) Class(err error) class.Class { return class.Class(ClassOf(err)) }
 
 // Process calls ProcessBatch, or Process record by record; after a fatal error the rest of the
 // records are not tried.

@@ -3,16 +3,17 @@ package runtime
 import (
 	"testing"
 
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
 )
 
 // The sink's stages take the runtime's classes and RETRY_EXHAUSTED policies by number.
 func TestEngineEnumsMatch(t *testing.T) {
-	classes := map[Class]sink.Class{
-		ClassRetryable: sink.Retryable, ClassInvalidData: sink.InvalidData, ClassFatal: sink.Fatal, ClassDisconnected: sink.Disconnected,
+	classes := map[Class]class.Class{
+		ClassRetryable: class.Retryable, ClassInvalidData: class.InvalidData, ClassFatal: class.Fatal, ClassDisconnected: class.Disconnected,
 	}
 	for c, want := range classes {
-		if got := sink.Class(c); got != want {
+		if got := class.Class(c); got != want {
 			t.Errorf("class %s is the engine's %s, want %s", c, got, want)
 		}
 	}

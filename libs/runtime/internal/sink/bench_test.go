@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"testing"
 	"time"
 
@@ -72,4 +73,4 @@ func (nopRecords) Init(ctx context.Context, rec *record, m *danube.Message) {
 	*rec = record{msg: m, ctx: ctx}
 }
 func (nopRecords) Process(context.Context, []*record, []error) {}
-func (nopRecords) Class(error) Class                           { return Retryable }
+func (nopRecords) Class(error) class.Class                     { return class.Retryable }

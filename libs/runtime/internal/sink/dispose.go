@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
@@ -32,7 +33,7 @@ const (
 
 // failure is a failed attempt at a record, as dispose sees it.
 type failure struct {
-	class    Class
+	class    class.Class
 	attempt  int           // attempts so far, 1-based
 	elapsed  time.Duration // since the record first failed
 	held     bool          // already paused or held: retried without limit
@@ -52,11 +53,11 @@ type disposal struct {
 // failure and the policy, so that every combination is tested without a broker.
 func (p disposal) dispose(f failure) action {
 	switch f.class {
-	case Fatal:
+	case class.Fatal:
 		return actStop
-	case Disconnected:
+	case class.Disconnected:
 		return actReconnect
-	case InvalidData:
+	case class.InvalidData:
 		switch {
 		case p.dlq:
 			return actDeadLetter

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"fmt"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"testing"
 	"time"
 
@@ -22,11 +23,11 @@ func TestDispose(t *testing.T) {
 		f    failure
 		want action
 	}{
-		{"fatal stops", policy(three, ExhaustedAuto, true), failure{class: Fatal}, actStop},
-		{"disconnected reconnects", policy(three, ExhaustedStop, false), failure{class: Disconnected, attempt: 9}, actReconnect},
-		{"invalid with a DLQ is dead-lettered", policy(three, ExhaustedNack, true), failure{class: InvalidData}, actDeadLetter},
-		{"invalid without a DLQ is nacked loudly", policy(three, ExhaustedAuto, false), failure{class: InvalidData}, actNackInvalid},
-		{"invalid without a DLQ under stop stops", policy(three, ExhaustedStop, false), failure{class: InvalidData}, actStop},
+		{"fatal stops", policy(three, ExhaustedAuto, true), failure{class: class.Fatal}, actStop},
+		{"disconnected reconnects", policy(three, ExhaustedStop, false), failure{class: class.Disconnected, attempt: 9}, actReconnect},
+		{"invalid with a DLQ is dead-lettered", policy(three, ExhaustedNack, true), failure{class: class.InvalidData}, actDeadLetter},
+		{"invalid without a DLQ is nacked loudly", policy(three, ExhaustedAuto, false), failure{class: class.InvalidData}, actNackInvalid},
+		{"invalid without a DLQ under stop stops", policy(three, ExhaustedStop, false), failure{class: class.InvalidData}, actStop},
 		{"retryable within its retries retries", policy(three, ExhaustedNack, false), failure{attempt: 3}, actRetry},
 		{"nack once retries ran out", policy(three, ExhaustedNack, true), failure{attempt: 4}, actNack},
 		{"stop once retries ran out", policy(three, ExhaustedStop, true), failure{attempt: 4}, actStop},
@@ -43,7 +44,7 @@ func TestDispose(t *testing.T) {
 		{"auto decides at half the ack timeout", policy(three, ExhaustedAuto, false), failure{attempt: 1, elapsed: ackTimeout / 2}, actProbe},
 		{"auto waits before half the ack timeout", policy(three, ExhaustedAuto, false), failure{attempt: 1, elapsed: ackTimeout/2 - 1}, actRetry},
 		{"held records are retried without limit", policy(three, ExhaustedAuto, false), failure{attempt: 99, elapsed: time.Hour, held: true}, actRetry},
-		{"held records still stop on fatal", policy(three, ExhaustedAuto, false), failure{class: Fatal, held: true}, actStop},
+		{"held records still stop on fatal", policy(three, ExhaustedAuto, false), failure{class: class.Fatal, held: true}, actStop},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

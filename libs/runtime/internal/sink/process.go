@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"sync"
 	"time"
 
@@ -69,7 +70,7 @@ func (p *processor[R]) handle(ctx context.Context, items []delivery, others prob
 			// all without spending a retry.
 			p.holds.outage(lost)
 			if err := p.host.Gate.Reconnect(ctx, gen, lost); err != nil {
-				if p.recs.Class(err) == Fatal || !stopped(err) {
+				if p.recs.Class(err) == class.Fatal || !stopped(err) {
 					return err
 				}
 				p.host.Metrics.Dropped(len(again))
@@ -77,7 +78,7 @@ func (p *processor[R]) handle(ctx context.Context, items []delivery, others prob
 			}
 			continue
 		}
-		f := failure{class: Retryable, attempt: attempt, elapsed: time.Since(time.Unix(0, failedAt)), held: held}
+		f := failure{class: class.Retryable, attempt: attempt, elapsed: time.Since(time.Unix(0, failedAt)), held: held}
 		if held, err = p.exhausted(ctx, st, f, failedAt, last, others); err != nil || len(st.pending) == 0 {
 			return err
 		}
@@ -102,13 +103,13 @@ func (p *processor[R]) sortOut(ctx context.Context, st *batchState[R], errs []er
 			continue
 		}
 		st.fail(i, e)
-		class := p.recs.Class(e)
-		p.host.Metrics.Failed(1, class.String())
-		if class == Retryable {
+		c := p.recs.Class(e)
+		p.host.Metrics.Failed(1, c.String())
+		if c == class.Retryable {
 			again, last = append(again, i), e
 			continue
 		}
-		switch d := st.items[i]; p.policy.dispose(failure{class: class}) {
+		switch d := st.items[i]; p.policy.dispose(failure{class: c}) {
 		case actReconnect:
 			again, lost = append(again, i), e
 		case actDeadLetter:
@@ -118,7 +119,7 @@ func (p *processor[R]) sortOut(ctx context.Context, st *batchState[R], errs []er
 				"once it used up its delivery attempts; set DLQ_TOPIC to dead-letter such messages", "message", d.msg.ID(), "err", e)
 			p.settle.nack(d, p.nackDelay, e.Error())
 		default: // actStop
-			if class == Fatal {
+			if c == class.Fatal {
 				p.host.Metrics.Dropped(len(st.pending) - j)
 				return nil, nil, nil, fmt.Errorf("runtime: fatal error on message %s: %w", st.items[i].msg.ID(), e)
 			}

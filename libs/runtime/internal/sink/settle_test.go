@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"log/slog"
 	"testing"
 	"time"
@@ -55,7 +56,7 @@ func (r recordingRecords) Process(_ context.Context, recs []*record, errs []erro
 	}
 }
 
-func (recordingRecords) Class(error) Class { return Retryable }
+func (recordingRecords) Class(error) class.Class { return class.Retryable }
 
 // openGate is a gate with nothing to reconnect.
 type openGate struct{}

@@ -12,34 +12,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
-
-// Class is a failed record's class, in the order of runtime.Class.
-type Class uint8
-
-// Failure classes (see runtime.Class).
-const (
-	Retryable Class = iota
-	InvalidData
-	Fatal
-	Disconnected
-)
-
-var classNames = [...]string{"retryable", "invalid_data", "fatal", "disconnected"}
-
-// String is the class's name in metrics and logs.
-func (c Class) String() string {
-	if int(c) < len(classNames) {
-		return classNames[c]
-	}
-	return "Class(" + strconv.Itoa(int(c)) + ")"
-}
 
 // Exhausted is RETRY_EXHAUSTED, in the order of runtime.RetryExhausted.
 type Exhausted uint8
@@ -115,7 +94,7 @@ type Records[R any] interface {
 	// Process writes recs and sets errs[i] to the outcome of recs[i] (nil: written).
 	Process(ctx context.Context, recs []*R, errs []error)
 	// Class classifies a record's failure.
-	Class(err error) Class
+	Class(err error) class.Class
 }
 
 func (h *Host) ready(name string, check telemetry.Check) {
