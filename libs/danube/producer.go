@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -458,4 +459,26 @@ func (pp *partitionProducer) sendOnce(ctx context.Context, s *session, m Produce
 		return 0, fmt.Errorf("danube: send to topic %q (producer %q): %w", pp.topic, pp.name, err)
 	}
 	return resp.GetRequestId(), nil
+}
+
+// Permanent reports whether Danube (or gRPC) rejected a call in a way no retry can fix: a
+// malformed or oversized message, a schema or permission refusal (the client has already
+// recreated the producer once for a moved topic), bad credentials. Outages, timeouts, a busy
+// broker and unknown failures are retried.
+func Permanent(err error) bool {
+	if errors.Is(err, ErrClosed) {
+		return false
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	switch st.Code() {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange, codes.Unimplemented,
+		codes.Unauthenticated, codes.PermissionDenied, codes.AlreadyExists:
+		return true
+	case codes.ResourceExhausted: // a busy broker, unless the message exceeds gRPC's size limit
+		return strings.Contains(st.Message(), "larger than max")
+	}
+	return false
 }

@@ -2,14 +2,8 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
 
 func TestLivenessFailsOnlyWhileACallIsStuck(t *testing.T) {
@@ -32,25 +26,6 @@ func TestLivenessFailsOnlyWhileACallIsStuck(t *testing.T) {
 	leave()
 	if err := l.Check(context.Background()); err != nil {
 		t.Fatalf("after the call: %v", err)
-	}
-}
-
-func TestPermanentPublishErrors(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want bool
-	}{
-		{status.Error(codes.InvalidArgument, "bad"), true},
-		{fmt.Errorf("danube: send: %w", status.Error(codes.PermissionDenied, "schema")), true},
-		{status.Error(codes.ResourceExhausted, "grpc: trying to send message larger than max (5000000 vs. 4194304)"), true},
-		{status.Error(codes.ResourceExhausted, "broker busy"), false},
-		{status.Error(codes.Unavailable, "down"), false},
-		{fmt.Errorf("wrapped: %w", danube.ErrClosed), false},
-		{context.DeadlineExceeded, false},
-	} {
-		if got := permanent(c.err); got != c.want {
-			t.Errorf("permanent(%v) = %v, want %v", c.err, got, c.want)
-		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
 
 // refusal tracks Danube refusing the connector's credentials: a rejected token or a broker
@@ -79,25 +78,3 @@ func (r *refusal) expired() bool {
 
 // errRefused wraps the last refusal when the connector gives up.
 var errRefused = errors.New("connection refused by Danube")
-
-// permanent reports whether Danube (or gRPC) rejected a publish in a way no retry can fix: a
-// malformed or oversized message, a schema or permission refusal (the client has already
-// recreated the producer once for a moved topic), bad credentials. Outages, timeouts, a busy
-// broker and unknown failures are retried.
-func permanent(err error) bool {
-	if errors.Is(err, danube.ErrClosed) {
-		return false
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	switch st.Code() {
-	case grpccodes.InvalidArgument, grpccodes.FailedPrecondition, grpccodes.OutOfRange, grpccodes.Unimplemented,
-		grpccodes.Unauthenticated, grpccodes.PermissionDenied, grpccodes.AlreadyExists:
-		return true
-	case grpccodes.ResourceExhausted: // a busy broker, unless the message exceeds gRPC's size limit
-		return strings.Contains(st.Message(), "larger than max")
-	}
-	return false
-}

@@ -514,7 +514,7 @@ func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *Sou
 func (r *sourceRunner[P]) send(ctx context.Context, p *producer, msg danube.ProducerMessage) error {
 	for attempt := 1; ; attempt++ {
 		_, err := p.prod.Send(ctx, msg)
-		if err == nil || permanent(err) || r.work.Err() != nil {
+		if err == nil || danube.Permanent(err) || r.work.Err() != nil {
 			return err
 		}
 		r.env.metrics.Retried(1)

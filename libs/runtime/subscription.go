@@ -50,7 +50,7 @@ func configureSubscription(ctx context.Context, e *env, cfg *SinkConfig, policy 
 }
 
 // transient reports whether a failed Danube call may succeed later (see permanent).
-func transient(err error) bool { return !permanent(err) }
+func transient(err error) bool { return !danube.Permanent(err) }
 
 func applySettings(ctx context.Context, e *env, cfg *SinkConfig, admin *danube.Admin, topic string, window int) error {
 	if err := admin.SetSubscriptionWindow(ctx, topic, cfg.SubscriptionName, window); err != nil {
