@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/source"
 )
 
 // Class says what the runtime does with a failed record.
@@ -46,7 +47,7 @@ var (
 // The runtime publishes what was polled, waits for Danube to acknowledge every record, commits, and
 // returns nil, so the process exits 0; a record Danube never acknowledged, or a failed commit, is
 // an error instead.
-var ErrSourceDone = errors.New("runtime: source finished")
+var ErrSourceDone = source.ErrDone
 
 // Error carries a class (and for retryable errors an optional wait hint) around a cause.
 type Error struct {

@@ -55,8 +55,8 @@ func (g *gate) OK() {
 	}
 }
 
-// setInterrupt registers (nil: clears) the cancel func of a blocking call in progress.
-func (g *gate) setInterrupt(cancel func()) {
+// Interrupt registers (nil: clears) the cancel func of a blocking call in progress.
+func (g *gate) Interrupt(cancel func()) {
 	g.intMu.Lock()
 	g.interrupt = cancel
 	g.intMu.Unlock()
@@ -131,6 +131,9 @@ func (g *gate) health(ctx context.Context, check func(context.Context) error) fu
 		return err
 	}
 }
+
+// OnFatal registers what stops the runner when a background reconnect fails fatally.
+func (g *gate) OnFatal(stop func(error)) { g.fatal = stop }
 
 // wait waits for a background reconnect to end (its context bounds it).
 func (g *gate) wait() { g.wg.Wait() }

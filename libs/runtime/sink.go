@@ -51,7 +51,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	run, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
 	fatal := func(err error) { stopRun(err) }
-	g.fatal = fatal
+	g.OnFatal(fatal)
 	defer func() {
 		if cause := context.Cause(run); err == nil && ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause

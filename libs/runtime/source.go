@@ -1,95 +1,12 @@
 package runtime
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"fmt"
-	"maps"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/time/rate"
-	grpccodes "google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/danube-messaging/danube-connect-go/libs/backoff"
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/watermark"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/keyed"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/source"
 )
-
-// position is a watermark entry: a record's position, if it has one.
-type position[P any] struct {
-	p  P
-	ok bool
-}
-
-type outRecord[P any] struct {
-	rec SourceRecord[P]
-	seq uint64
-}
-
-type sourceRunner[P any] struct {
-	cfg    *SourceConfig
-	conn   SourceConnector[P]
-	env    *env
-	policy retry.Policy
-	tracer trace.Tracer
-	marks  watermark.Tracker[position[P]]
-	slots  chan struct{} // MAX_IN_FLIGHT tokens
-	busy   *liveness     // Commit calls (a Poll may block legitimately: it waits for data)
-	gate   *gate
-
-	work       context.Context // outlives the intake by SHUTDOWN_TIMEOUT_MS
-	mu         sync.Mutex
-	senders    map[string]*sender[P]
-	dlq        *producer // DLQ_TOPIC's, when set
-	wg         sync.WaitGroup
-	stopIntake context.CancelCauseFunc // with the fatal error that stops the source
-
-	commitMu   sync.Mutex
-	toCommit   []P
-	joined     []position[P] // acked's scratch, under commitMu
-	commitWake chan struct{}
-
-	done bool // Poll returned ErrSourceDone: drain to the end, then stop
-
-	marked func() // a test's hook: runs in acked between marking a record and queueing its positions
-}
-
-// publisher is what a source needs from a producer (*danube.Producer): Send is safe for
-// concurrent use.
-type publisher interface {
-	Send(ctx context.Context, m danube.ProducerMessage) (uint64, error)
-	Close() error
-}
-
-// producer is one topic's Danube producer.
-type producer struct {
-	topic string
-	prod  publisher
-	warn  rate.Sometimes // publish failures are logged once per interval, not once per record
-}
-
-func newProducerOf(topic string, prod publisher) producer {
-	return producer{topic: topic, prod: prod, warn: rate.Sometimes{First: 1, Interval: 10 * time.Second}}
-}
-
-// sender publishes one destination topic's records with its own producer, keeping up to
-// MAX_IN_FLIGHT publishes in flight in the order PUBLISH_ORDER asks for.
-type sender[P any] struct {
-	producer
-	spanName string // "publish <topic>", built once
-	queue    chan outRecord[P]
-	rejected atomic.Pointer[error] // set once Danube refused a record for good
-}
 
 // RunSource runs conn until ctx ends (graceful: stop polling, publish what was polled, wait for
 // Danube's acks and commit, within SHUTDOWN_TIMEOUT_MS; returns nil) or a fatal error.
@@ -107,518 +24,53 @@ func RunSource[P any](ctx context.Context, cfg *SourceConfig, conn SourceConnect
 	defer func() { err = errors.Join(err, e.close()) }()
 	work, cancelWork := workContext(ctx, cfg.ShutdownTimeout.D())
 	defer cancelWork()
-
-	r := &sourceRunner[P]{
-		cfg: cfg, conn: conn, env: e, policy: cfg.Retry(), tracer: telemetry.Tracer(),
-		slots: make(chan struct{}, max(cfg.MaxInFlight, 1)), work: work, senders: map[string]*sender[P]{},
-		commitWake: make(chan struct{}, 1), busy: newLiveness(cfg.LivenessTimeout.D()),
-	}
-	e.live(r.busy.Check)
-	g, shutdown, err := e.start(ctx, work, cfg.ConnectorName, conn, r.busy, r.policy)
+	busy := newLiveness(cfg.LivenessTimeout.D()) // Commit calls (a Poll may block legitimately: it waits for data)
+	e.live(busy.Check)
+	policy := cfg.Retry()
+	g, shutdown, err := e.start(ctx, work, cfg.ConnectorName, conn, busy, policy)
 	if err != nil {
-		if stopped(err) && ctx.Err() != nil { // stopped while waiting for the external system
-			return nil
-		}
-		return err
+		return unlessStopped(ctx, err)
 	}
-	r.gate = g
 	defer func() { err = errors.Join(err, shutdown()) }()
-	if cfg.Topic != "" { // create the default producer up front: fail fast on a bad broker URL
-		if _, err := r.sender(ctx, cfg.Topic); err != nil {
-			if stopped(err) && ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-	}
-	if cfg.DLQTopic != "" { // up front too: a source that cannot dead-letter must not start
-		prod, err := r.newProducer(ctx, cfg.DLQTopic, cfg.ConnectorName+"-dlq")
-		if err != nil {
-			if stopped(err) && ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("runtime: DLQ_TOPIC=%q: %w", cfg.DLQTopic, err)
-		}
-		p := newProducerOf(cfg.DLQTopic, prod)
-		r.dlq = &p
-	}
-	e.danube.Set(nil)
-	e.log.Info("source started", "default_topic", cfg.Topic, "max_in_flight", cfg.MaxInFlight, "publish_order", cfg.PublishOrder.String())
-	return r.run(ctx)
-}
-
-// run polls until ctx ends or a fatal error, then drains: senders publish what was polled (bounded
-// by the work context) and the committer commits the rest.
-func (r *sourceRunner[P]) run(ctx context.Context) error {
-	// A fatal error elsewhere (commit, publish, reconnect) must interrupt a Poll that blocks.
-	intake, stopIntake := context.WithCancelCause(ctx)
-	defer stopIntake(nil)
-	r.stopIntake = stopIntake
-	r.gate.fatal = func(err error) { stopIntake(err) }
-	commitDone := make(chan struct{})
-	go func() { defer close(commitDone); r.committer() }()
-
-	runErr := r.pollLoop(intake)
-	if runErr == nil && ctx.Err() == nil && !r.done {
-		runErr = context.Cause(intake)
-	}
-	r.mu.Lock()
-	for _, s := range r.senders {
-		close(s.queue)
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
-	close(r.commitWake)
-	<-commitDone
-	for _, s := range r.senders {
-		r.closeProducer(&s.producer)
-	}
-	if r.dlq != nil {
-		r.closeProducer(r.dlq)
-	}
-	if pending := r.marks.Pending(); pending > 0 && runErr == nil {
-		if r.done && ctx.Err() == nil {
-			return fmt.Errorf("runtime: source finished, but %d records were not acknowledged by Danube and committed", pending)
-		}
-		r.env.log.Warn("stopped with records not acked by Danube; they will be read again from the last commit", "records", pending)
-	}
-	if r.done && runErr == nil {
-		if err := context.Cause(intake); err != nil && !errors.Is(err, context.Canceled) {
-			return err // a commit or publish that failed for good during the drain
-		}
-		r.env.log.Info("source finished: every record acknowledged by Danube and committed")
-	}
-	return runErr
-}
-
-// poll calls Poll with no reconnect in progress; a reconnect started elsewhere (Commit, the health
-// check) cancels it rather than wait for data that may never come.
-func (r *sourceRunner[P]) poll(ctx context.Context) (recs []SourceRecord[P], gen uint64, err error) {
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r.gate.setInterrupt(cancel)
-	defer r.gate.setInterrupt(nil)
-	gen = r.gate.Run(func() { recs, err = r.conn.Poll(pctx) })
-	if err == nil && pctx.Err() != nil && ctx.Err() == nil {
-		err = pctx.Err() // interrupted by a reconnect: poll again after it
-	}
-	return recs, gen, err
-}
-
-// pollLoop polls until ctx ends (nil) or a fatal error. Records that Poll returned are published
-// even when it also returned an error: the connector already moved past them.
-func (r *sourceRunner[P]) pollLoop(ctx context.Context) error {
-	failures := 0
-	lr, reportsLag := r.conn.(LagReporter)
-	for ctx.Err() == nil {
-		recs, gen, err := r.poll(ctx)
-		if reportsLag {
-			r.env.metrics.Lag(lr.Lag())
-		}
-		if ctx.Err() != nil {
-			r.abandon(recs, ctx.Err())
-			break
-		}
-		if len(recs) > 0 {
-			if err := r.enqueue(ctx, recs); err != nil {
-				return err
-			}
-		}
-		if errors.Is(err, ErrSourceDone) {
-			r.done = true
-			r.env.log.Info("source finished reading; waiting for Danube's acknowledgements")
-			return nil
-		}
-		var wait time.Duration
-		switch class := ClassOf(err); {
-		case err == nil:
-			failures = 0
-			r.gate.OK()
-			if len(recs) == 0 {
-				wait = r.cfg.PollInterval.D()
-			}
-		case class == ClassFatal:
-			return fmt.Errorf("runtime: poll: %w", err)
-		case class == ClassDisconnected:
-			if rerr := r.gate.Reconnect(ctx, gen, err); rerr != nil && ctx.Err() == nil {
-				return rerr
-			}
-		default:
-			failures++
-			r.env.metrics.Failed(1, class.String())
-			wait = r.policy.Delay(failures, err)
-			r.env.log.Warn("poll failed; retrying", "attempt", failures, "wait", wait, "err", err)
-		}
-		_ = backoff.Sleep(ctx, wait) // a stop ends the wait and the loop
-	}
-	return nil
-}
-
-// enqueue hands recs to their topics' senders in source order, taking a MAX_IN_FLIGHT slot for
-// each; checkpoint records take none and pass the watermark at once.
-func (r *sourceRunner[P]) enqueue(ctx context.Context, recs []SourceRecord[P]) error {
-	published := 0
-	for i, rec := range recs {
-		pos := position[P]{rec.pos, rec.hasPos}
-		if rec.checkpoint {
-			r.acked(r.marks.Add(pos))
-			continue
-		}
-		published++
-		select {
-		case r.slots <- struct{}{}:
-		case <-ctx.Done():
-			r.abandon(recs[i:], context.Cause(ctx))
-			return nil
-		}
-		topic := cmp.Or(rec.Topic, r.cfg.Topic)
-		s, err := r.sender(ctx, topic)
-		if err != nil {
-			<-r.slots
-			r.abandon(recs[i:], err)
-			return stopOr(ctx, err)
-		}
-		s.queue <- outRecord[P]{rec: rec, seq: r.marks.Add(pos)}
-	}
-	r.env.metrics.Received(published)
-	return nil
-}
-
-// stopOr returns err, or nil when it only reports that ctx ended (a graceful stop).
-func stopOr(ctx context.Context, err error) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	default:
-		return err
-	}
-}
-
-// abandon tells per-record callbacks that these records will not be published.
-func (r *sourceRunner[P]) abandon(recs []SourceRecord[P], cause error) {
-	n := 0
-	for _, rec := range recs {
-		if rec.checkpoint {
-			continue
-		}
-		n++
-		if rec.OnAck != nil {
-			rec.OnAck(cause)
-		}
-	}
-	r.env.metrics.Dropped(n)
-}
-
-// sender returns topic's sender, creating its reliable producer on first use.
-func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P], error) {
-	r.mu.Lock()
-	s := r.senders[topic]
-	r.mu.Unlock()
-	if s != nil {
-		return s, nil
-	}
-	if topic == "" {
-		return nil, Fatal(errors.New("runtime: record has no Topic and DANUBE_TOPIC is not set"))
-	}
-	if err := checkTopic(topic); err != nil {
-		return nil, Fatal(fmt.Errorf("runtime: record topic %q: %w", topic, err))
-	}
-	prod, err := r.newProducer(ctx, topic, r.cfg.ConnectorName)
-	if err != nil {
-		return nil, err
-	}
-	return r.addSender(topic, prod), nil
-}
-
-// newProducer creates a reliable producer on topic, retrying what may pass (an outage, a creation
-// race between replicas); a refusal no retry can fix is fatal.
-func (r *sourceRunner[P]) newProducer(ctx context.Context, topic, name string) (*danube.Producer, error) {
-	var (
-		prod   *danube.Producer
-		exists int
-	)
-	err := r.env.retryDanube(ctx, r.policy, "create producer", func(err error) bool {
-		switch status.Code(err) {
-		case grpccodes.AlreadyExists: // a creation race between replicas passes on the next try
-			exists++
-			return exists < createExistsAttempts
-		case grpccodes.InvalidArgument, grpccodes.FailedPrecondition:
-			return false
-		}
-		return true
-	}, func(ctx context.Context) (err error) {
-		prod, err = r.env.client.NewProducer(ctx, danube.ProducerOptions{
-			Topic: topic, Name: name, Partitions: r.cfg.Partitions, Dispatch: danube.Reliable,
-		})
-		if err != nil {
-			return fmt.Errorf("runtime: create producer on %q: %w", topic, err)
-		}
-		return nil
-	})
-	switch code := status.Code(err); {
-	case err == nil:
-		return prod, nil
-	case code == grpccodes.AlreadyExists:
-		return nil, Fatal(fmt.Errorf("%w (Danube refuses to create a topic named like a partition of an existing "+
-			"non-partitioned topic, or the reverse: %q and its -part-N names cannot both exist)", err, partitionBase(topic)))
-	case code == grpccodes.InvalidArgument || code == grpccodes.FailedPrecondition:
-		return nil, Fatal(err)
-	}
-	return nil, err
-}
-
-// createExistsAttempts is how often a producer creation Danube refuses with AlreadyExists is tried:
-// a second try passes after a creation race; a refusal that persists is a name clash.
-const createExistsAttempts = 3
-
-// partitionBase returns the partitioned topic a partition's name belongs to, or topic itself.
-func partitionBase(topic string) string {
-	if i := strings.LastIndex(topic, "-part-"); i > 0 {
-		return topic[:i]
-	}
-	return topic
-}
-
-func (r *sourceRunner[P]) addSender(topic string, prod publisher) *sender[P] {
-	s := &sender[P]{producer: newProducerOf(topic, prod), spanName: "publish " + topic, queue: make(chan outRecord[P], cap(r.slots))}
-	r.mu.Lock()
-	r.senders[topic] = s
-	r.mu.Unlock()
-	r.wg.Go(func() { r.dispatch(s) })
-	return s
-}
-
-// orderKey returns the ordering domain of rec under PUBLISH_ORDER; ordered false = none.
-func (r *sourceRunner[P]) orderKey(rec *SourceRecord[P]) (key string, ordered bool) {
-	switch r.cfg.PublishOrder {
-	case OrderStrict:
-		return "", true
-	case OrderNone:
-		return "", false
-	}
-	return rec.Key, true
-}
-
-// dispatch starts a publish for each of s's records as soon as PUBLISH_ORDER allows: a record
-// whose ordering key has a publish in flight waits in that key's queue until it is acked, so
-// records of one key reach the topic in source order even when a publish is retried. The
-// MAX_IN_FLIGHT slots bound how many publishes run. It returns when the queue is closed and
-// everything taken is finished.
-func (r *sourceRunner[P]) dispatch(s *sender[P]) {
-	sched := keyed.Scheduler[string, outRecord[P]]{
-		Key: func(out outRecord[P]) (string, bool) { return r.orderKey(&out.rec) },
-		Run: func(_ context.Context, outs []outRecord[P]) error {
-			r.publish(s, outs[0]) // within r.work; a refusal stops the source itself
-			return nil
+	host := &source.Host{Client: e.client, Log: e.log, Metrics: e.metrics, Danube: e.danube, Gate: g, Busy: busy, Fatal: Fatal,
+		Retry: func(ctx context.Context, what string, retryable func(error) bool, op func(context.Context) error) error {
+			return e.retryDanube(ctx, policy, what, retryable, op)
 		},
 	}
-	_ = sched.Serve(context.Background(), context.Background(), s.queue) // no Run fails: nothing halts it
+	sc := &source.Config{Name: cfg.ConnectorName, Topic: cfg.Topic, MaxInFlight: cfg.MaxInFlight, Order: source.Order(cfg.PublishOrder),
+		Partitions: cfg.Partitions, DLQTopic: cfg.DLQTopic, PollInterval: cfg.PollInterval.D(), Retry: policy}
+	sconn := sourceConn[P]{conn: conn}
+	sconn.lag, _ = conn.(LagReporter)
+	return source.Run(ctx, work, sc, host, sconn)
 }
 
-// producerSpan is built once (it would allocate per record).
-var producerSpan = trace.WithSpanKind(trace.SpanKindProducer)
-
-// publish sends one record, waiting out a Danube outage of any length (see send). A record Danube
-// will never accept (see permanent) goes to DLQ_TOPIC as a descriptor when there is one; otherwise
-// it stops the source with a fatal error naming the record, its origin and the broker's answer,
-// instead of blocking the topic forever, and the records behind it on this topic are not published.
-func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
-	if rej := s.rejected.Load(); rej != nil || r.work.Err() != nil {
-		var cause error
-		if rej != nil {
-			cause = *rej
-		}
-		r.finish(out, cmp.Or(cause, r.work.Err()))
-		return
-	}
-	start := time.Now()
-	ctx, span := r.tracer.Start(r.work, s.spanName, producerSpan)
-	attrs := out.rec.Attributes       // read only: a source may share one map between records
-	if span.SpanContext().IsValid() { // tracing is on: carry the trace context in a copy
-		attrs = make(map[string]string, len(out.rec.Attributes)+2)
-		maps.Copy(attrs, out.rec.Attributes)
-		telemetry.Inject(ctx, attrs)
-	}
-	msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
-	var err error
-	if size := danube.MessageSize(msg); size > danube.MaxMessageSize {
-		err = fmt.Errorf("the record is %d bytes with its attributes, over the broker's %d-byte limit", size, danube.MaxMessageSize)
-	} else {
-		err = r.send(ctx, &s.producer, msg)
-	}
-	deadLettered := false
-	if err != nil && r.work.Err() == nil {
-		deadLettered, err = r.refused(ctx, s, &out.rec, err)
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
-	r.env.metrics.Batch(1, time.Since(start).Seconds())
-	if err != nil {
-		r.finish(out, err)
-		return
-	}
-	if deadLettered {
-		r.env.metrics.DeadLettered(1)
-	} else {
-		r.env.metrics.Processed(1)
-	}
-	r.env.metrics.Published(1)
-	if out.rec.OnAck != nil {
-		out.rec.OnAck(nil)
-	}
-	r.acked(out.seq)
-	<-r.slots
+// sourceConn is a SourceConnector as the source engine sees it.
+type sourceConn[P any] struct {
+	conn SourceConnector[P]
+	lag  LagReporter // nil: the connector reports none
 }
 
-// refused handles a record Danube refused for good (or too large to send): it goes to DLQ_TOPIC,
-// or it stops the source, and the records behind it on its topic are not published.
-func (r *sourceRunner[P]) refused(ctx context.Context, s *sender[P], rec *SourceRecord[P], err error) (deadLettered bool, _ error) {
-	r.env.metrics.Failed(1, ClassInvalidData.String())
-	if r.dlq != nil {
-		err = r.deadLetter(ctx, s.topic, rec, err)
-		deadLettered = err == nil
-	} else {
-		err = fmt.Errorf("runtime: Danube refused a record for topic %q for good (%s): %w; set DLQ_TOPIC to "+
-			"dead-letter such records and go on", s.topic, describeRecord(rec), err)
+func (c sourceConn[P]) Poll(ctx context.Context) ([]source.Record[P], error) {
+	recs, err := c.conn.Poll(ctx)
+	if len(recs) == 0 {
+		return nil, err
 	}
-	if err != nil && r.work.Err() == nil {
-		err = Fatal(err)
-		s.rejected.CompareAndSwap(nil, &err)
-		r.stopIntake(err)
+	out := make([]source.Record[P], len(recs))
+	for i := range recs {
+		r := &recs[i]
+		out[i] = source.Record[P]{Topic: r.Topic, Key: r.Key, Payload: r.Payload, Attributes: r.Attributes, OnAck: r.OnAck,
+			Origin: r.Origin, Pos: r.pos, HasPos: r.hasPos, Checkpoint: r.checkpoint}
 	}
-	return deadLettered, err
+	return out, err
 }
 
-// deadLetter publishes the descriptor of rec, refused by Danube for topic with reason, to
-// DLQ_TOPIC, waiting out an outage like any publish.
-func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *SourceRecord[P], reason error) error {
-	d := newDeadRecord(topic, r.cfg.ConnectorName, rec, reason)
-	msg, err := d.message()
-	if err != nil {
-		return err
-	}
-	if err := r.send(ctx, r.dlq, msg); err != nil {
-		return fmt.Errorf("runtime: Danube refused a record for topic %q (%s): %w; and DLQ_TOPIC=%q refused its descriptor: %w",
-			topic, describeRecord(rec), reason, r.cfg.DLQTopic, err)
-	}
-	r.env.log.Warn("record refused by Danube dead-lettered", "topic", topic, "record", describeRecord(rec), "dlq", r.cfg.DLQTopic, "reason", reason)
-	return nil
-}
+func (c sourceConn[P]) Commit(ctx context.Context, positions []P) error { return c.conn.Commit(ctx, positions) }
 
-// send publishes msg on p until Danube acks it, refuses it for good (see permanent) or the work
-// context ends. Anything else (the broker is down, restarting, moving the topic) is retried with
-// backoff for as long as it lasts; the client reconnects underneath and /readyz shows the outage.
-func (r *sourceRunner[P]) send(ctx context.Context, p *producer, msg danube.ProducerMessage) error {
-	for attempt := 1; ; attempt++ {
-		_, err := p.prod.Send(ctx, msg)
-		if err == nil || danube.Permanent(err) || r.work.Err() != nil {
-			return err
-		}
-		r.env.metrics.Retried(1)
-		d := r.policy.Next(attempt)
-		p.warn.Do(func() {
-			r.env.log.Warn("publish failed; retrying until Danube accepts it", "topic", p.topic, "attempt", attempt, "wait", d, "err", err)
-		})
-		if backoff.Sleep(r.work, d) != nil {
-			return err
-		}
-	}
-}
+func (sourceConn[P]) Class(err error) class.Class { return class.Class(ClassOf(err)) }
 
-// finish gives up on a record at shutdown: it stays uncommitted (the watermark stops before it).
-func (r *sourceRunner[P]) finish(out outRecord[P], err error) {
-	if out.rec.OnAck != nil {
-		out.rec.OnAck(err)
+func (c sourceConn[P]) Lag() (int64, bool) {
+	if c.lag == nil {
+		return 0, false
 	}
-	r.env.metrics.Dropped(1)
-	<-r.slots
-}
-
-// acked marks record seq acknowledged and queues, for the committer, the positions of the records
-// that joined the acked prefix with it. Both happen under commitMu: two publishes acked at once
-// must queue their prefixes in the order the tracker handed them out, or Commit would see a later
-// position before an earlier one.
-func (r *sourceRunner[P]) acked(seq uint64) {
-	r.commitMu.Lock()
-	r.joined = r.marks.Done(seq, r.joined[:0])
-	if r.marked != nil {
-		r.marked()
-	}
-	for _, p := range r.joined {
-		if p.ok {
-			r.toCommit = append(r.toCommit, p.p)
-		}
-	}
-	clear(r.joined) // let positions be collected
-	wake := len(r.toCommit) > 0
-	r.commitMu.Unlock()
-	if wake {
-		select {
-		case r.commitWake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// committer calls Commit with everything that reached the watermark since the last call, one call
-// at a time; a failed commit is retried (with the positions that arrived meanwhile) after a wait,
-// or after a reconnect when the connection was lost.
-func (r *sourceRunner[P]) committer() {
-	failures := 0
-	for {
-		_, open := <-r.commitWake
-		for {
-			r.commitMu.Lock()
-			ps := r.toCommit
-			r.toCommit = nil
-			r.commitMu.Unlock()
-			if len(ps) == 0 {
-				break
-			}
-			var err error
-			gen := r.gate.Run(func() {
-				leave := r.busy.Enter()
-				err = r.conn.Commit(r.work, ps)
-				leave()
-			})
-			if err == nil {
-				failures = 0
-				continue
-			}
-			r.commitMu.Lock()
-			r.toCommit = append(ps, r.toCommit...)
-			r.commitMu.Unlock()
-			switch ClassOf(err) {
-			case ClassFatal:
-				r.stopIntake(fmt.Errorf("runtime: commit: %w", err))
-				return
-			case ClassDisconnected:
-				if rerr := r.gate.Reconnect(r.work, gen, err); rerr != nil {
-					if r.work.Err() == nil {
-						r.stopIntake(rerr)
-					}
-					return
-				}
-				continue
-			}
-			failures++
-			wait := r.policy.Next(failures)
-			r.env.log.Warn("commit failed; retrying", "positions", len(ps), "wait", wait, "err", err)
-			if backoff.Sleep(r.work, wait) != nil {
-				return
-			}
-		}
-		if !open {
-			return
-		}
-	}
-}
-
-func (r *sourceRunner[P]) closeProducer(p *producer) {
-	if err := p.prod.Close(); err != nil {
-		r.env.log.Warn("close producer", "topic", p.topic, "err", err)
-	}
+	return c.lag.Lag(), true
 }

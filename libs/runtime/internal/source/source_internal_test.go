@@ -1,4 +1,4 @@
-package runtime
+package source
 
 import (
 	"slices"

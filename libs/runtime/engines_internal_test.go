@@ -5,9 +5,11 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/source"
 )
 
-// The sink's stages take the runtime's classes and RETRY_EXHAUSTED policies by number.
+// The engines take the runtime's classes, RETRY_EXHAUSTED policies and PUBLISH_ORDER values by
+// number.
 func TestEngineEnumsMatch(t *testing.T) {
 	classes := map[Class]class.Class{
 		ClassRetryable: class.Retryable, ClassInvalidData: class.InvalidData, ClassFatal: class.Fatal, ClassDisconnected: class.Disconnected,
@@ -24,6 +26,12 @@ func TestEngineEnumsMatch(t *testing.T) {
 	for p, want := range policies {
 		if got := sink.Exhausted(p); got != want {
 			t.Errorf("RETRY_EXHAUSTED=%s is the engine's %d, want %d", p, got, want)
+		}
+	}
+	orders := map[PublishOrder]source.Order{OrderByKey: source.OrderKey, OrderStrict: source.OrderStrict, OrderNone: source.OrderNone}
+	for o, want := range orders {
+		if got := source.Order(o); got != want {
+			t.Errorf("PUBLISH_ORDER=%s is the engine's %d, want %d", o, got, want)
 		}
 	}
 }

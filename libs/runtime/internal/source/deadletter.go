@@ -1,4 +1,4 @@
-package runtime
+package source
 
 import (
 	"encoding/json"
@@ -34,7 +34,7 @@ const (
 
 // newDeadRecord describes rec, refused by Danube for topic with reason, for DLQ_TOPIC; message
 // is what is published.
-func newDeadRecord[P any](topic, connector string, rec *SourceRecord[P], reason error) deadRecord {
+func newDeadRecord[P any](topic, connector string, rec *Record[P], reason error) deadRecord {
 	d := deadRecord{
 		Reason: deadletter.Cut(reason.Error(), deadletter.MaxReason), Topic: topic, Key: deadletter.Cut(rec.Key, deadAttrValue), Size: len(rec.Payload),
 		PayloadHead: rec.Payload[:min(len(rec.Payload), deadPayloadHead)], Connector: connector,
@@ -42,8 +42,8 @@ func newDeadRecord[P any](topic, connector string, rec *SourceRecord[P], reason 
 	if rec.Origin != nil {
 		d.Origin = rec.Origin()
 	}
-	if pos, ok := rec.Position(); ok {
-		d.Position = fmt.Sprint(pos)
+	if rec.HasPos {
+		d.Position = fmt.Sprint(rec.Pos)
 	}
 	for _, k := range slices.Sorted(maps.Keys(rec.Attributes)) {
 		if len(d.Attributes) == deadAttrs {
@@ -71,7 +71,7 @@ func (d *deadRecord) message() (danube.ProducerMessage, error) {
 
 // describeRecord names rec for an operator: its origin when the connector says it, else its key
 // and position; and its size.
-func describeRecord[P any](rec *SourceRecord[P]) string {
+func describeRecord[P any](rec *Record[P]) string {
 	var parts []string
 	switch {
 	case rec.Origin != nil:
@@ -80,8 +80,8 @@ func describeRecord[P any](rec *SourceRecord[P]) string {
 		if rec.Key != "" {
 			parts = append(parts, fmt.Sprintf("key %q", deadletter.Cut(rec.Key, deadAttrValue)))
 		}
-		if pos, ok := rec.Position(); ok {
-			parts = append(parts, fmt.Sprintf("position %v", pos))
+		if rec.HasPos {
+			parts = append(parts, fmt.Sprintf("position %v", rec.Pos))
 		}
 	}
 	return strings.Join(append(parts, fmt.Sprintf("%d bytes", len(rec.Payload))), ", ")
