@@ -9,7 +9,6 @@ import (
 
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
 )
 
 // refusal tracks Danube refusing the connector's credentials: a rejected token or a broker

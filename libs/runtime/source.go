@@ -64,7 +64,9 @@ func (c sourceConn[P]) Poll(ctx context.Context) ([]source.Record[P], error) {
 	return out, err
 }
 
-func (c sourceConn[P]) Commit(ctx context.Context, positions []P) error { return c.conn.Commit(ctx, positions) }
+func (c sourceConn[P]) Commit(ctx context.Context, positions []P) error {
+	return c.conn.Commit(ctx, positions)
+}
 
 func (sourceConn[P]) Class(err error) class.Class { return class.Class(ClassOf(err)) }
 
