@@ -83,26 +83,13 @@ const (
 	Array
 )
 
+var batchModes = config.Enum[BatchMode]{{Value: Single, Name: "single"}, {Value: Array, Name: "array"}}
+
 // String returns the BATCH_MODE spelling.
-func (m BatchMode) String() string {
-	if m == Array {
-		return "array"
-	}
-	return "single"
-}
+func (m BatchMode) String() string { return batchModes.Name(m) }
 
 // UnmarshalText parses "single" or "array".
-func (m *BatchMode) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "single":
-		*m = Single
-	case "array":
-		*m = Array
-	default:
-		return errors.New(`want "single" or "array"`)
-	}
-	return nil
-}
+func (m *BatchMode) UnmarshalText(b []byte) error { return batchModes.Parse(m, b) }
 
 // Validate implements config.Validator: it checks what the types cannot, by building the engine's
 // configuration and reporting its complaints under the variable names.
