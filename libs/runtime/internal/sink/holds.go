@@ -44,7 +44,8 @@ func newHolds(v valve, log *slog.Logger, m *telemetry.Metrics) *holds {
 	return h
 }
 
-// outage closes intake, once per outage; cause shows on /readyz.
+// outage closes intake, once per outage; cause shows on /readyz. Intake is closed under the lock,
+// so that a write cannot reopen it before it is closed.
 func (h *holds) outage(cause error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -77,17 +78,17 @@ func (h *holds) hold(id string, cause error) {
 func (h *holds) written(m *danube.Message) {
 	h.lastOK.Store(time.Now().UnixNano())
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if len(h.poison) > 0 {
 		delete(h.poison, m.ID())
 		h.metrics.Poisoned(len(h.poison))
 		h.setFlag()
 	}
-	if !h.paused || h.resuming {
-		return
+	reopen := h.paused && !h.resuming
+	h.resuming = h.resuming || reopen
+	h.mu.Unlock()
+	if reopen { // outside the lock: the valve may report back at once
+		h.valve.reopen(h.reopened)
 	}
-	h.resuming = true
-	h.valve.reopen(h.reopened)
 }
 
 func (h *holds) reopened(err error) {
