@@ -99,7 +99,8 @@ func (in *intake) reopen(done func(error)) {
 	in.reopens++
 	in.mu.Unlock()
 	in.bg.Go(func() {
-		in.forwards.Wait() // the old forwarders are gone: nothing else writes to out for them
+		in.forwards.Wait()        // the old forwarders are gone: nothing else writes to out for them
+		in.settle.drained(in.ctx) // failed acks of the closed consumers are in the replay filter
 		err := in.start(in.ctx)
 		if err != nil && in.ctx.Err() == nil && in.fatal != nil {
 			in.fatal(fmt.Errorf("runtime: resume after an outage: %w", err))

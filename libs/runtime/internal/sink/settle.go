@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,7 @@ type settler struct {
 	replay *replayFilter // written records whose ack failed: their redelivery is acked, not written
 	jobs   chan settlement
 	wg     sync.WaitGroup
+	queued atomic.Int64 // settlements queued and not yet sent: drained waits for 0
 }
 
 type settlement struct {
@@ -50,13 +52,33 @@ func newSettler(ctx context.Context, h *Host, replay *replayFilter) *settler {
 // ack queues the ack of a written record.
 func (s *settler) ack(d delivery) {
 	s.remember(d)
-	s.jobs <- settlement{d: d, kind: settleAck}
+	s.queue(settlement{d: d, kind: settleAck})
 }
 
 // deadLettered queues the ack of a record that is now on the dead-letter topic.
 func (s *settler) deadLettered(d delivery) {
 	s.remember(d)
-	s.jobs <- settlement{d: d, kind: settleDeadLettered}
+	s.queue(settlement{d: d, kind: settleDeadLettered})
+}
+
+func (s *settler) queue(j settlement) {
+	s.queued.Add(1)
+	s.jobs <- j
+}
+
+// drained waits until no settlement is queued or being sent, or ctx ends. Intake waits for it
+// before it reopens after an outage: an ack queued while the consumer was open but sent after it
+// closed fails, and its record must be in the replay filter before the broker can redeliver it.
+func (s *settler) drained(ctx context.Context) {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for s.queued.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // remember puts a record whose consumer is closed (intake closed for an outage) in the replay
@@ -70,7 +92,7 @@ func (s *settler) remember(d delivery) {
 
 // nack queues a nack: Danube redelivers the record after delay.
 func (s *settler) nack(d delivery, delay time.Duration, reason string) {
-	s.jobs <- settlement{d: d, kind: settleNack, delay: delay, reason: reason}
+	s.queue(settlement{d: d, kind: settleNack, delay: delay, reason: reason})
 }
 
 // close waits until every queued settlement was sent (or the work context ended).
@@ -102,5 +124,6 @@ func (s *settler) work() {
 			}
 			s.host.Metrics.Dropped(1)
 		}
+		s.queued.Add(-1)
 	}
 }

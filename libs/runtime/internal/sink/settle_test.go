@@ -199,3 +199,37 @@ func TestWrittenRecordOfClosedConsumerIsRememberedAtOnce(t *testing.T) {
 	close(a.release)
 	s.close()
 }
+
+// lateAcker is a consumer that was open when its record's ack was queued, and closed before the
+// ack was sent: the ack fails once released.
+type lateAcker struct{ release chan struct{} }
+
+func (a lateAcker) Ack(context.Context, *danube.Message) error {
+	<-a.release
+	return danube.ErrClosed
+}
+func (lateAcker) Nack(context.Context, *danube.Message, time.Duration, string) error { return nil }
+func (lateAcker) Closed() bool                                                       { return false }
+
+// drained returns only once a queued ack was sent; one that failed has put its record in the
+// replay filter by then, so intake may reopen without writing the redelivery again.
+func TestDrainedWaitsForQueuedAcks(t *testing.T) {
+	replay := newReplayFilter(10)
+	s := newSettler(context.Background(), &Host{Log: slog.New(slog.DiscardHandler)}, replay)
+	defer s.close()
+	a := lateAcker{release: make(chan struct{})}
+	m := msgAt(5)
+	s.ack(delivery{a, m})
+	done := make(chan struct{})
+	go func() { s.drained(context.Background()); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("drained returned while an ack was still queued")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(a.release)
+	recv(t, done, "drained after the ack failed")
+	if !replay.take(m) {
+		t.Fatal("the failed ack's record is not in the replay filter once drained returned")
+	}
+}
