@@ -2,12 +2,12 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
@@ -129,9 +129,12 @@ func (e *env) close() error {
 	return nil
 }
 
-// stopped reports whether err is only the context ending.
-func stopped(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+// host is what the engines use of e; busy marks their connector calls, policy paces retries.
+func (e *env) host(busy *liveness, policy retry.Policy) host.Host {
+	return host.Host{Client: e.client, Log: e.log, Metrics: e.metrics, Danube: e.danube, Busy: busy,
+		Retry: func(ctx context.Context, what string, retryable func(error) bool, op func(context.Context) error) error {
+			return e.retryDanube(ctx, policy, what, retryable, op)
+		}}
 }
 
 // retryDanube runs op (a call to Danube) until it succeeds, fails in a way retryable rejects (nil:

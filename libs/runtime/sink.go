@@ -8,6 +8,7 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
 )
 
@@ -43,7 +44,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	defer cancelWork()
 	g, shutdown, err := e.start(ctx, work, cfg.ConnectorName, conn, busy, policy)
 	if err != nil {
-		return unlessStopped(ctx, err)
+		return host.UnlessStopped(ctx, err)
 	}
 	defer func() { err = errors.Join(err, shutdown()) }()
 	// A background reconnect, a failed resume or a gap under GAP_POLICY=stop stops the sink like a
@@ -57,10 +58,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 			err = cause
 		}
 	}()
-	host := &sink.Host{Client: e.client, Log: e.log, Metrics: e.metrics, Danube: e.danube, Gate: g, Busy: busy, Stop: ctx, Ready: e.ready, Fatal: fatal,
-		Retry: func(ctx context.Context, what string, retryable func(error) bool, op func(context.Context) error) error {
-			return e.retryDanube(ctx, policy, what, retryable, op)
-		},
+	h := &sink.Host{Host: e.host(busy, policy), Gate: g, Stop: ctx, Ready: e.ready, Fatal: fatal,
 		Configure: func(ctx context.Context, topics []string) error {
 			return configureSubscription(ctx, e, cfg, policy, topics)
 		},
@@ -73,7 +71,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	} else if cfg.MaxInFlight > 1 && recs.batcher == nil {
 		e.log.Warn("MAX_IN_FLIGHT above 1 has no effect: this connector writes one record at a time", "max_in_flight", cfg.MaxInFlight)
 	}
-	return sink.Run(run, work, sc, host, recs)
+	return sink.Run(run, work, sc, h, recs)
 }
 
 // engineConfig is what the sink's stages are told of cfg.
@@ -127,12 +125,4 @@ func (s sinkRecords) Process(ctx context.Context, recs []*SinkRecord, errs []err
 			errs[i] = err
 		}
 	}
-}
-
-// unlessStopped returns err, or nil when it only says that ctx ended (stopped while waiting).
-func unlessStopped(ctx context.Context, err error) error {
-	if ctx.Err() != nil && stopped(err) {
-		return nil // stopped while waiting: not a failure
-	}
-	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/source"
 )
 
@@ -29,19 +30,15 @@ func RunSource[P any](ctx context.Context, cfg *SourceConfig, conn SourceConnect
 	policy := cfg.Retry()
 	g, shutdown, err := e.start(ctx, work, cfg.ConnectorName, conn, busy, policy)
 	if err != nil {
-		return unlessStopped(ctx, err)
+		return host.UnlessStopped(ctx, err)
 	}
 	defer func() { err = errors.Join(err, shutdown()) }()
-	host := &source.Host{Client: e.client, Log: e.log, Metrics: e.metrics, Danube: e.danube, Gate: g, Busy: busy, Fatal: Fatal,
-		Retry: func(ctx context.Context, what string, retryable func(error) bool, op func(context.Context) error) error {
-			return e.retryDanube(ctx, policy, what, retryable, op)
-		},
-	}
+	h := &source.Host{Host: e.host(busy, policy), Gate: g, Fatal: Fatal}
 	sc := &source.Config{Name: cfg.ConnectorName, Topic: cfg.Topic, MaxInFlight: cfg.MaxInFlight, Order: source.Order(cfg.PublishOrder),
 		Partitions: cfg.Partitions, DLQTopic: cfg.DLQTopic, PollInterval: cfg.PollInterval.D(), Retry: policy}
 	sconn := sourceConn[P]{conn: conn}
 	sconn.lag, _ = conn.(LagReporter)
-	return source.Run(ctx, work, sc, host, sconn)
+	return source.Run(ctx, work, sc, h, sconn)
 }
 
 // sourceConn is a SourceConnector as the source engine sees it.

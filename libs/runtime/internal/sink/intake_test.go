@@ -8,6 +8,7 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/danube/devbroker"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 )
 
 // testIntake is intake alone on a development broker: it subscribes to topic and forwards to out.
@@ -24,10 +25,10 @@ func testIntake(t *testing.T, topic string) (*intake, *danube.Client, context.Ca
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	h := &Host{Client: c, Log: slog.New(slog.DiscardHandler),
+	h := &Host{Host: host.Host{Client: c, Log: slog.New(slog.DiscardHandler),
 		Retry: func(ctx context.Context, _ string, _ func(error) bool, op func(context.Context) error) error {
 			return op(ctx)
-		},
+		}},
 		Configure: func(context.Context, []string) error { return nil },
 	}
 	sub := &subscriber{cfg: &Config{Name: "intake", Topics: []string{topic}, Subscription: "s", SubscriptionType: danube.Exclusive}, host: h}

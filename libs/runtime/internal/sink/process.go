@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"sync"
 	"time"
 
@@ -70,7 +71,7 @@ func (p *processor[R]) handle(ctx context.Context, items []delivery, others prob
 			// all without spending a retry.
 			p.holds.outage(lost)
 			if err := p.host.Gate.Reconnect(ctx, gen, lost); err != nil {
-				if p.recs.Class(err) == class.Fatal || !stopped(err) {
+				if p.recs.Class(err) == class.Fatal || !host.Stopped(err) {
 					return err
 				}
 				p.host.Metrics.Dropped(len(again))

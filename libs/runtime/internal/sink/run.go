@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
@@ -14,7 +15,7 @@ func Run[R any](run, work context.Context, cfg *Config, h *Host, recs Records[R]
 	if cfg.DLQTopic != "" {
 		prod, err := sub.dlqProducer(run)
 		if err != nil {
-			return unlessStopped(h.Stop, err)
+			return host.UnlessStopped(h.Stop, err)
 		}
 		defer prod.Close()
 		p.dlq = &deadLetters{prod: prod, topic: cfg.DLQTopic, subscription: cfg.Subscription, connector: cfg.Name, nackDelay: cfg.NackDelay, host: h}
@@ -39,7 +40,7 @@ func Run[R any](run, work context.Context, cfg *Config, h *Host, recs Records[R]
 	p.holds = newHolds(in, h.Log, h.Metrics)
 	h.ready(cfg.Name+"/delivery", p.holds.flag.Check)
 	if err := in.start(intakeCtx); err != nil {
-		return unlessStopped(h.Stop, err)
+		return host.UnlessStopped(h.Stop, err)
 	}
 	h.Danube.Set(nil)
 	log := h.Log.With("topics", cfg.Topics, "subscription", cfg.Subscription, "type", cfg.SubscriptionType.String())

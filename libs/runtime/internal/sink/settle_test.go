@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
@@ -78,7 +79,7 @@ func (noValve) reopen(done func(error)) { done(nil) }
 // testProcessor is a sink's process and settle stages without a broker: deliveries go straight
 // into a batch loop over it.
 func testProcessor[R any](work context.Context, recs Records[R], m *telemetry.Metrics) *processor[R] {
-	h := &Host{Log: slog.New(slog.DiscardHandler), Metrics: m, Danube: &telemetry.Flag{}, Gate: openGate{}, Busy: noBusy{}}
+	h := &Host{Host: host.Host{Log: slog.New(slog.DiscardHandler), Metrics: m, Danube: &telemetry.Flag{}, Busy: noBusy{}}, Gate: openGate{}}
 	p := newProcessor(&Config{Retry: retry.Policy{MaxRetries: 3}}, h, recs)
 	p.settle = newSettler(work, h, nil)
 	p.holds = newHolds(noValve{}, h.Log, m)
@@ -188,7 +189,7 @@ func (closedAcker) Closed() bool { return true }
 // failed ack returns, and must be acked, not written again.
 func TestWrittenRecordOfClosedConsumerIsRememberedAtOnce(t *testing.T) {
 	replay := newReplayFilter(10)
-	h := &Host{Log: slog.New(slog.DiscardHandler)}
+	h := &Host{Host: host.Host{Log: slog.New(slog.DiscardHandler)}}
 	s := newSettler(context.Background(), h, replay)
 	a := closedAcker{release: make(chan struct{})}
 	m := msgAt(3)
@@ -215,7 +216,7 @@ func (lateAcker) Closed() bool                                                  
 // replay filter by then, so intake may reopen without writing the redelivery again.
 func TestDrainedWaitsForQueuedAcks(t *testing.T) {
 	replay := newReplayFilter(10)
-	s := newSettler(context.Background(), &Host{Log: slog.New(slog.DiscardHandler)}, replay)
+	s := newSettler(context.Background(), &Host{Host: host.Host{Log: slog.New(slog.DiscardHandler)}}, replay)
 	defer s.close()
 	a := lateAcker{release: make(chan struct{})}
 	m := msgAt(5)

@@ -10,12 +10,11 @@ package sink
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
@@ -60,18 +59,11 @@ type Config struct {
 
 // Host is what the stages use from the runtime around them.
 type Host struct {
-	Client  *danube.Client
-	Log     *slog.Logger
-	Metrics *telemetry.Metrics
-	Danube  *telemetry.Flag // Danube readiness: healthy once subscribed
-	Gate    Gate
-	Busy    interface{ Enter() (leave func()) } // liveness: marks a connector call
-	Stop    context.Context                     // ends on SIGTERM: no retry starts after it
+	host.Host
+	Gate Gate
+	Stop context.Context // ends on SIGTERM: no retry starts after it
 	// Ready registers a readiness check (nil: none).
 	Ready func(name string, check telemetry.Check)
-	// Retry runs a call to Danube until it succeeds, fails in a way retryable rejects (nil: none),
-	// or ctx ends, with the runtime's backoff, readiness and refusal tracking.
-	Retry func(ctx context.Context, what string, retryable func(error) bool, op func(context.Context) error) error
 	// Configure applies the subscription's admin settings to topics, on the first subscribe.
 	Configure func(ctx context.Context, topics []string) error
 	// Fatal stops the sink from a background stage (a failed resume, GAP_POLICY=stop).
@@ -101,17 +93,4 @@ func (h *Host) ready(name string, check telemetry.Check) {
 	if h.Ready != nil {
 		h.Ready(name, check)
 	}
-}
-
-// unlessStopped returns err, or nil when it only says that ctx ended.
-func unlessStopped(ctx context.Context, err error) error {
-	if ctx.Err() != nil && stopped(err) {
-		return nil // stopped while waiting: not a failure
-	}
-	return err
-}
-
-// stopped reports whether err is only a context ending.
-func stopped(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

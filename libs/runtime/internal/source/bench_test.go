@@ -8,6 +8,7 @@ import (
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
@@ -49,7 +50,7 @@ func benchHost(b *testing.B) *Host {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &Host{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, Danube: &telemetry.Flag{}, Gate: openGate{}, Busy: noBusy{}}
+	return &Host{Host: host.Host{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, Danube: &telemetry.Flag{}, Busy: noBusy{}}, Gate: openGate{}}
 }
 
 type nopPublisher struct{}

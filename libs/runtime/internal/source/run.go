@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"maps"
 	"strings"
 	"sync"
@@ -70,13 +71,13 @@ func Run[P any](ctx, work context.Context, cfg *Config, h *Host, conn Connector[
 	}
 	if cfg.Topic != "" { // create the default producer up front: fail fast on a bad broker URL
 		if _, err := r.sender(ctx, cfg.Topic); err != nil {
-			return unlessStopped(ctx, err)
+			return host.UnlessStopped(ctx, err)
 		}
 	}
 	if cfg.DLQTopic != "" { // up front too: a source that cannot dead-letter must not start
 		prod, err := r.newProducer(ctx, cfg.DLQTopic, cfg.Name+"-dlq")
 		if err != nil {
-			return unlessStopped(ctx, fmt.Errorf("runtime: DLQ_TOPIC=%q: %w", cfg.DLQTopic, err))
+			return host.UnlessStopped(ctx, fmt.Errorf("runtime: DLQ_TOPIC=%q: %w", cfg.DLQTopic, err))
 		}
 		p := newProducerOf(cfg.DLQTopic, prod)
 		r.dlq = &p
@@ -87,14 +88,6 @@ func Run[P any](ctx, work context.Context, cfg *Config, h *Host, conn Connector[
 }
 
 var orderNames = [...]string{"key", "strict", "none"}
-
-// unlessStopped returns err, or nil when it only says that ctx ended (stopped while waiting).
-func unlessStopped(ctx context.Context, err error) error {
-	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return nil
-	}
-	return err
-}
 
 // publisher is what a source needs from a producer (*danube.Producer): Send is safe for
 // concurrent use.

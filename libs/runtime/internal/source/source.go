@@ -11,13 +11,11 @@ package source
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
-	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
 // ErrDone is what a connector's Poll returns when there is nothing more to read, ever (see
@@ -71,15 +69,8 @@ type Config struct {
 
 // Host is what the engine uses from the runtime around it.
 type Host struct {
-	Client  *danube.Client
-	Log     *slog.Logger
-	Metrics *telemetry.Metrics
-	Danube  *telemetry.Flag // Danube readiness: healthy once the producers exist
-	Gate    Gate
-	Busy    interface{ Enter() (leave func()) } // liveness: marks a Commit
-	// Retry runs a call to Danube until it succeeds, fails in a way retryable rejects (nil: none),
-	// or ctx ends, with the runtime's backoff, readiness and refusal tracking.
-	Retry func(ctx context.Context, what string, retryable func(error) bool, op func(context.Context) error) error
+	host.Host
+	Gate Gate
 	// Fatal marks an error the source cannot go on after (runtime.Fatal).
 	Fatal func(error) error
 }
