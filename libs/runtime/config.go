@@ -13,6 +13,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/transform"
 )
 
 // Common is the configuration every connector shares. Connector configs embed SinkConfig or
@@ -221,6 +222,7 @@ type SinkConfig struct {
 	NackDelay        config.Millis           `env:"NACK_DELAY_MS" envDefault:"1000" desc:"redelivery delay asked for with a nack"`
 	GapPolicy        GapPolicy               `env:"GAP_POLICY" envDefault:"report" desc:"Exclusive and Failover subscriptions: when Danube skips messages (offsets jump; a v0.15.1 defect), report (ERROR log, connector_delivery_gaps_total, /readyz until restart) or stop (report, then exit 3)"`
 	GapConfirm       config.Millis           `env:"GAP_CONFIRM_MS" envDefault:"0" desc:"how long skipped offsets may still arrive before they count as lost (a consumer that died held them; the broker sends them again after its ack timeout); 0 = twice SUBSCRIPTION_ACK_TIMEOUT_MS, else 60000"`
+	Transforms       transform.SinkSteps     `env:"TRANSFORMS" desc:"transform steps run in order on each record before the connector writes it (see below); a dropped record is acked, a failing one dead-lettered"`
 
 	Window          int           `env:"SUBSCRIPTION_MAX_UNACKED" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the subscription's window (broker max_unacked_messages, 1-10000) requested at start (a v0.15.1 broker stores it but dispatches with its default); 0 = enough for BATCH_SIZE and MAX_IN_FLIGHT"`
 	PoisonPolicy    PoisonPolicy  `env:"SUBSCRIPTION_POISON_POLICY" envDefault:"keep" desc:"with DANUBE_ADMIN_URL: the broker's policy for a message past its redelivery limit, stored at start (a v0.15 broker applies it when it next loads the subscription): keep (the broker's), block, drop or dead_letter (to DLQ_TOPIC)"`
@@ -320,13 +322,14 @@ func (o *PublishOrder) UnmarshalText(b []byte) error { return orderNames.Parse(o
 // SourceConfig configures a source; embed it in the connector's config struct.
 type SourceConfig struct {
 	Common
-	Topic        string        `env:"DANUBE_TOPIC" desc:"the connector's Danube topic: a source publishes to it the records that name no other"`
-	Partitions   int           `env:"DANUBE_PARTITIONS" envDefault:"0" desc:"partitions of destination topics created by this source (0 = not partitioned)"`
-	MaxInFlight  int           `env:"MAX_IN_FLIGHT" envDefault:"1000" desc:"most records sent to the destination and not yet confirmed; for a source, records polled and not yet acked by Danube (Poll waits above it)"`
-	PublishOrder PublishOrder  `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes kept in flight at once per topic: key (never two with the same routing key; unkeyed records in order), strict (one at a time: topic order = source order) or none"`
-	PollInterval config.Millis `env:"POLL_INTERVAL_MS" envDefault:"100" desc:"wait after a Poll that returned nothing (querying sources only)"`
-	BatchSize    int           `env:"BATCH_SIZE" envDefault:"1000" desc:"most records handed over in one call (a source's Poll)"`
-	DLQTopic     string        `env:"DLQ_TOPIC" desc:"dead-letter topic for records Danube refuses for good (over its message size limit, invalid): a descriptor of the record goes there and the stream goes on; empty = such a record stops the source"`
+	Topic        string                `env:"DANUBE_TOPIC" desc:"the connector's Danube topic: a source publishes to it the records that name no other"`
+	Partitions   int                   `env:"DANUBE_PARTITIONS" envDefault:"0" desc:"partitions of destination topics created by this source (0 = not partitioned)"`
+	MaxInFlight  int                   `env:"MAX_IN_FLIGHT" envDefault:"1000" desc:"most records sent to the destination and not yet confirmed; for a source, records polled and not yet acked by Danube (Poll waits above it)"`
+	PublishOrder PublishOrder          `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes kept in flight at once per topic: key (never two with the same routing key; unkeyed records in order), strict (one at a time: topic order = source order) or none"`
+	PollInterval config.Millis         `env:"POLL_INTERVAL_MS" envDefault:"100" desc:"wait after a Poll that returned nothing (querying sources only)"`
+	BatchSize    int                   `env:"BATCH_SIZE" envDefault:"1000" desc:"most records handed over in one call (a source's Poll)"`
+	DLQTopic     string                `env:"DLQ_TOPIC" desc:"dead-letter topic for records Danube refuses for good (over its message size limit, invalid: a descriptor of the record goes there) or a transform step fails on (the record itself, with the reason); the stream goes on; empty = such a record stops the source"`
+	Transforms   transform.SourceSteps `env:"TRANSFORMS" desc:"transform steps run in order on each record before it is published (see below); a dropped record's position is still committed"`
 }
 
 // Validate implements config.Validator.

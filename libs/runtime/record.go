@@ -18,7 +18,9 @@ type SinkRecord struct {
 	Partition string            // exact topic the message came from (the partition for partitioned topics)
 	Metadata  map[string]string // free for the connector's own use between stages
 
-	ctx context.Context // carries the span continued from the message's traceparent
+	ctx    context.Context // carries the span continued from the message's traceparent
+	tstate transformState  // where it is in TRANSFORMS
+	terr   error           // the step's failure, with tstate transformFailed
 }
 
 // NewSinkRecord wraps m (the runtime does this; tests of a connector may too).

@@ -10,6 +10,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/sink"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/transform"
 )
 
 // ErrDeliveryGap is what a sink with GAP_POLICY=stop returns (wrapped) when Danube skipped
@@ -63,7 +64,11 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 			return configureSubscription(ctx, e, cfg, policy, topics)
 		},
 	}
-	recs := sinkRecords{conn: conn}
+	chain, err := e.transforms(cfg.Transforms.Chain())
+	if err != nil {
+		return err
+	}
+	recs := sinkRecords{conn: conn, chain: chain}
 	recs.batcher, _ = conn.(BatchSinkConnector)
 	sc := engineConfig(cfg)
 	if cc, ok := conn.(ConcurrentSinkConnector); ok && cc.Concurrent() && cfg.MaxInFlight > 1 {
@@ -88,6 +93,7 @@ func engineConfig(cfg *SinkConfig) *sink.Config {
 type sinkRecords struct {
 	conn    SinkConnector
 	batcher BatchSinkConnector // nil: one record per Process call
+	chain   *transform.Chain   // TRANSFORMS; nil: none
 }
 
 func (sinkRecords) Init(ctx context.Context, rec *SinkRecord, m *danube.Message) {
@@ -96,9 +102,29 @@ func (sinkRecords) Init(ctx context.Context, rec *SinkRecord, m *danube.Message)
 
 func (sinkRecords) Class(err error) class.Class { return class.Class(ClassOf(err)) }
 
-// Process calls ProcessBatch, or Process record by record; after a fatal error the rest of the
-// records are not tried.
+// Process runs TRANSFORMS on recs, then writes the records they keep.
 func (s sinkRecords) Process(ctx context.Context, recs []*SinkRecord, errs []error) {
+	if s.chain == nil {
+		s.write(ctx, recs, errs)
+		return
+	}
+	left, at := s.transformRecords(recs, errs)
+	if at == nil {
+		s.write(ctx, recs, errs)
+		return
+	}
+	if len(left) > 0 {
+		sub := make([]error, len(left))
+		s.write(ctx, left, sub)
+		for j, i := range at {
+			errs[i] = sub[j]
+		}
+	}
+}
+
+// write calls ProcessBatch, or Process record by record; after a fatal error the rest of the
+// records are not tried.
+func (s sinkRecords) write(ctx context.Context, recs []*SinkRecord, errs []error) {
 	if s.batcher == nil {
 		for i, rec := range recs {
 			errs[i] = s.conn.Process(rec.Context(), rec)

@@ -7,6 +7,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/source"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/transform"
 )
 
 // RunSource runs conn until ctx ends (graceful: stop polling, publish what was polled, wait for
@@ -36,15 +37,21 @@ func RunSource[P any](ctx context.Context, cfg *SourceConfig, conn SourceConnect
 	h := &source.Host{Host: e.host(busy, policy), Gate: g, Fatal: Fatal}
 	sc := &source.Config{Name: cfg.ConnectorName, Topic: cfg.Topic, MaxInFlight: cfg.MaxInFlight, Order: source.Order(cfg.PublishOrder),
 		Partitions: cfg.Partitions, DLQTopic: cfg.DLQTopic, PollInterval: cfg.PollInterval.D(), Retry: policy}
-	sconn := sourceConn[P]{conn: conn}
+	chain, err := e.transforms(cfg.Transforms.Chain())
+	if err != nil {
+		return err
+	}
+	sconn := sourceConn[P]{conn: conn, chain: chain, topic: cfg.Topic}
 	sconn.lag, _ = conn.(LagReporter)
 	return source.Run(ctx, work, sc, h, sconn)
 }
 
 // sourceConn is a SourceConnector as the source engine sees it.
 type sourceConn[P any] struct {
-	conn SourceConnector[P]
-	lag  LagReporter // nil: the connector reports none
+	conn  SourceConnector[P]
+	lag   LagReporter      // nil: the connector reports none
+	chain *transform.Chain // TRANSFORMS; nil: none
+	topic string           // DANUBE_TOPIC, what a record without a topic is published to
 }
 
 func (c sourceConn[P]) Poll(ctx context.Context) ([]source.Record[P], error) {
@@ -57,6 +64,9 @@ func (c sourceConn[P]) Poll(ctx context.Context) ([]source.Record[P], error) {
 		r := &recs[i]
 		out[i] = source.Record[P]{Topic: r.Topic, Key: r.Key, Payload: r.Payload, Attributes: r.Attributes, OnAck: r.OnAck,
 			Origin: r.Origin, Pos: r.pos, HasPos: r.hasPos, Checkpoint: r.checkpoint}
+		if c.chain != nil {
+			transformSource(c.chain, c.topic, &out[i])
+		}
 	}
 	return out, err
 }

@@ -105,11 +105,36 @@ func Load(cfg any, environ []string) error {
 			}
 		}
 	}
+	problems = append(problems, expand(fields, vars, problems)...)
 	problems = append(problems, validateParsed(cfg, problems)...)
 	if len(problems) > 0 {
 		return &Error{Problems: problems}
 	}
 	return nil
+}
+
+// expand runs the Expanders among fields whose own variable parsed.
+func expand(fields []field, vars map[string]string, problems []error) []error {
+	bad := badVars(problems)
+	var out []error
+	for _, f := range fields {
+		if x, ok := f.value.Addr().Interface().(Expander); ok && !bad[f.Key] {
+			out = append(out, x.Expand(vars)...)
+		}
+	}
+	return out
+}
+
+// badVars returns the variables problems name.
+func badVars(problems []error) map[string]bool {
+	bad := map[string]bool{}
+	for _, p := range problems {
+		var fe *FieldError
+		if errors.As(p, &fe) {
+			bad[fe.Var] = true
+		}
+	}
+	return bad
 }
 
 // readSecretFiles reads the NAME_FILE variants of secrets into vars: the file's content (without a
@@ -158,13 +183,7 @@ func applyDefaults(cfg any, declared map[string]bool, vars map[string]string) er
 // validateParsed runs cfg's Validate methods. They see zero values where parsing failed, so what
 // they say about a variable already in problems is dropped.
 func validateParsed(cfg any, problems []error) []error {
-	bad := map[string]bool{}
-	for _, p := range problems {
-		var fe *FieldError
-		if errors.As(p, &fe) {
-			bad[fe.Var] = true
-		}
-	}
+	bad := badVars(problems)
 	var out []error
 	for _, p := range validate(reflect.ValueOf(cfg)) {
 		var fe *FieldError

@@ -37,7 +37,15 @@ func Usage(w io.Writer, cfg any) error {
 			fmt.Fprintf(tw, "%s_FILE\tpath\t-\tfile holding %s (alternative to setting it directly)\n", f.Key, f.Key)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, x := range expanders(fields) {
+		if err := x.ExpandUsage(w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Print writes the effective configuration as NAME=value lines, secrets redacted, in declaration
@@ -50,6 +58,13 @@ func Print(w io.Writer, cfg any) error {
 	for _, f := range fields {
 		if _, err := fmt.Fprintf(w, "%s=%s\n", f.Key, format(f.value)); err != nil {
 			return err
+		}
+	}
+	for _, x := range expanders(fields) {
+		for _, kv := range x.Expanded() {
+			if _, err := fmt.Fprintf(w, "%s=%s\n", kv[0], kv[1]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -73,6 +88,11 @@ func LogValue(cfg any) slog.Value {
 	attrs := make([]slog.Attr, 0, len(fields))
 	for _, f := range fields {
 		attrs = append(attrs, slog.String(f.Key, format(f.value)))
+	}
+	for _, x := range expanders(fields) {
+		for _, kv := range x.Expanded() {
+			attrs = append(attrs, slog.String(kv[0], kv[1]))
+		}
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -22,6 +22,11 @@ func Warnings(cfg any, environ []string) []string {
 			known[f.Key+"_FILE"] = true
 		}
 	}
+	for _, x := range expanders(fields) { // they check their own variables
+		for _, kv := range x.Expanded() {
+			known[kv[0]] = true
+		}
+	}
 	var out []string
 	for _, kv := range environOrOS(environ) {
 		name, _, _ := strings.Cut(kv, "=")
@@ -34,6 +39,15 @@ func Warnings(cfg any, environ []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Closest returns the name among known that name looks like a misspelling of, or "".
+func Closest(name string, known []string) string {
+	set := make(map[string]bool, len(known))
+	for _, k := range known {
+		set[k] = true
+	}
+	return closest(name, set)
 }
 
 // closest returns the known name within a small edit distance of name ("" when none): one edit

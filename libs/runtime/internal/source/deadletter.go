@@ -69,6 +69,17 @@ func (d *deadRecord) message() (danube.ProducerMessage, error) {
 	}}, nil
 }
 
+// failedMessage is rec, which a transform step failed on, as a dead letter: its payload, key and
+// attributes with d's reason, topic and connector added.
+func failedMessage[P any](rec *Record[P], d *deadRecord) danube.ProducerMessage {
+	attrs := make(map[string]string, len(rec.Attributes)+3)
+	maps.Copy(attrs, rec.Attributes)
+	attrs[deadletter.AttrOriginalTopic] = d.Topic
+	attrs[deadletter.AttrFailureReason] = d.Reason
+	attrs[deadletter.AttrConnector] = d.Connector
+	return danube.ProducerMessage{Payload: rec.Payload, Key: rec.Key, Attributes: attrs}
+}
+
 // describeRecord names rec for an operator: its origin when the connector says it, else its key
 // and position; and its size.
 func describeRecord[P any](rec *Record[P]) string {

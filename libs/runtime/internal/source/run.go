@@ -230,6 +230,9 @@ func (r *sourceRunner[P]) enqueue(ctx context.Context, recs []Record[P]) error {
 		pos := position[P]{rec.Pos, rec.HasPos}
 		if rec.Checkpoint {
 			r.acked(r.marks.Add(pos))
+			if rec.OnAck != nil { // a record a transform dropped: handled
+				rec.OnAck(nil)
+			}
 			continue
 		}
 		published++
@@ -409,7 +412,9 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 	}
 	msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
 	var err error
-	if size := danube.MessageSize(msg); size > danube.MaxMessageSize {
+	if out.rec.Failed != nil {
+		err = out.rec.Failed
+	} else if size := danube.MessageSize(msg); size > danube.MaxMessageSize {
 		err = fmt.Errorf("the record is %d bytes with its attributes, over the broker's %d-byte limit", size, danube.MaxMessageSize)
 	} else {
 		err = r.send(ctx, &s.producer, msg)
@@ -448,6 +453,9 @@ func (r *sourceRunner[P]) refused(ctx context.Context, s *sender[P], rec *Record
 	if r.dlq != nil {
 		err = r.deadLetter(ctx, s.topic, rec, err)
 		deadLettered = err == nil
+	} else if rec.Failed != nil {
+		err = fmt.Errorf("runtime: a record for topic %q (%s): %w; set DLQ_TOPIC to dead-letter such records and go on",
+			s.topic, describeRecord(rec), err)
 	} else {
 		err = fmt.Errorf("runtime: Danube refused a record for topic %q for good (%s): %w; set DLQ_TOPIC to "+
 			"dead-letter such records and go on", s.topic, describeRecord(rec), err)
@@ -467,6 +475,11 @@ func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *Rec
 	msg, err := d.message()
 	if err != nil {
 		return err
+	}
+	if rec.Failed != nil { // the record itself, so that it can be published again once the step is fixed
+		if m := failedMessage(rec, &d); danube.MessageSize(m) <= danube.MaxMessageSize {
+			msg = m
+		}
 	}
 	if err := r.send(ctx, r.dlq, msg); err != nil {
 		return fmt.Errorf("runtime: Danube refused a record for topic %q (%s): %w; and DLQ_TOPIC=%q refused its descriptor: %w",

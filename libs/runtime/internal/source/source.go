@@ -32,7 +32,8 @@ type Record[P any] struct {
 	Origin     func() string
 	Pos        P
 	HasPos     bool
-	Checkpoint bool
+	Checkpoint bool  // only a position (OnAck, if set, is called when it is taken in)
+	Failed     error // a transform step failed on it: the record goes to DLQ_TOPIC as it is, or stops the source
 }
 
 // Connector is the source connector as the engine sees it.
