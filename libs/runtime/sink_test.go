@@ -300,6 +300,9 @@ func TestSinkRetryExhaustedDeadLetters(t *testing.T) {
 	runtimetest.CreateTopic(t, b, "/default/exhaust")
 	cfg := runtimetest.SinkConfig(b, "exhaust", "/default/exhaust")
 	cfg.MaxRetries = 1
+	// The canary that tells poison from an outage waits RETRY_BACKOFF_MS for the next record: long
+	// enough that b has arrived however loaded the machine, or a would count as an outage.
+	cfg.RetryBackoff, cfg.RetryMaxBackoff = config.Millis(500*time.Millisecond), config.Millis(500*time.Millisecond)
 	cfg.RetryExhausted = runtime.DeadLetterOnExhausted
 	cfg.DLQTopic = "/default/exhaust-dlq"
 	s := newScripted(map[string][]error{"a": {errors.New("endpoint down"), errors.New("endpoint still down")}})

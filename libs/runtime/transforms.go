@@ -12,11 +12,13 @@ import (
 // transformScope is the instrumentation scope of the transform steps' metrics.
 const transformScope = "github.com/danube-messaging/danube-connect-go/libs/runtime/transform"
 
-// transforms exports chain's per-step metrics while the runner lives; nil when there are no steps.
+// transforms returns the runner's own copy of chain, its per-step metrics exported while the
+// runner lives; nil when there are no steps.
 func (e *env) transforms(chain *transform.Chain) (*transform.Chain, error) {
 	if chain.Len() == 0 {
 		return nil, nil
 	}
+	chain = chain.Copy()
 	if e.server != nil {
 		reg, err := chain.Observe(e.server.MeterProvider().Meter(transformScope), attribute.String("connector", e.name))
 		if err != nil {

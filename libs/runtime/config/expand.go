@@ -19,6 +19,13 @@ type Expander interface {
 	Expanded() [][2]string
 }
 
+// Unreader is an Expander that knows the variables of its namespace that it did not read
+// (TRANSFORM_MASK_FIELDS set while TRANSFORMS names no step mask): Warnings reports a variable that
+// every Unreader of the config left unread, with the Unreader's words (variable → warning).
+type Unreader interface {
+	Unread() map[string]string
+}
+
 var expanderType = reflect.TypeOf((*Expander)(nil)).Elem()
 
 // expanders returns the fields of fields whose value is an Expander.

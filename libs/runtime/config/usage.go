@@ -40,9 +40,17 @@ func Usage(w io.Writer, cfg any) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	written := map[string]bool{} // two variables of one kind (a bridge's import and export steps) share one text
 	for _, x := range expanders(fields) {
-		if err := x.ExpandUsage(w); err != nil {
+		var b strings.Builder
+		if err := x.ExpandUsage(&b); err != nil {
 			return err
+		}
+		if !written[b.String()] {
+			written[b.String()] = true
+			if _, err := io.WriteString(w, b.String()); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

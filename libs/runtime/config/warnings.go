@@ -27,7 +27,7 @@ func Warnings(cfg any, environ []string) []string {
 			known[kv[0]] = true
 		}
 	}
-	var out []string
+	out := unread(fields)
 	for _, kv := range environOrOS(environ) {
 		name, _, _ := strings.Cut(kv, "=")
 		if name == "" || known[name] || strings.ToUpper(name) != name {
@@ -38,6 +38,33 @@ func Warnings(cfg any, environ []string) []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// unread returns the warnings of the variables every Unreader among fields left unread.
+func unread(fields []field) []string {
+	var (
+		out   []string
+		count = map[string]int{}
+		n     int
+		say   = map[string]string{}
+	)
+	for _, x := range expanders(fields) {
+		u, ok := x.(Unreader)
+		if !ok {
+			continue
+		}
+		n++
+		for v, w := range u.Unread() {
+			count[v]++
+			say[v] = w
+		}
+	}
+	for v, c := range count {
+		if c == n {
+			out = append(out, say[v])
+		}
+	}
 	return out
 }
 

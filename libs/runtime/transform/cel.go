@@ -84,7 +84,7 @@ func compile(side Side, src string, want ...*cel.Type) (*expression, error) {
 	}
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, errors.New(strings.TrimPrefix(iss.Err().Error(), "ERROR: "))
+		return nil, errors.New(strings.ReplaceAll(iss.Err().Error(), "ERROR: ", ""))
 	}
 	if out := ast.OutputType(); len(want) > 0 && out.Kind() != types.DynKind {
 		ok := false

@@ -20,9 +20,10 @@ import (
 // (config.Expander), so that a bad expression or variable stops the connector at start with every
 // other problem. Use SourceSteps or SinkSteps as the config field.
 type Steps struct {
-	names []string
-	chain Chain
-	vars  [][2]string
+	names  []string
+	chain  Chain
+	vars   [][2]string
+	unread map[string]string
 }
 
 // SourceSteps is TRANSFORMS of a source: its expressions see payload, attributes, key and topic.
@@ -65,6 +66,10 @@ func (s *Steps) UnmarshalText(b []byte) error {
 // Expanded implements config.Expander: the step variables that were set, secrets redacted.
 func (s *Steps) Expanded() [][2]string { return s.vars }
 
+// Unread implements config.Unreader: a TRANSFORM_* variable of no listed step is reported, since
+// a step forgotten in TRANSFORMS (a mask) would otherwise be skipped without a word.
+func (s *Steps) Unread() map[string]string { return s.unread }
+
 // prefix is the variable prefix of step name.
 func prefix(name string) string { return "TRANSFORM_" + strings.ToUpper(name) + "_" }
 
@@ -90,6 +95,7 @@ func (s *Steps) expand(side Side, vars map[string]string) []error {
 // two steps' prefixes match (mask and mask_pii): step → variable without the prefix → value.
 func (s *Steps) assign(vars map[string]string) map[string]map[string]string {
 	own := map[string]map[string]string{}
+	s.unread = map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		best := ""
 		for _, name := range s.names {
@@ -98,6 +104,9 @@ func (s *Steps) assign(vars map[string]string) map[string]map[string]string {
 			}
 		}
 		if best == "" {
+			if strings.HasPrefix(k, "TRANSFORM_") {
+				s.unread[k] = k + " is set, but no step it configures is listed in TRANSFORMS (" + s.String() + "): it is ignored"
+			}
 			continue
 		}
 		if own[best] == nil {
@@ -194,7 +203,7 @@ func redact(cfg builder, v, value string) string {
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
 		if name == v && t.Field(i).Type == reflect.TypeOf(config.Secret{}) {
-			return config.Secret{}.String()
+			return config.NewSecret(value).String()
 		}
 	}
 	return value

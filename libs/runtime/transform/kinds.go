@@ -68,7 +68,7 @@ func (k kind) variables() []string {
 }
 
 type filterConfig struct {
-	Expr string `env:"EXPR,required" desc:"filter: CEL, bool; the record is kept when true, dropped (and acked or committed) when false"`
+	Expr string `env:"EXPR,required" desc:"CEL, bool; the record is kept when true, dropped (and acked or committed) when false"`
 }
 
 func (c *filterConfig) build(side Side, pre string) (func(*state) (bool, error), []error) {
@@ -76,7 +76,7 @@ func (c *filterConfig) build(side Side, pre string) (func(*state) (bool, error),
 }
 
 type mapConfig struct {
-	Expr string `env:"EXPR,required" desc:"map: CEL; the new payload: a map, list, number or bool as JSON, a string or bytes as they are"`
+	Expr string `env:"EXPR,required" desc:"CEL; the new payload: a map, list, number or bool as JSON, a string or bytes as they are"`
 }
 
 func (c *mapConfig) build(side Side, pre string) (func(*state) (bool, error), []error) {
@@ -84,7 +84,7 @@ func (c *mapConfig) build(side Side, pre string) (func(*state) (bool, error), []
 }
 
 type routeConfig struct {
-	Expr string `env:"EXPR,required" desc:"route (sources): CEL, string; the destination topic, /namespace/topic"`
+	Expr string `env:"EXPR,required" desc:"sources only: CEL, string; the destination topic, /namespace/topic"`
 }
 
 func (c *routeConfig) build(side Side, pre string) (func(*state) (bool, error), []error) {
@@ -92,7 +92,7 @@ func (c *routeConfig) build(side Side, pre string) (func(*state) (bool, error), 
 }
 
 type keyConfig struct {
-	Expr string `env:"EXPR,required" desc:"key: CEL, string; the routing key"`
+	Expr string `env:"EXPR,required" desc:"CEL, string; the routing key"`
 }
 
 func (c *keyConfig) build(side Side, pre string) (func(*state) (bool, error), []error) {
@@ -100,7 +100,7 @@ func (c *keyConfig) build(side Side, pre string) (func(*state) (bool, error), []
 }
 
 type attributesConfig struct {
-	Expr string `env:"EXPR,required" desc:"attributes: CEL, map; each entry sets an attribute (a string as it is, other values as JSON; null removes it)"`
+	Expr string `env:"EXPR,required" desc:"CEL, map; each entry sets an attribute (a string as it is, other values as JSON; null removes it)"`
 }
 
 func (c *attributesConfig) build(side Side, pre string) (func(*state) (bool, error), []error) {
@@ -117,7 +117,7 @@ func exprStep(side Side, pre, src string, want []*cel.Type, step func(*expressio
 }
 
 type dropConfig struct {
-	Fields []string `env:"FIELDS,required" envSeparator:"," desc:"drop: fields to remove, comma-separated paths (customer.email)"`
+	Fields []string `env:"FIELDS,required" envSeparator:"," desc:"fields to remove, comma-separated paths (customer.email)"`
 }
 
 func (c *dropConfig) build(_ Side, pre string) (func(*state) (bool, error), []error) {
@@ -126,7 +126,7 @@ func (c *dropConfig) build(_ Side, pre string) (func(*state) (bool, error), []er
 }
 
 type keepConfig struct {
-	Fields []string `env:"FIELDS,required" envSeparator:"," desc:"keep: the only fields to keep, comma-separated paths"`
+	Fields []string `env:"FIELDS,required" envSeparator:"," desc:"the only fields to keep, comma-separated paths"`
 }
 
 func (c *keepConfig) build(_ Side, pre string) (func(*state) (bool, error), []error) {
@@ -153,7 +153,7 @@ func parsePaths(variable string, specs []string) ([]path, []error) {
 }
 
 type renameConfig struct {
-	Fields []string `env:"FIELDS,required" envSeparator:"," desc:"rename: comma-separated old:new pairs; old is a path, new a name in the same object"`
+	Fields []string `env:"FIELDS,required" envSeparator:"," desc:"comma-separated old:new pairs; old is a path, new a name in the same object"`
 }
 
 func (c *renameConfig) build(_ Side, pre string) (func(*state) (bool, error), []error) {
@@ -192,10 +192,10 @@ func (m MaskMode) String() string { return maskModes.Name(m) }
 func (m *MaskMode) UnmarshalText(b []byte) error { return maskModes.Parse(m, b) }
 
 type maskConfig struct {
-	Fields      []string      `env:"FIELDS,required" envSeparator:"," desc:"mask: fields to mask, comma-separated paths (null values stay null)"`
-	Mode        MaskMode      `env:"MODE" envDefault:"redact" desc:"mask: redact (replace with REPLACEMENT) or hash (hex HMAC-SHA256 under HASH_KEY: equal values still join)"`
-	Replacement string        `env:"REPLACEMENT" envDefault:"****" desc:"mask: the text a redacted value becomes"`
-	HashKey     config.Secret `env:"HASH_KEY" desc:"mask: the HMAC key of MODE=hash (or HASH_KEY_FILE); at least 16 bytes"`
+	Fields      []string      `env:"FIELDS,required" envSeparator:"," desc:"fields to mask, comma-separated paths (null values stay null)"`
+	Mode        MaskMode      `env:"MODE" envDefault:"redact" desc:"redact (replace with REPLACEMENT) or hash (hex HMAC-SHA256 under HASH_KEY: equal values still join)"`
+	Replacement string        `env:"REPLACEMENT" envDefault:"****" desc:"the text a redacted value becomes"`
+	HashKey     config.Secret `env:"HASH_KEY" desc:"the HMAC key of MODE=hash (or HASH_KEY_FILE); at least 16 bytes"`
 }
 
 // minHashKey is the shortest HASH_KEY accepted: a short key can be guessed, and then every hashed
@@ -218,8 +218,8 @@ func (c *maskConfig) build(_ Side, pre string) (func(*state) (bool, error), []er
 }
 
 type insertConfig struct {
-	Static []string `env:"STATIC" envSeparator:"," desc:"insert: comma-separated name:value pairs set as string fields"`
-	Expr   string   `env:"EXPR" desc:"insert: CEL, map; its entries are set as fields (computed: {\"danube_topic\": topic, \"published\": publish_time})"`
+	Static []string `env:"STATIC" envSeparator:"," desc:"comma-separated name:value pairs set as string fields"`
+	Expr   string   `env:"EXPR" desc:"CEL, map; its entries are set as fields (computed: {\"danube_topic\": topic, \"published\": publish_time})"`
 }
 
 func (c *insertConfig) build(side Side, pre string) (func(*state) (bool, error), []error) {
@@ -247,7 +247,7 @@ func (c *insertConfig) build(side Side, pre string) (func(*state) (bool, error),
 }
 
 type flattenConfig struct {
-	Delimiter string `env:"DELIMITER" envDefault:"." desc:"flatten: what joins nested names ({\"a\":{\"b\":1}} becomes {\"a.b\":1}); _ suits SQL columns"`
+	Delimiter string `env:"DELIMITER" envDefault:"." desc:"what joins nested names ({\"a\":{\"b\":1}} becomes {\"a.b\":1}); _ suits SQL columns"`
 }
 
 func (c *flattenConfig) build(_ Side, pre string) (func(*state) (bool, error), []error) {
@@ -267,11 +267,11 @@ func (d Deletes) String() string { return deletesNames.Name(d) }
 func (d *Deletes) UnmarshalText(b []byte) error { return deletesNames.Parse(d, b) }
 
 type unwrapConfig struct {
-	Deletes      Deletes  `env:"DELETES" envDefault:"drop" desc:"unwrap: a delete event is dropped, rewritten (the old row with DELETED_FIELD true, every other row false) or a tombstone (empty payload, the row's key)"`
-	OpField      string   `env:"OP_FIELD" desc:"unwrap: field of the row that gets the operation (INSERT, UPDATE, DELETE, READ; Debezium's c, u, d, r)"`
-	OpAttribute  string   `env:"OP_ATTRIBUTE" envDefault:"op" emptyDisables:"true" desc:"unwrap: attribute that gets the operation; empty: none"`
-	DeletedField string   `env:"DELETED_FIELD" envDefault:"__deleted" desc:"unwrap: with DELETES=rewrite, the bool field that marks a deleted row"`
-	AddFields    []string `env:"ADD_FIELDS" envSeparator:"," desc:"unwrap: event fields copied into the row: path (named __ + its last name: source.lsn → __lsn) or path:name"`
+	Deletes      Deletes  `env:"DELETES" envDefault:"drop" desc:"a delete event is dropped, rewritten (the old row with DELETED_FIELD true, every other row false) or a tombstone (empty payload, the row's key)"`
+	OpField      string   `env:"OP_FIELD" desc:"field of the row that gets the operation (INSERT, UPDATE, DELETE, READ; Debezium's c, u, d, r)"`
+	OpAttribute  string   `env:"OP_ATTRIBUTE" envDefault:"op" emptyDisables:"true" desc:"attribute that gets the operation; empty: none"`
+	DeletedField string   `env:"DELETED_FIELD" envDefault:"__deleted" desc:"with DELETES=rewrite, the bool field that marks a deleted row"`
+	AddFields    []string `env:"ADD_FIELDS" envSeparator:"," desc:"event fields copied into the row: path (named __ + its last name: source.lsn → __lsn) or path:name"`
 }
 
 func (c *unwrapConfig) build(_ Side, pre string) (func(*state) (bool, error), []error) {

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,7 @@ func (c *Chain) Observe(m metric.Meter, attrs ...attribute.KeyValue) (metric.Reg
 	for i, st := range c.steps {
 		base := append([]attribute.KeyValue{attribute.String("step", st.name), attribute.String("type", st.typ)}, attrs...)
 		with := func(result string) metric.MeasurementOption {
-			return metric.WithAttributeSet(attribute.NewSet(append(base, attribute.String("result", result))...))
+			return metric.WithAttributeSet(attribute.NewSet(append(slices.Clip(base), attribute.String("result", result))...))
 		}
 		points[i] = point{step: metric.WithAttributeSet(attribute.NewSet(base...)),
 			in: with("in"), out: with("out"), dropped: with("dropped"), failed: with("failed")}

@@ -49,6 +49,16 @@ type Chain struct {
 	steps []*step
 }
 
+// Copy returns a chain with the same steps and counters of its own, for a runner that exports
+// them under its own name (one per mapping of a bridge).
+func (c *Chain) Copy() *Chain {
+	out := &Chain{steps: make([]*step, len(c.steps))}
+	for i, st := range c.steps {
+		out.steps[i] = &step{name: st.name, typ: st.typ, apply: st.apply, fields: st.fields}
+	}
+	return out
+}
+
 // Len returns the number of steps.
 func (c *Chain) Len() int { return len(c.steps) }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/transform"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/kafkaconn"
 	"github.com/danube-messaging/danube-connect-go/services/bridge-kafka/mapping"
 )
@@ -26,16 +27,17 @@ type Config struct {
 
 // Import is the Kafka → Danube direction.
 type Import struct {
-	Mappings     mapping.Imports      `env:"IMPORT_MAPPINGS" desc:"Kafka topics to import: kafka-topic=/namespace/topic, semicolon-separated"`
-	GroupID      string               `env:"KAFKA_GROUP_ID" desc:"consumer group of the imports (required with IMPORT_MAPPINGS); replicas in one group share the partitions"`
-	Start        Start                `env:"KAFKA_AUTO_OFFSET_RESET" envDefault:"earliest" desc:"where a group without committed offsets starts: earliest (the topic's existing data) or latest"`
-	Partitions   int                  `env:"DANUBE_PARTITIONS" envDefault:"0" desc:"partitions of the Danube topics the imports create (0 = not partitioned); the Kafka key picks the partition"`
-	Mirror       bool                 `env:"IMPORT_MIRROR_PARTITIONS" envDefault:"false" desc:"publish Kafka partition N to partition N of the Danube topic (<topic>-part-N), creating a partitioned Danube topic like the Kafka topic; not with DANUBE_PARTITIONS"`
-	MaxInFlight  int                  `env:"IMPORT_MAX_IN_FLIGHT" envDefault:"1000" desc:"per import: records read from Kafka and not yet acked by Danube (reading waits above it)"`
-	BatchSize    int                  `env:"IMPORT_BATCH_SIZE" envDefault:"500" desc:"per import: most records handed to the runtime at once"`
-	DLQTopic     string               `env:"IMPORT_DLQ_TOPIC" desc:"Danube dead-letter topic for Kafka records Danube refuses for good (over its message size limit, invalid): a JSON descriptor (Kafka topic, partition, offset, size, reason) goes there, the offset is committed and the import goes on; empty = such a record stops the bridge, naming it"`
-	PublishOrder runtime.PublishOrder `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes in flight per Danube topic: key (one per Kafka key: Kafka's per-key order; records without a key in order), strict or none"`
-	Properties   kafkaconn.Properties `env:"KAFKA_CONSUMER_PROPERTIES" desc:"extra librdkafka consumer properties, name=value;name=value (not the ones the bridge sets)"`
+	Mappings     mapping.Imports       `env:"IMPORT_MAPPINGS" desc:"Kafka topics to import: kafka-topic=/namespace/topic, semicolon-separated"`
+	GroupID      string                `env:"KAFKA_GROUP_ID" desc:"consumer group of the imports (required with IMPORT_MAPPINGS); replicas in one group share the partitions"`
+	Start        Start                 `env:"KAFKA_AUTO_OFFSET_RESET" envDefault:"earliest" desc:"where a group without committed offsets starts: earliest (the topic's existing data) or latest"`
+	Partitions   int                   `env:"DANUBE_PARTITIONS" envDefault:"0" desc:"partitions of the Danube topics the imports create (0 = not partitioned); the Kafka key picks the partition"`
+	Mirror       bool                  `env:"IMPORT_MIRROR_PARTITIONS" envDefault:"false" desc:"publish Kafka partition N to partition N of the Danube topic (<topic>-part-N), creating a partitioned Danube topic like the Kafka topic; not with DANUBE_PARTITIONS"`
+	MaxInFlight  int                   `env:"IMPORT_MAX_IN_FLIGHT" envDefault:"1000" desc:"per import: records read from Kafka and not yet acked by Danube (reading waits above it)"`
+	BatchSize    int                   `env:"IMPORT_BATCH_SIZE" envDefault:"500" desc:"per import: most records handed to the runtime at once"`
+	DLQTopic     string                `env:"IMPORT_DLQ_TOPIC" desc:"Danube dead-letter topic for Kafka records Danube refuses for good (over its message size limit, invalid): a JSON descriptor (Kafka topic, partition, offset, size, reason) goes there, the offset is committed and the import goes on; empty = such a record stops the bridge, naming it"`
+	PublishOrder runtime.PublishOrder  `env:"PUBLISH_ORDER" envDefault:"key" desc:"publishes in flight per Danube topic: key (one per Kafka key: Kafka's per-key order; records without a key in order), strict or none"`
+	Properties   kafkaconn.Properties  `env:"KAFKA_CONSUMER_PROPERTIES" desc:"extra librdkafka consumer properties, name=value;name=value (not the ones the bridge sets)"`
+	Transforms   transform.SourceSteps `env:"IMPORT_TRANSFORMS" desc:"transform steps run on each Kafka record before it is published to Danube (TRANSFORM_<STEP>_* as below); a dropped record's offset is still committed"`
 }
 
 // Export is the Danube → Kafka direction.
@@ -55,6 +57,7 @@ type Export struct {
 	MaxRedeliveries  int                     `env:"SUBSCRIPTION_MAX_REDELIVERIES" envDefault:"0" desc:"with DANUBE_ADMIN_URL: delivery attempts before the poison policy; 0 = keep the broker's"`
 	AckTimeout       config.Millis           `env:"SUBSCRIPTION_ACK_TIMEOUT_MS" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the broker's re-send interval of an unacked message; 0 = keep the broker's"`
 	Properties       kafkaconn.Properties    `env:"KAFKA_PRODUCER_PROPERTIES" desc:"extra librdkafka producer properties, name=value;name=value (not the ones the bridge sets)"`
+	Transforms       transform.SinkSteps     `env:"EXPORT_TRANSFORMS" desc:"transform steps run on each Danube message before it is produced to Kafka (TRANSFORM_<STEP>_* as below); a dropped message is acked"`
 }
 
 // Start is KAFKA_AUTO_OFFSET_RESET.
@@ -214,7 +217,7 @@ func (c *Config) name(dir string, r mapping.Route) string {
 func (c *Config) sourceConfig(r mapping.Route) *runtime.SourceConfig {
 	sc := &runtime.SourceConfig{
 		Common: c.Common, Topic: r.Danube, Partitions: c.Import.Partitions, MaxInFlight: c.Import.MaxInFlight,
-		PublishOrder: c.Import.PublishOrder, BatchSize: c.Import.BatchSize, DLQTopic: c.Import.DLQTopic,
+		PublishOrder: c.Import.PublishOrder, BatchSize: c.Import.BatchSize, DLQTopic: c.Import.DLQTopic, Transforms: c.Import.Transforms,
 	}
 	sc.ConnectorName = c.name("import", r)
 	if c.Import.Mirror {
@@ -229,7 +232,7 @@ func (c *Config) sinkConfig(r mapping.Route) *runtime.SinkConfig {
 	sc := &runtime.SinkConfig{
 		Common: c.Common, Topics: []string{r.Danube}, SubscriptionName: e.SubscriptionName, SubscriptionType: e.SubscriptionType,
 		BatchSize: e.BatchSize, BatchTimeout: e.BatchTimeout, MaxInFlight: e.MaxInFlight, DLQTopic: e.DLQTopic, RetryExhausted: e.RetryExhausted, NackDelay: e.NackDelay,
-		Window: e.Window, PoisonPolicy: e.PoisonPolicy, MaxRedeliveries: e.MaxRedeliveries, AckTimeout: e.AckTimeout,
+		Window: e.Window, PoisonPolicy: e.PoisonPolicy, MaxRedeliveries: e.MaxRedeliveries, AckTimeout: e.AckTimeout, Transforms: e.Transforms,
 	}
 	sc.ConnectorName = c.name("export", r)
 	return sc

@@ -485,7 +485,7 @@ func (r *sourceRunner[P]) deadLetter(ctx context.Context, topic string, rec *Rec
 		return fmt.Errorf("runtime: Danube refused a record for topic %q (%s): %w; and DLQ_TOPIC=%q refused its descriptor: %w",
 			topic, describeRecord(rec), reason, r.cfg.DLQTopic, err)
 	}
-	r.host.Log.Warn("record refused by Danube dead-lettered", "topic", topic, "record", describeRecord(rec), "dlq", r.cfg.DLQTopic, "reason", reason)
+	r.host.Log.Warn("record dead-lettered", "topic", topic, "record", describeRecord(rec), "dlq", r.cfg.DLQTopic, "reason", reason)
 	return nil
 }
 
