@@ -447,7 +447,8 @@ func sinkDone(name string, n float64) func(string) bool {
 }
 
 // scrapeSinkHTTP runs sink-http against the development broker and an HTTP server that accepts
-// every message but one, which it rejects (400: invalid data, dead-lettered).
+// every message but one, which it rejects (400: invalid data, dead-lettered). A transform step
+// that only sets an attribute makes it export the transform metrics too.
 func scrapeSinkHTTP(t *testing.T) map[string]bool {
 	broker := harness.Danube(t)
 	topic := "/default/" + harness.Name(t)
@@ -462,6 +463,7 @@ func scrapeSinkHTTP(t *testing.T) map[string]bool {
 	c := start(t, sinkMain(sinkhttp.NewConnector), []string{
 		"DANUBE_SERVICE_URL=" + broker.URL, "DANUBE_TOPIC=" + topic, "SUBSCRIPTION_NAME=deploytest",
 		"CONNECTOR_NAME=" + name, "TARGET_URL=" + target.URL, "DLQ_TOPIC=" + topic + "-dlq", "RETRY_BACKOFF_MS=10",
+		"TRANSFORMS=tag", "TRANSFORM_TAG_TYPE=attributes", `TRANSFORM_TAG_EXPR={"source": "deploytest"}`,
 	})
 	publish(t, broker.URL, topic, "one", "reject", "three")
 	return c.scrapeUntil(t, "write two messages and dead-letter one", sinkDone(name, 3))

@@ -109,7 +109,7 @@ func (s sinkRecords) Process(ctx context.Context, recs []*SinkRecord, errs []err
 		return
 	}
 	left, at := s.transformRecords(recs, errs)
-	if at == nil {
+	if len(left) == len(recs) {
 		s.write(ctx, recs, errs)
 		return
 	}

@@ -67,8 +67,8 @@ func (rec *SinkRecord) transform(chain *transform.Chain) (keep bool, err error) 
 }
 
 // transformRecords runs the chain on recs: dropped and failed records get their outcome in errs,
-// and the records left for the connector are returned with their indexes in recs (nil when all
-// are left).
+// and the records left for the connector are returned with their indexes in recs (recs itself and
+// no indexes when all are left).
 func (s sinkRecords) transformRecords(recs []*SinkRecord, errs []error) (left []*SinkRecord, at []int) {
 	all := true
 	for i, rec := range recs {
@@ -97,11 +97,13 @@ func transformSource[P any](chain *transform.Chain, defaultTopic string, r *sour
 	t := transform.Record{Payload: r.Payload, Attributes: r.Attributes, Key: r.Key, Topic: cmp.Or(r.Topic, defaultTopic)}
 	keep, err := chain.Apply(&t)
 	switch {
-	case err != nil:
-		r.Failed = err
-	case !keep:
+	case !keep && err == nil:
 		r.Checkpoint = true
-	default:
-		r.Payload, r.Attributes, r.Key, r.Topic = t.Payload, t.Attributes, t.Key, t.Topic
+		return
+	case err != nil:
+		// Dead-lettered as the steps before the failing one left it: a record a later step fails on
+		// does not reach Danube with what an earlier mask removed. Its topic stays the one it had.
+		r.Failed, t.Topic = err, r.Topic
 	}
+	r.Payload, r.Attributes, r.Key, r.Topic = t.Payload, t.Attributes, t.Key, t.Topic
 }

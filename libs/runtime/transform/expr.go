@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"fmt"
 
 	"cel.dev/cel-go/cel"
@@ -37,13 +38,13 @@ func mapStep(x *expression) func(*state) (bool, error) {
 		case types.String:
 			s.setPayload([]byte(v))
 		case types.Bytes:
-			s.setPayload([]byte(v))
+			s.setPayload(bytes.Clone(v))
 		default:
-			n, err := native(v)
+			j, err := toJSON(v, s.new())
 			if err != nil {
 				return false, err
 			}
-			s.setValue(n)
+			s.setValue(j)
 		}
 		return true, nil
 	}
@@ -98,7 +99,7 @@ func attributesStep(x *expression) func(*state) (bool, error) {
 				s.setAttribute(string(name), "", true)
 				continue
 			}
-			t, err := text(e)
+			t, err := text(e, s.new())
 			if err != nil {
 				return false, fmt.Errorf("attribute %q: %w", name, err)
 			}
@@ -120,13 +121,8 @@ func evalString(x *expression, s *state) (string, error) {
 	return string(str), nil
 }
 
-// typeName names a CEL value's type for an error ("int", "map").
-func typeName(v ref.Val) string {
-	if t, ok := v.Type().(ref.Type); ok {
-		return "a value of type " + t.TypeName()
-	}
-	return fmt.Sprintf("%T", v)
-}
+// typeName names a CEL value's type for an error ("a value of type int").
+func typeName(v ref.Val) string { return "a value of type " + v.Type().TypeName() }
 
 // Result types the expression steps accept at compile time.
 var (

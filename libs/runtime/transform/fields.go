@@ -4,11 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"hash"
-	"maps"
 	"strings"
 	"sync"
+
+	"github.com/valyala/fastjson"
 )
 
 // A field path is dotted (customer.address.zip); where a step meets an array on the way, it applies
@@ -18,21 +18,20 @@ type path []string
 
 func parsePath(p string) path { return strings.Split(p, ".") }
 
-func (p path) String() string { return strings.Join(p, ".") }
-
 // visit calls f with each object that holds p's last element (the parent) and that element's name.
-func (p path) visit(v any, f func(parent map[string]any, name string)) {
-	switch v := v.(type) {
-	case map[string]any:
+func (p path) visit(v *fastjson.Value, f func(parent *fastjson.Value, name string)) {
+	switch v.Type() {
+	case fastjson.TypeObject:
 		if len(p) == 1 {
 			f(v, p[0])
 			return
 		}
-		if child, ok := v[p[0]]; ok {
+		if child := v.Get(p[0]); child != nil {
 			p[1:].visit(child, f)
 		}
-	case []any:
-		for _, e := range v {
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		for _, e := range a {
 			p.visit(e, f)
 		}
 	}
@@ -45,9 +44,9 @@ func dropStep(paths []path) func(*state) (bool, error) {
 			return false, err
 		}
 		for _, p := range paths {
-			p.visit(obj, func(parent map[string]any, name string) {
-				if _, ok := parent[name]; ok {
-					delete(parent, name)
+			p.visit(obj, func(parent *fastjson.Value, name string) {
+				if parent.Get(name) != nil {
+					parent.Del(name)
 					s.changed()
 				}
 			})
@@ -63,9 +62,9 @@ func keepStep(paths []path) func(*state) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		out := map[string]any{}
+		out := s.new().NewObject()
 		for _, p := range paths {
-			keepPath(obj, out, p)
+			keepPath(s.arena, obj, out, p)
 		}
 		s.setValue(out)
 		return true, nil
@@ -73,25 +72,24 @@ func keepStep(paths []path) func(*state) (bool, error) {
 }
 
 // keepPath copies p from src into dst, creating the objects on the way.
-func keepPath(src, dst map[string]any, p path) {
-	v, ok := src[p[0]]
-	if !ok {
+func keepPath(a *fastjson.Arena, src, dst *fastjson.Value, p path) {
+	v := src.Get(p[0])
+	if v == nil {
 		return
 	}
 	if len(p) == 1 {
-		dst[p[0]] = v
+		dst.Set(p[0], v)
 		return
 	}
-	child, ok := v.(map[string]any)
-	if !ok {
+	if v.Type() != fastjson.TypeObject {
 		return // a path through an array or a scalar keeps nothing below it
 	}
-	sub, ok := dst[p[0]].(map[string]any)
-	if !ok {
-		sub = map[string]any{}
-		dst[p[0]] = sub
+	sub := dst.Get(p[0])
+	if sub == nil {
+		sub = a.NewObject()
+		dst.Set(p[0], sub)
 	}
-	keepPath(child, sub, p[1:])
+	keepPath(a, v, sub, p[1:])
 }
 
 // rename is one old → new of rename's FIELDS; the new name is a name, not a path: the field stays
@@ -108,10 +106,10 @@ func renameStep(renames []rename) func(*state) (bool, error) {
 			return false, err
 		}
 		for _, r := range renames {
-			r.from.visit(obj, func(parent map[string]any, name string) {
-				if v, ok := parent[name]; ok {
-					delete(parent, name)
-					parent[r.to] = v
+			r.from.visit(obj, func(parent *fastjson.Value, name string) {
+				if v := parent.Get(name); v != nil {
+					parent.Del(name)
+					parent.Set(r.to, v)
 					s.changed()
 				}
 			})
@@ -128,7 +126,9 @@ type masker struct {
 	pool        sync.Pool
 }
 
-func (m *masker) mask(v any) any {
+// mask returns what v becomes: a string hashes as its text, so "a@b.c" hashes the same in every
+// payload; another value as its JSON text (a number's exactly as it was written).
+func (m *masker) mask(v *fastjson.Value) string {
 	if m.key == nil {
 		return m.replacement
 	}
@@ -137,13 +137,13 @@ func (m *masker) mask(v any) any {
 		h = hmac.New(sha256.New, m.key)
 	}
 	h.Reset()
-	if s, ok := v.(string); ok { // a string hashes as its text, so "a@b.c" hashes the same in every payload
-		h.Write([]byte(s))
-	} else {
-		b, _ := json.Marshal(v) // a value parsed from JSON always encodes
+	if b, err := v.StringBytes(); err == nil {
 		h.Write(b)
+	} else {
+		h.Write(v.MarshalTo(nil))
 	}
-	out := hex.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	out := hex.EncodeToString(h.Sum(sum[:0]))
 	m.pool.Put(h)
 	return out
 }
@@ -155,9 +155,9 @@ func maskStep(paths []path, m *masker) func(*state) (bool, error) {
 			return false, err
 		}
 		for _, p := range paths {
-			p.visit(obj, func(parent map[string]any, name string) {
-				if v, ok := parent[name]; ok && v != nil { // null stays null: it hides nothing
-					parent[name] = m.mask(v)
+			p.visit(obj, func(parent *fastjson.Value, name string) {
+				if v := parent.Get(name); v != nil && v.Type() != fastjson.TypeNull { // null stays null: it hides nothing
+					parent.Set(name, s.new().NewString(m.mask(v)))
 					s.changed()
 				}
 			})
@@ -167,30 +167,32 @@ func maskStep(paths []path, m *masker) func(*state) (bool, error) {
 }
 
 // insertStep sets static fields, then the fields of the map expr computes (nil: none).
-func insertStep(static map[string]string, x *expression) func(*state) (bool, error) {
+func insertStep(static [][2]string, x *expression) func(*state) (bool, error) {
 	return func(s *state) (bool, error) {
 		obj, err := s.object()
 		if err != nil {
 			return false, err
 		}
-		var computed map[string]any
+		var computed *fastjson.Object
 		if x != nil {
 			v, err := x.eval(s)
 			if err != nil {
 				return false, err
 			}
-			n, err := native(v)
+			j, err := toJSON(v, s.new())
 			if err != nil {
 				return false, err
 			}
-			if computed, _ = n.(map[string]any); computed == nil {
+			if computed, err = j.Object(); err != nil {
 				return false, errExprNotMap(v)
 			}
 		}
-		for k, v := range static {
-			obj[k] = v
+		for _, kv := range static {
+			obj.Set(kv[0], s.new().NewString(kv[1]))
 		}
-		maps.Copy(obj, computed)
+		if computed != nil {
+			computed.Visit(func(k []byte, v *fastjson.Value) { obj.Set(string(k), v) })
+		}
 		s.changed()
 		return true, nil
 	}
@@ -204,33 +206,29 @@ func flattenStep(sep string) func(*state) (bool, error) {
 		if err != nil {
 			return false, err
 		}
+		o, _ := obj.Object()
 		nested := false
-		for _, v := range obj {
-			if _, ok := v.(map[string]any); ok {
-				nested = true
-				break
-			}
-		}
+		o.Visit(func(_ []byte, v *fastjson.Value) { nested = nested || v.Type() == fastjson.TypeObject })
 		if !nested {
 			return true, nil
 		}
-		out := make(map[string]any, len(obj))
-		flattenInto(out, "", sep, obj)
+		out := s.new().NewObject()
+		flattenInto(out, "", sep, o)
 		s.setValue(out)
 		return true, nil
 	}
 }
 
-func flattenInto(out map[string]any, prefix, sep string, obj map[string]any) {
-	for k, v := range obj {
-		name := k
+func flattenInto(out *fastjson.Value, prefix, sep string, obj *fastjson.Object) {
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		name := string(k)
 		if prefix != "" {
-			name = prefix + sep + k
+			name = prefix + sep + name
 		}
-		if child, ok := v.(map[string]any); ok && len(child) > 0 {
+		if child, err := v.Object(); err == nil && child.Len() > 0 {
 			flattenInto(out, name, sep, child)
-			continue
+			return
 		}
-		out[name] = v
-	}
+		out.Set(name, v)
+	})
 }

@@ -224,14 +224,14 @@ type insertConfig struct {
 
 func (c *insertConfig) build(side Side, pre string) (func(*state) (bool, error), []error) {
 	var errs []error
-	static := map[string]string{}
+	var static [][2]string // in the order given: they are set, and written, in it
 	for _, spec := range c.Static {
 		name, value, ok := strings.Cut(spec, ":")
 		if !ok || strings.TrimSpace(name) == "" {
 			errs = append(errs, config.Invalid(pre+"STATIC", spec, "want name:value"))
 			continue
 		}
-		static[strings.TrimSpace(name)] = value
+		static = append(static, [2]string{strings.TrimSpace(name), value})
 	}
 	var x *expression
 	switch {

@@ -16,8 +16,10 @@ type stats struct {
 	nanos                    atomic.Int64
 }
 
-func (s *stats) record(start time.Time, keep bool, err error) {
-	s.nanos.Add(int64(time.Since(start)))
+// record counts a record the step took in since start, and returns the time it ended.
+func (s *stats) record(start time.Time, keep bool, err error) time.Time {
+	end := time.Now()
+	s.nanos.Add(int64(end.Sub(start)))
 	s.in.Add(1)
 	switch {
 	case err != nil:
@@ -27,6 +29,7 @@ func (s *stats) record(start time.Time, keep bool, err error) {
 	default:
 		s.dropped.Add(1)
 	}
+	return end
 }
 
 // Stats is a step's counts so far.
@@ -71,7 +74,7 @@ func (c *Chain) Observe(m metric.Meter, attrs ...attribute.KeyValue) (metric.Reg
 		with := func(result string) metric.MeasurementOption {
 			return metric.WithAttributeSet(attribute.NewSet(append(slices.Clip(base), attribute.String("result", result))...))
 		}
-		points[i] = point{step: metric.WithAttributeSet(attribute.NewSet(base...)),
+		points[i] = point{step: metric.WithAttributeSet(attribute.NewSet(slices.Clone(base)...)), // NewSet sorts in place
 			in: with("in"), out: with("out"), dropped: with("dropped"), failed: with("failed")}
 	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {

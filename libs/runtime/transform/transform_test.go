@@ -29,7 +29,7 @@ func sourceChain(t testing.TB, environ ...string) *transform.Chain {
 	return cfg.Steps.Chain()
 }
 
-func sinkChain(t *testing.T, environ ...string) *transform.Chain {
+func sinkChain(t testing.TB, environ ...string) *transform.Chain {
 	t.Helper()
 	var cfg struct {
 		Steps transform.SinkSteps `env:"TRANSFORMS"`
@@ -116,7 +116,26 @@ func TestSteps(t *testing.T) {
 	}
 }
 
-// A step that fails on a record names itself and the reason, and leaves the record as it was.
+// A changed payload keeps its fields' order and its numbers' text; a hashed number hashes as its
+// text.
+func TestShapeKept(t *testing.T) {
+	key := "0123456789abcdef"
+	c := sourceChain(t, "TRANSFORMS=drop,mask,insert", "TRANSFORM_DROP_FIELDS=b", "TRANSFORM_MASK_FIELDS=n",
+		"TRANSFORM_MASK_MODE=hash", "TRANSFORM_MASK_HASH_KEY="+key, "TRANSFORM_INSERT_STATIC=z:1,a:2")
+	r := transform.Record{Payload: []byte(`{"z0":1.50,"b":2,"big":123456789012345678901234567890,"n":7e0,"s":"<a&b>"}`)}
+	if keep, err := c.Apply(&r); err != nil || !keep {
+		t.Fatal(keep, err)
+	}
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte("7e0"))
+	want := `{"z0":1.50,"big":123456789012345678901234567890,"n":"` + hex.EncodeToString(mac.Sum(nil)) + `","s":"<a&b>","z":"1","a":"2"}`
+	if string(r.Payload) != want {
+		t.Fatalf("payload\n got %s\nwant %s", r.Payload, want)
+	}
+}
+
+// A step that fails on a record names itself and the reason; as the first step, it leaves the
+// record as it was.
 func TestStepFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -125,13 +144,13 @@ func TestStepFailures(t *testing.T) {
 		want    string
 	}{
 		{"malformed JSON", []string{"TRANSFORMS=drop", "TRANSFORM_DROP_FIELDS=a"}, `{"a":1`,
-			`transform "drop" (drop): the payload is not JSON: unexpected EOF`},
+			`transform "drop" (drop): the payload is not JSON: cannot parse object: unexpected end of object`},
 		{"trailing data", []string{"TRANSFORMS=drop", "TRANSFORM_DROP_FIELDS=a"}, `{"a":1} x`,
-			`transform "drop" (drop): the payload is not JSON: data after the value at byte 8`},
+			`transform "drop" (drop): the payload is not JSON: unexpected tail: "x"`},
 		{"not an object", []string{"TRANSFORMS=mask", "TRANSFORM_MASK_FIELDS=a"}, `[1,2]`,
 			`transform "mask" (mask): the payload is an array, not a JSON object`},
 		{"non-JSON to a field step", []string{"TRANSFORMS=unwrap"}, "plain text",
-			`transform "unwrap" (unwrap): the payload is not JSON: invalid character 'p' looking for beginning of value`},
+			`transform "unwrap" (unwrap): the payload is not JSON: cannot parse number: unexpected char: "p"`},
 		{"missing field in an expression", []string{"TRANSFORMS=eu", "TRANSFORM_EU_TYPE=filter", "TRANSFORM_EU_EXPR=payload.region == 'eu'"},
 			`{"id":1}`, `transform "eu" (filter): no such key: region`},
 		{"type error", []string{"TRANSFORMS=eu", "TRANSFORM_EU_TYPE=filter", "TRANSFORM_EU_EXPR=payload.region.startsWith('e')"},
@@ -161,6 +180,17 @@ func TestStepFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A record a later step fails on is left as the steps before it made it: a masked field stays
+// masked in the dead letter.
+func TestFailedRecordKeepsEarlierSteps(t *testing.T) {
+	c := sourceChain(t, "TRANSFORMS=mask,eu", "TRANSFORM_MASK_FIELDS=email", "TRANSFORM_EU_TYPE=filter", "TRANSFORM_EU_EXPR=payload.region == 'eu'")
+	r := transform.Record{Payload: []byte(`{"email":"a@b.c"}`)}
+	if keep, err := c.Apply(&r); keep || err == nil || !strings.Contains(err.Error(), `transform "eu" (filter): no such key: region`) {
+		t.Fatalf("keep %v, err %v", keep, err)
+	}
+	jsonEqual(t, r.Payload, `{"email":"****"}`)
 }
 
 // An expression that fails on one record only fails that record: the chain goes on with the next.

@@ -3,6 +3,8 @@ package transform
 import (
 	"fmt"
 	"strings"
+
+	"github.com/valyala/fastjson"
 )
 
 // Deletes is what unwrap does with a delete event.
@@ -73,16 +75,17 @@ func (u *unwrapper) apply(s *state) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	op, ok := ev["op"].(string)
-	if !ok {
+	opv := ev.Get("op")
+	if !is(opv, fastjson.TypeString) {
 		return false, fmt.Errorf(`the payload has no "op" string field: not a change event`)
 	}
-	var row map[string]any
+	op := string(opv.GetStringBytes())
+	var row *fastjson.Value
 	switch classify(op) {
 	case opNone:
 		return false, nil
 	case opUpsert:
-		if row, ok = ev["after"].(map[string]any); !ok {
+		if row = ev.Get("after"); !is(row, fastjson.TypeObject) {
 			return false, fmt.Errorf(`%s event without an "after" object`, op)
 		}
 	case opDelete:
@@ -94,16 +97,21 @@ func (u *unwrapper) apply(s *state) (bool, error) {
 			u.mark(s, nil, op)
 			return true, nil
 		}
-		if row, ok = ev["before"].(map[string]any); !ok {
+		if row = ev.Get("before"); !is(row, fastjson.TypeObject) {
 			return false, fmt.Errorf(`%s event without a "before" object (PostgreSQL sends the old row only with REPLICA IDENTITY FULL or its key)`, op)
 		}
 	}
+	a := s.new()
 	if u.deletes == DeletesRewrite {
-		row[u.deletedField] = classify(op) == opDelete
+		deleted := a.NewFalse()
+		if classify(op) == opDelete {
+			deleted = a.NewTrue()
+		}
+		row.Set(u.deletedField, deleted)
 	}
-	for _, a := range u.add {
-		if v, ok := lookup(ev, a.from); ok {
-			row[a.name] = v
+	for _, f := range u.add {
+		if v := ev.Get(f.from...); v != nil {
+			row.Set(f.name, v)
 		}
 	}
 	u.mark(s, row, op)
@@ -112,25 +120,14 @@ func (u *unwrapper) apply(s *state) (bool, error) {
 }
 
 // mark records the operation in the row and the attributes, as configured.
-func (u *unwrapper) mark(s *state, row map[string]any, op string) {
+func (u *unwrapper) mark(s *state, row *fastjson.Value, op string) {
 	if u.opField != "" && row != nil {
-		row[u.opField] = op
+		row.Set(u.opField, s.new().NewString(op))
 	}
 	if u.opAttribute != "" && s.rec.Attributes[u.opAttribute] != op {
 		s.setAttribute(u.opAttribute, op, false)
 	}
 }
 
-// lookup returns the value at p in v (objects only).
-func lookup(v any, p path) (any, bool) {
-	for _, name := range p {
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = obj[name]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
-}
+// is reports whether v is present and of type t.
+func is(v *fastjson.Value, t fastjson.Type) bool { return v != nil && v.Type() == t }

@@ -71,6 +71,8 @@ func TestConvert(t *testing.T) {
 		{"Int32", "2e3", int32(2000)},
 		{"Int64", `"-9223372036854775808"`, int64(-9223372036854775808)},
 		{"UInt8", "255", uint8(255)},
+		{"UInt8", "true", uint8(1)}, // as ClickHouse reads JSON bools into numbers (input_format_json_read_bools_as_numbers)
+		{"Int8", "false", int8(0)},
 		{"UInt32", "4.0", uint32(4)},
 		{"UInt64", "18446744073709551615", uint64(18446744073709551615)},
 		{"Int128", `"-170141183460469231731687303715884105728"`, bigInt("-170141183460469231731687303715884105728")},
@@ -165,7 +167,7 @@ func TestConvertErrors(t *testing.T) {
 		{"Int32", "1.5", "want an integer from -2147483648 to 2147483647 for Int32"},
 		{"UInt8", "-1", "want an integer from 0 to 255 for UInt8"},
 		{"UInt64", `"abc"`, "want an integer from 0 to 18446744073709551615 for UInt64"},
-		{"Int64", "true", "want an integer for Int64"},
+		{"Int64", "[1]", "want an integer for Int64"},
 		{"Int128", `"1.5"`, "want an integer from -170141183460469231731687303715884105728 to 170141183460469231731687303715884105727 for Int128"},
 		{"UInt256", "-1", "want an integer from 0 to 115792089237316195423570985008687907853269984665640564039457584007913129639935 for UInt256"},
 		{"Float32", "1e39", "want a number in Float32's range"},

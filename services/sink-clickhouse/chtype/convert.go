@@ -98,11 +98,23 @@ func numberText(raw []byte) (string, bool) {
 	return "", false
 }
 
+// integerText is numberText for an integer column, which also takes a JSON bool as 1 or 0 (a
+// deleted-row flag, a UInt8 that ClickHouse's own Bool is an alias of).
+func integerText(raw []byte) (string, bool) {
+	switch string(raw) {
+	case "true":
+		return "1", true
+	case "false":
+		return "0", true
+	}
+	return numberText(raw)
+}
+
 var intBounds = map[Kind]int{Int8: 8, Int16: 16, Int32: 32, Int64: 64, UInt8: 8, UInt16: 16, UInt32: 32, UInt64: 64}
 
 func (t *Type) signed(raw []byte) (any, error) {
 	bits := intBounds[t.Kind]
-	s, ok := numberText(raw)
+	s, ok := integerText(raw)
 	if !ok {
 		return nil, fmt.Errorf("want an integer for %s", t.Name)
 	}
@@ -127,7 +139,7 @@ func (t *Type) signed(raw []byte) (any, error) {
 
 func (t *Type) unsigned(raw []byte) (any, error) {
 	bits := intBounds[t.Kind]
-	s, ok := numberText(raw)
+	s, ok := integerText(raw)
 	if !ok {
 		return nil, fmt.Errorf("want an integer for %s", t.Name)
 	}

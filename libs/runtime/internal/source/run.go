@@ -450,13 +450,14 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 // or it stops the source, and the records behind it on its topic are not published.
 func (r *sourceRunner[P]) refused(ctx context.Context, s *sender[P], rec *Record[P], err error) (deadLettered bool, _ error) {
 	r.host.Metrics.Failed(1, class.InvalidData.String())
-	if r.dlq != nil {
+	switch {
+	case r.dlq != nil:
 		err = r.deadLetter(ctx, s.topic, rec, err)
 		deadLettered = err == nil
-	} else if rec.Failed != nil {
+	case rec.Failed != nil:
 		err = fmt.Errorf("runtime: a record for topic %q (%s): %w; set DLQ_TOPIC to dead-letter such records and go on",
 			s.topic, describeRecord(rec), err)
-	} else {
+	default:
 		err = fmt.Errorf("runtime: Danube refused a record for topic %q for good (%s): %w; set DLQ_TOPIC to "+
 			"dead-letter such records and go on", s.topic, describeRecord(rec), err)
 	}
