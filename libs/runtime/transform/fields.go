@@ -37,22 +37,27 @@ func (p path) visit(v *fastjson.Value, f func(parent *fastjson.Value, name strin
 	}
 }
 
-func dropStep(paths []path) func(*state) (bool, error) {
+// eachField makes a step that calls f at every place one of paths names (i: the path's index).
+func eachField(paths []path, f func(s *state, i int, parent *fastjson.Value, name string)) func(*state) (bool, error) {
 	return func(s *state) (bool, error) {
 		obj, err := s.object()
 		if err != nil {
 			return false, err
 		}
-		for _, p := range paths {
-			p.visit(obj, func(parent *fastjson.Value, name string) {
-				if parent.Get(name) != nil {
-					parent.Del(name)
-					s.changed()
-				}
-			})
+		for i, p := range paths {
+			p.visit(obj, func(parent *fastjson.Value, name string) { f(s, i, parent, name) })
 		}
 		return true, nil
 	}
+}
+
+func dropStep(paths []path) func(*state) (bool, error) {
+	return eachField(paths, func(s *state, _ int, parent *fastjson.Value, name string) {
+		if parent.Get(name) != nil {
+			parent.Del(name)
+			s.changed()
+		}
+	})
 }
 
 // keepStep keeps only the listed fields; a nested path keeps its parents with only that field.
@@ -100,22 +105,17 @@ type rename struct {
 }
 
 func renameStep(renames []rename) func(*state) (bool, error) {
-	return func(s *state) (bool, error) {
-		obj, err := s.object()
-		if err != nil {
-			return false, err
-		}
-		for _, r := range renames {
-			r.from.visit(obj, func(parent *fastjson.Value, name string) {
-				if v := parent.Get(name); v != nil {
-					parent.Del(name)
-					parent.Set(r.to, v)
-					s.changed()
-				}
-			})
-		}
-		return true, nil
+	from := make([]path, len(renames))
+	for i, r := range renames {
+		from[i] = r.from
 	}
+	return eachField(from, func(s *state, i int, parent *fastjson.Value, name string) {
+		if v := parent.Get(name); v != nil {
+			parent.Del(name)
+			parent.Set(renames[i].to, v)
+			s.changed()
+		}
+	})
 }
 
 // masker replaces a field's value: with a fixed text (redact), or with a keyed hash of it (hash),
@@ -149,21 +149,12 @@ func (m *masker) mask(v *fastjson.Value) string {
 }
 
 func maskStep(paths []path, m *masker) func(*state) (bool, error) {
-	return func(s *state) (bool, error) {
-		obj, err := s.object()
-		if err != nil {
-			return false, err
+	return eachField(paths, func(s *state, _ int, parent *fastjson.Value, name string) {
+		if v := parent.Get(name); v != nil && v.Type() != fastjson.TypeNull { // null stays null: it hides nothing
+			parent.Set(name, s.new().NewString(m.mask(v)))
+			s.changed()
 		}
-		for _, p := range paths {
-			p.visit(obj, func(parent *fastjson.Value, name string) {
-				if v := parent.Get(name); v != nil && v.Type() != fastjson.TypeNull { // null stays null: it hides nothing
-					parent.Set(name, s.new().NewString(m.mask(v)))
-					s.changed()
-				}
-			})
-		}
-		return true, nil
-	}
+	})
 }
 
 // insertStep sets static fields, then the fields of the map expr computes (nil: none).
