@@ -38,6 +38,10 @@ type ProducerMessage struct {
 	Payload    []byte
 	Key        string // routing key: selects the partition (FNV-1a 64) and KeyShared routing; "" = none
 	Attributes map[string]string
+	// SchemaVersion, with a producer that has a Schema, stamps the message with this version of
+	// the producer's subject instead of the one resolved when the producer was created: a source
+	// that registered a newer version mid-stream (a table changed) stamps its records with it.
+	SchemaVersion uint32
 }
 
 // Producer publishes to one topic, or to every partition of it. It is safe
@@ -450,6 +454,9 @@ func (pp *partitionProducer) sendOnce(ctx context.Context, s *session, m Produce
 		Attributes:    m.Attributes,
 		SchemaId:      s.schemaID,
 		SchemaVersion: s.schemaVersion,
+	}
+	if m.SchemaVersion != 0 && s.schemaID != nil {
+		msg.SchemaVersion = &m.SchemaVersion
 	}
 	if m.Key != "" {
 		msg.RoutingKey = &m.Key

@@ -113,6 +113,23 @@ func (r *SchemaRegistry) Register(ctx context.Context, subject string, typ Schem
 	return RegisteredSchema{ID: resp.GetSchemaId(), Version: resp.GetVersion(), New: resp.GetIsNewVersion(), Fingerprint: resp.GetFingerprint()}, nil
 }
 
+// SetCompatibility sets subject's compatibility mode: "none", "backward" (the registry's
+// default), "forward" or "full". The subject must exist.
+func (r *SchemaRegistry) SetCompatibility(ctx context.Context, subject, mode string) error {
+	err := r.c.retry(ctx, "SetCompatibilityMode", subject, func() error {
+		cl, err := r.client()
+		if err != nil {
+			return err
+		}
+		_, err = cl.SetCompatibilityMode(ctx, &schemapb.SetCompatibilityModeRequest{Subject: subject, CompatibilityMode: mode})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("danube: set compatibility of schema %q to %s: %w", subject, mode, err)
+	}
+	return nil
+}
+
 // Latest returns the newest version of subject.
 func (r *SchemaRegistry) Latest(ctx context.Context, subject string) (*Schema, error) {
 	var resp *schemapb.GetSchemaResponse

@@ -130,3 +130,48 @@ func TestProducerStampsSchema(t *testing.T) {
 		t.Fatalf("NewProducer with unregistered subject = %v, want NotFound naming the subject", err)
 	}
 }
+
+// A message may carry a newer version of the producer's subject than the one resolved at creation
+// (a source registered it mid-stream); SetCompatibility changes what the registry accepts next.
+func TestMessageSchemaVersionAndCompatibility(t *testing.T) {
+	b := fastBroker(t, devbroker.Config{})
+	c := newTestClient(t, b.URL())
+	ctx := testCtx(t)
+	reg := c.SchemaRegistry()
+	r1, err := reg.Register(ctx, "rows", SchemaJSON, []byte(orderV1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topic = "/default/rows"
+	p, err := c.NewProducer(ctx, ProducerOptions{Topic: topic, Name: "p", Schema: &SchemaRef{Subject: "rows"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cons := mustConsumer(t, c, ConsumerOptions{Topic: topic, Name: "c", Subscription: "s", Type: Exclusive})
+	if _, err := reg.Register(ctx, "rows", SchemaJSON, []byte(orderV2), nil); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, p, ProducerMessage{Payload: []byte(`{"id":"a"}`)})
+	mustSend(t, p, ProducerMessage{Payload: []byte(`{"id":"b","qty":1}`), SchemaVersion: 2})
+	for _, want := range []uint32{1, 2} {
+		m := receive(t, cons)
+		if *m.SchemaID != r1.ID || *m.SchemaVersion != want {
+			t.Fatalf("%s: stamp %d/%d, want %d/%d", m.Payload, *m.SchemaID, *m.SchemaVersion, r1.ID, want)
+		}
+	}
+
+	incompatible := `{"type":"object","properties":{"id":{"type":"integer"}},"required":["id","extra"]}`
+	if _, err := reg.Register(ctx, "rows", SchemaJSON, []byte(incompatible), nil); err == nil {
+		t.Fatal("an incompatible schema was registered under backward compatibility")
+	}
+	if err := reg.SetCompatibility(ctx, "rows", "none"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := reg.Register(ctx, "rows", SchemaJSON, []byte(incompatible), nil); err != nil || r.Version != 3 {
+		t.Fatalf("after compatibility none: %+v, %v", r, err)
+	}
+	if err := reg.SetCompatibility(ctx, "missing", "none"); err == nil || !strings.Contains(err.Error(), `set compatibility of schema "missing" to none`) {
+		t.Fatalf("SetCompatibility(missing) = %v", err)
+	}
+}

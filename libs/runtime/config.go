@@ -223,6 +223,7 @@ type SinkConfig struct {
 	GapPolicy        GapPolicy               `env:"GAP_POLICY" envDefault:"report" desc:"Exclusive and Failover subscriptions: when Danube skips messages (offsets jump; a v0.15.1 defect), report (ERROR log, connector_delivery_gaps_total, /readyz until restart) or stop (report, then exit 3)"`
 	GapConfirm       config.Millis           `env:"GAP_CONFIRM_MS" envDefault:"0" desc:"how long skipped offsets may still arrive before they count as lost (a consumer that died held them; the broker sends them again after its ack timeout); 0 = twice SUBSCRIPTION_ACK_TIMEOUT_MS, else 60000"`
 	Transforms       transform.SinkSteps     `env:"TRANSFORMS" desc:"transform steps run in order on each record before the connector writes it (see below); a dropped record is acked, a failing one dead-lettered"`
+	SinkSchemas
 
 	Window          int           `env:"SUBSCRIPTION_MAX_UNACKED" envDefault:"0" desc:"with DANUBE_ADMIN_URL: the subscription's window (broker max_unacked_messages, 1-10000) requested at start (a v0.15.1 broker stores it but dispatches with its default); 0 = enough for BATCH_SIZE and MAX_IN_FLIGHT"`
 	PoisonPolicy    PoisonPolicy  `env:"SUBSCRIPTION_POISON_POLICY" envDefault:"keep" desc:"with DANUBE_ADMIN_URL: the broker's policy for a message past its redelivery limit, stored at start (a v0.15 broker applies it when it next loads the subscription): keep (the broker's), block, drop or dead_letter (to DLQ_TOPIC)"`
@@ -330,6 +331,7 @@ type SourceConfig struct {
 	BatchSize    int                   `env:"BATCH_SIZE" envDefault:"1000" desc:"most records handed over in one call (a source's Poll)"`
 	DLQTopic     string                `env:"DLQ_TOPIC" desc:"dead-letter topic for records Danube refuses for good (over its message size limit, invalid: a descriptor of the record goes there) or a transform step fails on (the record itself, with the reason); the stream goes on; empty = such a record stops the source"`
 	Transforms   transform.SourceSteps `env:"TRANSFORMS" desc:"transform steps run in order on each record before it is published (see below); a dropped record's position is still committed"`
+	SourceSchemas
 }
 
 // Validate implements config.Validator.

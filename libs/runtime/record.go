@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 )
 
 // SinkRecord is one Danube message handed to a sink. Once the connector reports it written, the
@@ -18,10 +19,15 @@ type SinkRecord struct {
 	Partition string            // exact topic the message came from (the partition for partitioned topics)
 	Metadata  map[string]string // free for the connector's own use between stages
 
-	ctx    context.Context // carries the span continued from the message's traceparent
-	tstate transformState  // where it is in TRANSFORMS
-	terr   error           // the step's failure, with tstate transformFailed
+	ctx    context.Context    // carries the span continued from the message's traceparent
+	pstate prepState          // where it is on its way to the connector
+	perr   error              // why it cannot be written, with pstate prepFailed
+	schema *schema.Registered // the schema the message carries, once read
 }
+
+// Schema returns the registered schema the message was published with (its id and version,
+// fetched from Danube's registry and cached), or nil when it carries none.
+func (r *SinkRecord) Schema() *schema.Registered { return r.schema }
 
 // NewSinkRecord wraps m (the runtime does this; tests of a connector may too).
 func NewSinkRecord(m *danube.Message) *SinkRecord {
@@ -83,6 +89,11 @@ type SourceRecord[P any] struct {
 	// public.orders, key {"id":7}, LSN 0/16B3748"). The runtime calls it only for a record Danube
 	// refuses for good, to name the record in the error or in its dead-letter descriptor.
 	Origin func() string
+	// Schema, if set, is the schema the payload follows (with SCHEMA_TYPE other than none): the
+	// runtime registers it under the topic's subject the first time it sees it (a new value, a
+	// new version: give the records of one table one shared value, and a new one when the table
+	// changes), and stamps the record with its id and version.
+	Schema *schema.Schema
 
 	pos        P
 	hasPos     bool

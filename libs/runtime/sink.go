@@ -68,7 +68,7 @@ func RunSink(ctx context.Context, cfg *SinkConfig, conn SinkConnector, opts ...O
 	if err != nil {
 		return err
 	}
-	recs := sinkRecords{conn: conn, chain: chain}
+	recs := sinkRecords{conn: conn, chain: chain, schemas: cfg.reader(e.client)}
 	recs.batcher, _ = conn.(BatchSinkConnector)
 	sc := engineConfig(cfg)
 	if cc, ok := conn.(ConcurrentSinkConnector); ok && cc.Concurrent() && cfg.MaxInFlight > 1 {
@@ -94,6 +94,7 @@ type sinkRecords struct {
 	conn    SinkConnector
 	batcher BatchSinkConnector // nil: one record per Process call
 	chain   *transform.Chain   // TRANSFORMS; nil: none
+	schemas *sinkSchemas       // nil: SCHEMA_DECODE and SCHEMA_VALIDATE off
 }
 
 func (sinkRecords) Init(ctx context.Context, rec *SinkRecord, m *danube.Message) {
@@ -102,13 +103,13 @@ func (sinkRecords) Init(ctx context.Context, rec *SinkRecord, m *danube.Message)
 
 func (sinkRecords) Class(err error) class.Class { return class.Class(ClassOf(err)) }
 
-// Process runs TRANSFORMS on recs, then writes the records they keep.
+// Process prepares recs (schemas, TRANSFORMS), then writes the records left.
 func (s sinkRecords) Process(ctx context.Context, recs []*SinkRecord, errs []error) {
-	if s.chain == nil {
+	if s.chain == nil && s.schemas == nil {
 		s.write(ctx, recs, errs)
 		return
 	}
-	left, at := s.transformRecords(recs, errs)
+	left, at := s.prepareRecords(ctx, recs, errs)
 	if len(left) == len(recs) {
 		s.write(ctx, recs, errs)
 		return

@@ -41,6 +41,9 @@ func RunSource[P any](ctx context.Context, cfg *SourceConfig, conn SourceConnect
 	if err != nil {
 		return err
 	}
+	if sc.Schemas, err = cfg.engine(); err != nil {
+		return err
+	}
 	sconn := sourceConn[P]{conn: conn, chain: chain, topic: cfg.Topic}
 	sconn.lag, _ = conn.(LagReporter)
 	return source.Run(ctx, work, sc, h, sconn)
@@ -63,7 +66,7 @@ func (c sourceConn[P]) Poll(ctx context.Context) ([]source.Record[P], error) {
 	for i := range recs {
 		r := &recs[i]
 		out[i] = source.Record[P]{Topic: r.Topic, Key: r.Key, Payload: r.Payload, Attributes: r.Attributes, OnAck: r.OnAck,
-			Origin: r.Origin, Pos: r.pos, HasPos: r.hasPos, Checkpoint: r.checkpoint}
+			Origin: r.Origin, Pos: r.pos, HasPos: r.hasPos, Checkpoint: r.checkpoint, Schema: r.Schema}
 		if c.chain != nil {
 			transformSource(c.chain, c.topic, &out[i])
 		}

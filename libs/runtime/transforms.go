@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"cmp"
+	"context"
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/source"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/transform"
 )
@@ -34,45 +36,67 @@ func (e *env) transforms(chain *transform.Chain) (*transform.Chain, error) {
 	return chain, nil
 }
 
-// transformState is where a sink record is in the chain.
-type transformState uint8
+// prepState is where a sink record is on its way to the connector.
+type prepState uint8
 
 const (
-	untransformed    transformState = iota // not yet through the chain
-	transformed                            // through it, kept: Message is the changed copy
-	transformDropped                       // a step dropped it: acked without a write
-	transformFailed                        // a step failed on it: dead-lettered with the reason
+	unprepared  prepState = iota // schema not read, TRANSFORMS not run
+	prepared                     // ready, kept: Message may be a changed copy
+	prepDropped                  // a transform step dropped it: acked without a write
+	prepFailed                   // it cannot be written (a step failed, the schema refused it): dead-lettered
 )
 
-// transform runs the chain on rec once (a retried record keeps its outcome); the error is the
-// failure, as invalid data.
-func (rec *SinkRecord) transform(chain *transform.Chain) (keep bool, err error) {
-	if rec.tstate == untransformed {
-		m := rec.Message
-		r := transform.Record{Payload: m.Payload, Attributes: m.Attributes, Key: m.Key, Topic: m.Topic, Message: m}
-		keep, err := chain.Apply(&r)
-		switch {
-		case err != nil:
-			rec.tstate, rec.terr = transformFailed, InvalidData(err)
-		case !keep:
-			rec.tstate = transformDropped
-		default:
-			rec.tstate = transformed
-			c := *m // the engine keeps m: what is acked, nacked or dead-lettered is the original
-			c.Payload, c.Attributes, c.Key = r.Payload, r.Attributes, r.Key
-			rec.Message = &c
+// prepare readies rec for the connector once (a retried record keeps its outcome): its schema read
+// (an Avro payload decoded to JSON, a payload checked with SCHEMA_VALIDATE), then TRANSFORMS run.
+// The connector gets a copy of the message with what changed; the engine keeps the original, which
+// is what is acked, nacked or dead-lettered. An error is the record's failure; a registry that
+// cannot be reached leaves it unprepared, to be tried again.
+func (s sinkRecords) prepare(ctx context.Context, rec *SinkRecord) (keep bool, err error) {
+	if rec.pstate != unprepared {
+		return rec.pstate == prepared, rec.perr
+	}
+	m := rec.Message
+	if s.schemas != nil {
+		var retry bool
+		if m, retry, err = s.schemas.read(ctx, rec); retry {
+			return false, err
+		}
+		if err != nil {
+			rec.pstate, rec.perr = prepFailed, InvalidData(err)
+			return false, rec.perr
 		}
 	}
-	return rec.tstate == transformed, rec.terr
+	if s.chain != nil {
+		r := transform.Record{Payload: m.Payload, Attributes: m.Attributes, Key: m.Key, Topic: m.Topic, Message: m}
+		keep, err := s.chain.Apply(&r)
+		switch {
+		case err != nil:
+			rec.pstate, rec.perr = prepFailed, InvalidData(err)
+			return false, rec.perr
+		case !keep:
+			rec.pstate = prepDropped
+			return false, nil
+		}
+		m = changed(m, r.Payload, r.Attributes, r.Key)
+	}
+	rec.pstate, rec.Message = prepared, m
+	return true, nil
 }
 
-// transformRecords runs the chain on recs: dropped and failed records get their outcome in errs,
-// and the records left for the connector are returned with their indexes in recs (recs itself and
-// no indexes when all are left).
-func (s sinkRecords) transformRecords(recs []*SinkRecord, errs []error) (left []*SinkRecord, at []int) {
+// changed returns m with payload, attributes and key, as a copy when any differs.
+func changed(m *danube.Message, payload []byte, attrs map[string]string, key string) *danube.Message {
+	c := *m
+	c.Payload, c.Attributes, c.Key = payload, attrs, key
+	return &c
+}
+
+// prepareRecords prepares recs: dropped and failed records get their outcome in errs, and the
+// records left for the connector are returned with their indexes in recs (recs itself and no
+// indexes when all are left).
+func (s sinkRecords) prepareRecords(ctx context.Context, recs []*SinkRecord, errs []error) (left []*SinkRecord, at []int) {
 	all := true
 	for i, rec := range recs {
-		keep, err := rec.transform(s.chain)
+		keep, err := s.prepare(ctx, rec)
 		errs[i] = err
 		all = all && keep
 	}
@@ -80,7 +104,7 @@ func (s sinkRecords) transformRecords(recs []*SinkRecord, errs []error) (left []
 		return recs, nil
 	}
 	for i, rec := range recs {
-		if rec.tstate == transformed {
+		if rec.pstate == prepared {
 			left, at = append(left, rec), append(at, i)
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/watermark"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/keyed"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/telemetry"
 )
 
@@ -49,6 +50,7 @@ type sourceRunner[P any] struct {
 	mu         sync.Mutex
 	senders    map[string]*sender[P]
 	dlq        *producer // DLQ_TOPIC's, when set
+	schemas    *registry // SCHEMA_*, when SCHEMA_TYPE is not none
 	wg         sync.WaitGroup
 	stopIntake context.CancelCauseFunc // with the fatal error that stops the source
 
@@ -69,13 +71,18 @@ func Run[P any](ctx, work context.Context, cfg *Config, h *Host, conn Connector[
 		cfg: cfg, conn: conn, host: h, tracer: telemetry.Tracer(), slots: make(chan struct{}, max(cfg.MaxInFlight, 1)),
 		work: work, senders: map[string]*sender[P]{}, commitWake: make(chan struct{}, 1),
 	}
-	if cfg.Topic != "" { // create the default producer up front: fail fast on a bad broker URL
-		if _, err := r.sender(ctx, cfg.Topic); err != nil {
+	if cfg.Schemas != nil {
+		r.schemas = newRegistry(cfg.Schemas, cfg.Name, h)
+	}
+	// Create the default producer up front, to fail fast on a bad broker URL; unless its schema
+	// comes with the records.
+	if cfg.Topic != "" && (cfg.Schemas == nil || cfg.Schemas.File != nil) {
+		if _, err := r.sender(ctx, cfg.Topic, nil); err != nil {
 			return host.UnlessStopped(ctx, err)
 		}
 	}
 	if cfg.DLQTopic != "" { // up front too: a source that cannot dead-letter must not start
-		prod, err := r.newProducer(ctx, cfg.DLQTopic, cfg.Name+"-dlq")
+		prod, err := r.newProducer(ctx, cfg.DLQTopic, cfg.Name+"-dlq", nil)
 		if err != nil {
 			return host.UnlessStopped(ctx, fmt.Errorf("runtime: DLQ_TOPIC=%q: %w", cfg.DLQTopic, err))
 		}
@@ -243,7 +250,7 @@ func (r *sourceRunner[P]) enqueue(ctx context.Context, recs []Record[P]) error {
 			return nil
 		}
 		topic := cmp.Or(rec.Topic, r.cfg.Topic)
-		s, err := r.sender(ctx, topic)
+		s, err := r.sender(ctx, topic, rec.Schema)
 		if err != nil {
 			<-r.slots
 			r.abandon(recs[i:], err)
@@ -280,8 +287,9 @@ func (r *sourceRunner[P]) abandon(recs []Record[P], cause error) {
 	r.host.Metrics.Dropped(n)
 }
 
-// sender returns topic's sender, creating its reliable producer on first use.
-func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P], error) {
+// sender returns topic's sender, creating its reliable producer on first use (with schemas, once
+// the subject holds the schema of the first record, sc).
+func (r *sourceRunner[P]) sender(ctx context.Context, topic string, sc *schema.Schema) (*sender[P], error) {
 	r.mu.Lock()
 	s := r.senders[topic]
 	r.mu.Unlock()
@@ -294,7 +302,15 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 	if err := danube.CheckTopic(topic); err != nil {
 		return nil, r.host.Fatal(fmt.Errorf("runtime: record topic %q: %w", topic, err))
 	}
-	prod, err := r.newProducer(ctx, topic, r.cfg.Name)
+	var ref *danube.SchemaRef
+	if r.schemas != nil {
+		st, err := r.schemas.stamp(ctx, topic, sc)
+		if err != nil {
+			return nil, err
+		}
+		ref = &danube.SchemaRef{Subject: st.subject}
+	}
+	prod, err := r.newProducer(ctx, topic, r.cfg.Name, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +319,7 @@ func (r *sourceRunner[P]) sender(ctx context.Context, topic string) (*sender[P],
 
 // newProducer creates a reliable producer on topic, retrying what may pass (an outage, a creation
 // race between replicas); a refusal no retry can fix is fatal.
-func (r *sourceRunner[P]) newProducer(ctx context.Context, topic, name string) (*danube.Producer, error) {
+func (r *sourceRunner[P]) newProducer(ctx context.Context, topic, name string, schemaRef *danube.SchemaRef) (*danube.Producer, error) {
 	var (
 		prod   *danube.Producer
 		exists int
@@ -319,7 +335,7 @@ func (r *sourceRunner[P]) newProducer(ctx context.Context, topic, name string) (
 		return true
 	}, func(ctx context.Context) (err error) {
 		prod, err = r.host.Client.NewProducer(ctx, danube.ProducerOptions{
-			Topic: topic, Name: name, Partitions: r.cfg.Partitions, Dispatch: danube.Reliable,
+			Topic: topic, Name: name, Partitions: r.cfg.Partitions, Dispatch: danube.Reliable, Schema: schemaRef,
 		})
 		if err != nil {
 			return fmt.Errorf("runtime: create producer on %q: %w", topic, err)
@@ -411,6 +427,14 @@ func (r *sourceRunner[P]) publish(s *sender[P], out outRecord[P]) {
 		telemetry.Inject(ctx, attrs)
 	}
 	msg := danube.ProducerMessage{Payload: out.rec.Payload, Key: out.rec.Key, Attributes: attrs}
+	if err := r.stampOn(&msg, s.topic, &out.rec); err != nil {
+		span.End()
+		if r.work.Err() == nil {
+			err = r.reject(s, err)
+		}
+		r.finish(out, err)
+		return
+	}
 	var err error
 	if out.rec.Failed != nil {
 		err = out.rec.Failed
@@ -462,11 +486,35 @@ func (r *sourceRunner[P]) refused(ctx context.Context, s *sender[P], rec *Record
 			"dead-letter such records and go on", s.topic, describeRecord(rec), err)
 	}
 	if err != nil && r.work.Err() == nil {
-		err = r.host.Fatal(err)
-		s.rejected.CompareAndSwap(nil, &err)
-		r.stopIntake(err)
+		err = r.reject(s, err)
 	}
 	return deadLettered, err
+}
+
+// reject stops the source with err (fatal): the records behind it on s's topic are not published.
+func (r *sourceRunner[P]) reject(s *sender[P], err error) error {
+	err = r.host.Fatal(err)
+	s.rejected.CompareAndSwap(nil, &err)
+	r.stopIntake(err)
+	return err
+}
+
+// stampOn stamps msg with the schema version of rec and checks rec against it (SCHEMA_VALIDATE):
+// a record that does not match is marked failed, for DLQ_TOPIC. The error is one the source
+// cannot go on after (the registry refused a schema) or the end of the work context.
+func (r *sourceRunner[P]) stampOn(msg *danube.ProducerMessage, topic string, rec *Record[P]) error {
+	if r.schemas == nil || rec.Failed != nil { // a failed record is dead-lettered as it is, unstamped
+		return nil //nolint:nilerr // rec.Failed is the record's outcome, not this call's
+	}
+	st, err := r.schemas.stamp(r.work, topic, rec.Schema)
+	if err != nil {
+		return err
+	}
+	msg.SchemaVersion = st.version
+	if r.schemas.cfg.Validate {
+		rec.Failed = st.Check(msg.Payload)
+	}
+	return nil
 }
 
 // deadLetter publishes the descriptor of rec, refused by Danube for topic with reason, to

@@ -16,6 +16,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/class"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/internal/host"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/retry"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 )
 
 // ErrDone is what a connector's Poll returns when there is nothing more to read, ever (see
@@ -34,6 +35,7 @@ type Record[P any] struct {
 	HasPos     bool
 	Checkpoint bool  // only a position (OnAck, if set, is called when it is taken in)
 	Failed     error // a transform step failed on it: the record goes to DLQ_TOPIC as it is, or stops the source
+	Schema     *schema.Schema
 }
 
 // Connector is the source connector as the engine sees it.
@@ -66,6 +68,7 @@ type Config struct {
 	DLQTopic     string
 	PollInterval time.Duration
 	Retry        retry.Policy
+	Schemas      *Schemas // nil: records carry no schema
 }
 
 // Host is what the engine uses from the runtime around it.
