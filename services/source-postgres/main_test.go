@@ -84,3 +84,23 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// SCHEMA_TYPE needs a topic per table, and this connector derives JSON Schemas only.
+func TestSchemaSettings(t *testing.T) {
+	base := []string{"DANUBE_SERVICE_URL=http://localhost:6650", "CONNECTOR_NAME=x", "PG_HOST=h", "PG_DATABASE=d", "PG_USER=u",
+		"TABLE_WHITELIST=users"}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"DANUBE_TOPIC=/default/all", "SCHEMA_TYPE=json_schema"}, `SCHEMA_TYPE="json_schema": needs TOPIC_TEMPLATE`},
+		{[]string{"TOPIC_TEMPLATE=/default/pg-{table}", "SCHEMA_TYPE=avro"}, `SCHEMA_TYPE="avro": source-postgres derives JSON Schemas`},
+		{[]string{"TOPIC_TEMPLATE=/default/pg-{table}", "SCHEMA_TYPE=json_schema"}, ""},
+	} {
+		var cfg pgcdc.Config
+		err := config.Load(&cfg, append(slices.Clone(base), tc.env...))
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}

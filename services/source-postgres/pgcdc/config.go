@@ -11,6 +11,7 @@ import (
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
 	"github.com/danube-messaging/danube-connect-go/libs/runtime/config"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 )
 
 // Config is the runtime's source settings plus the PostgreSQL connection and the CDC settings.
@@ -137,6 +138,12 @@ func (c *Config) Validate() error {
 					fmt.Sprintf("gives %q for %s: want /namespace/topic of letters, digits, '_' and '-'", topic, t)))
 			}
 		}
+	}
+	switch {
+	case c.SchemaType == schema.Avro:
+		errs = append(errs, config.Invalid("SCHEMA_TYPE", c.SchemaType, "source-postgres derives JSON Schemas: use json_schema (Avro events are not built yet)"))
+	case c.SchemaType != schema.None && c.TopicTemplate == "":
+		errs = append(errs, config.Invalid("SCHEMA_TYPE", c.SchemaType, "needs TOPIC_TEMPLATE: each table's events have a schema of their own, so each table needs a topic (a subject) of its own"))
 	}
 	if c.TxMarkers && c.Topic == "" {
 		errs = append(errs, &config.FieldError{Var: "DANUBE_TOPIC", Reason: "required with TX_MARKERS=true (BEGIN and COMMIT events go there)"})

@@ -199,6 +199,10 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 	}
 	topic := s.cfg.topicFor(t)
 	attrs := map[string]string{"table": t.String(), "op": OpRead, "content-type": "application/json"}
+	sc, err := s.schemaFor(ctx, t, nil)
+	if err != nil {
+		return nil, nil, err
+	}
 	recs := make([]record, 0, s.cfg.BatchSize+1) // +1: the checkpoint Poll appends
 	var lastKey string
 	pos := sn.pos
@@ -213,7 +217,7 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 			return nil, nil, runtime.Fatal(err)
 		}
 		key := routingKey(pkIdx, vals)
-		recs = append(recs, record{Topic: topic, Payload: payload, Attributes: attrs, Key: key, Origin: func() string {
+		recs = append(recs, record{Topic: topic, Payload: payload, Attributes: attrs, Key: key, Schema: sc, Origin: func() string {
 			return origin(t, cols, pkIdx, key, fmt.Sprintf("snapshot read (slot position %s)", pos))
 		}})
 		if len(keyCols) == 0 {

@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 )
 
 // phases of a leader.
@@ -47,7 +48,10 @@ type Source struct {
 	info     map[Table]tableInfo
 
 	adminMu sync.Mutex
-	admin   *pgx.Conn // setup, the leadership lock, snapshot progress
+	admin   *pgx.Conn // setup, the leadership lock, snapshot progress, the catalog for schemas
+
+	schemasMu sync.Mutex
+	schemas   map[Table]*schema.Schema // SCHEMA_TYPE: each table's schema as last derived
 
 	leader  atomic.Bool
 	waiting atomic.Pointer[string] // why this instance is not ready
@@ -85,7 +89,8 @@ func New(cfg *Config, res runtime.Resources) (runtime.SourceConnector[LSN], erro
 }
 
 func newSource(cfg *Config, res runtime.Resources) *Source {
-	s := &Source{cfg: cfg, log: res.Logger, tables: cfg.TableList(), captured: map[Table]bool{}, heartbeat: cfg.Heartbeat.D()}
+	s := &Source{cfg: cfg, log: res.Logger, tables: cfg.TableList(), captured: map[Table]bool{}, heartbeat: cfg.Heartbeat.D(),
+		schemas: map[Table]*schema.Schema{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

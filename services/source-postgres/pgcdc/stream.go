@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
+	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 )
 
 // LSN is the connector's position: a PostgreSQL WAL location.
@@ -37,6 +38,7 @@ type relation struct {
 	topic    string
 	captured bool
 	attrs    map[string]map[string]string // per operation, shared read-only by its records
+	schema   *schema.Schema               // SCHEMA_TYPE: the events' schema
 }
 
 // stream is one replication connection streaming the slot: a reader goroutine decodes pgoutput
@@ -254,14 +256,14 @@ func (st *stream) decode(x pglogrepl.XLogData) ([]record, error) {
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessageV2:
-		st.relation(&m.RelationMessage)
+		return nil, st.relation(&m.RelationMessage)
 	case *pglogrepl.RelationMessage:
-		st.relation(m)
+		return nil, st.relation(m)
 	case *pglogrepl.BeginMessage:
 		st.inTx = true
 		st.tx = source{lsn: m.FinalLSN, txid: m.Xid, commitTime: m.CommitTime}
 		if st.src.cfg.TxMarkers {
-			return []record{{Payload: st.enc.marker(OpBegin, st.tx), Attributes: markerAttrs(OpBegin)}}, nil
+			return []record{{Payload: st.enc.marker(OpBegin, st.tx), Attributes: markerAttrs(OpBegin), Schema: st.src.markers()}}, nil
 		}
 	case *pglogrepl.CommitMessage:
 		st.inTx = false
@@ -269,8 +271,10 @@ func (st *stream) decode(x pglogrepl.XLogData) ([]record, error) {
 		if st.src.cfg.TxMarkers {
 			src := st.tx
 			src.lsn = m.CommitLSN
-			return []record{runtime.NewSourceRecord("", st.enc.marker(OpCommit, src), m.TransactionEndLSN).WithKey("").
-				WithAttribute("op", OpCommit).WithAttribute("content-type", "application/json")}, nil
+			commit := runtime.NewSourceRecord("", st.enc.marker(OpCommit, src), m.TransactionEndLSN).WithKey("").
+				WithAttribute("op", OpCommit).WithAttribute("content-type", "application/json")
+			commit.Schema = st.src.markers()
+			return []record{commit}, nil
 		}
 		return []record{runtime.Checkpoint(m.TransactionEndLSN)}, nil
 	case *pglogrepl.TruncateMessageV2:
@@ -286,7 +290,7 @@ func (st *stream) decode(x pglogrepl.XLogData) ([]record, error) {
 			if err != nil {
 				return nil, runtime.Fatal(err)
 			}
-			recs = append(recs, record{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[OpTruncate], Origin: func() string {
+			recs = append(recs, record{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[OpTruncate], Schema: rel.schema, Origin: func() string {
 				return fmt.Sprintf("table %s, TRUNCATE at LSN %s in transaction %d", rel.table, src.lsn, src.txid)
 			}})
 		}
@@ -299,9 +303,17 @@ func markerAttrs(op string) map[string]string {
 	return map[string]string{"op": op, "content-type": "application/json"}
 }
 
-func (st *stream) relation(m *pglogrepl.RelationMessage) {
+// relation records a RELATION message: sent before a table's first change in a session and after
+// a change to the table.
+func (st *stream) relation(m *pglogrepl.RelationMessage) error {
 	t := Table{m.Namespace, m.RelationName}
 	rel := &relation{table: t, captured: st.src.captured[t], topic: st.src.cfg.topicFor(t)}
+	if rel.captured {
+		var err error
+		if rel.schema, err = st.src.schemaFor(context.Background(), t, m); err != nil {
+			return err
+		}
+	}
 	info := st.src.info[t]
 	for _, c := range m.Columns {
 		rel.cols = append(rel.cols, column{name: c.Name, oid: c.DataType})
@@ -319,6 +331,7 @@ func (st *stream) relation(m *pglogrepl.RelationMessage) {
 		rel.attrs[op] = map[string]string{"table": t.String(), "op": op, "content-type": "application/json"}
 	}
 	st.relations[m.RelationID] = rel
+	return nil
 }
 
 // errShort is a pgoutput message cut short.
@@ -428,7 +441,7 @@ func (st *stream) change(op string, rel *relation, lsn LSN, before, after []valu
 		keyVals = before
 	}
 	key := routingKey(rel.pk, keyVals)
-	return []record{{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[op], Key: key, Origin: func() string {
+	return []record{{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[op], Key: key, Schema: rel.schema, Origin: func() string {
 		return origin(rel.table, rel.cols, rel.pk, key, fmt.Sprintf("%s at LSN %s in transaction %d", op, src.lsn, src.txid))
 	}}}, nil
 }
