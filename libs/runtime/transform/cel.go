@@ -47,6 +47,7 @@ const costLimit = 10_000_000
 // expression is a compiled CEL expression.
 type expression struct {
 	prg cel.Program
+	src string // quoted in errors: CEL's own ("no such overload") do not say where
 }
 
 // environments are the CEL environments, one per side, built once.
@@ -103,14 +104,14 @@ func compile(side Side, src string, want ...*cel.Type) (*expression, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &expression{prg: prg}, nil
+	return &expression{prg: prg, src: src}, nil
 }
 
 // eval evaluates the expression on s's record.
 func (x *expression) eval(s *state) (ref.Val, error) {
 	v, _, err := x.prg.Eval(s.activation())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w, evaluating %s", err, x.src)
 	}
 	return v, nil
 }

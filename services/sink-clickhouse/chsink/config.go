@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
@@ -34,6 +35,12 @@ type Config struct {
 	InsertTimeout config.Millis `env:"CH_INSERT_TIMEOUT_MS" envDefault:"60000" desc:"max time for one INSERT; longer counts as a lost connection (reconnect, the same batch again)"`
 	DialTimeout   config.Millis `env:"CH_DIAL_TIMEOUT_MS" envDefault:"5000" desc:"max time to connect"`
 	Compression   Compression   `env:"CH_COMPRESSION" envDefault:"lz4" desc:"block compression on the wire: lz4, zstd or none"`
+
+	// Tables from schemas (ddl.go).
+	CreateTable bool     `env:"CH_CREATE_TABLE" envDefault:"false" desc:"create CH_TABLE when it does not exist, from the schema of the first record that carries one (columns from its fields, ORDER BY its key)"`
+	AlterTable  bool     `env:"CH_ALTER_TABLE" envDefault:"false" desc:"add a column (ALTER TABLE ADD COLUMN) for each field of a record's schema version that CH_TABLE lacks; never drops or retypes one"`
+	OrderBy     []string `env:"CH_ORDER_BY" envSeparator:"," desc:"with CH_CREATE_TABLE: the ORDER BY columns, comma-separated (default: the schema's x-primary-key, else none: tuple())"`
+	TableEngine string   `env:"CH_TABLE_ENGINE" envDefault:"MergeTree" desc:"with CH_CREATE_TABLE: the table's ENGINE clause, e.g. ReplacingMergeTree(version) or MergeTree PARTITION BY toYYYYMM(ts)"`
 }
 
 // EnvDefaults gives the runtime's batching variables the design's values (config.Defaulter):
@@ -101,6 +108,12 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushInterval < 0 {
 		errs = append(errs, config.Invalid("FLUSH_INTERVAL_MS", c.FlushInterval, "must not be negative"))
+	}
+	if slices.ContainsFunc(c.OrderBy, func(name string) bool { return strings.TrimSpace(name) == "" }) {
+		errs = append(errs, config.Invalid("CH_ORDER_BY", strings.Join(c.OrderBy, ","), "want column names separated by commas"))
+	}
+	if strings.TrimSpace(c.TableEngine) == "" || strings.Contains(c.TableEngine, ";") {
+		errs = append(errs, config.Invalid("CH_TABLE_ENGINE", c.TableEngine, "want an engine clause such as MergeTree, without ;"))
 	}
 	return errors.Join(errs...)
 }
