@@ -65,7 +65,7 @@ func TestStopsAtOnceOnWhatWaitingCannotFix(t *testing.T) {
 	s := setup(t, 20)
 	for _, c := range []struct{ name, variable, value, want string }{
 		{"wrong password", "CH_PASSWORD", "wrong-" + s.ch.Password, `ClickHouse refused user \"` + s.ch.Username + `\": check CH_USER and CH_PASSWORD`},
-		{"missing table", "CH_TABLE", "nosuch", "table " + s.ch.Database + ".nosuch does not exist: create it (the sink does not create tables), or correct CH_DATABASE and CH_TABLE"},
+		{"missing table", "CH_TABLE", "nosuch", "table " + s.ch.Database + ".nosuch does not exist: create it (or set CH_CREATE_TABLE=true to create it from the records' schema), or correct CH_DATABASE and CH_TABLE"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := s.env(s.ch.NativeAddr, 10)

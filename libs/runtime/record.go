@@ -26,7 +26,8 @@ type SinkRecord struct {
 }
 
 // Schema returns the registered schema the message was published with (its id and version,
-// fetched from Danube's registry and cached), or nil when it carries none.
+// fetched from Danube's registry and cached), or nil when it carries none or the sink reads no
+// schemas (SCHEMA_DECODE and SCHEMA_VALIDATE both false).
 func (r *SinkRecord) Schema() *schema.Registered { return r.schema }
 
 // NewSinkRecord wraps m (the runtime does this; tests of a connector may too).

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
@@ -74,7 +76,8 @@ func (c *Cache) Get(ctx context.Context, id uint64, version uint32) (*Registered
 }
 
 // AvroToJSON decodes an Avro payload of v's schema and writes it as JSON: unions as their value,
-// bytes as base64, timestamps and dates as RFC 3339 text, decimals as exact numbers.
+// bytes as base64, timestamps and dates as RFC 3339 text, times of day as 15:04:05.123, decimals
+// as exact numbers.
 func (v *Validator) AvroToJSON(payload []byte) ([]byte, error) {
 	if v.avro == nil {
 		return nil, fmt.Errorf("not an Avro schema")
@@ -99,8 +102,19 @@ func jsonable(v any) any {
 		}
 	case *big.Rat:
 		return json.Number(decimal(v))
+	case time.Duration: // time-millis, time-micros: a time of day
+		return timeOfDay(v)
 	}
 	return v
+}
+
+// timeOfDay writes d as SQL's TIME does: 15:04:05, with the fraction it has (15:04:05.123).
+func timeOfDay(d time.Duration) string {
+	s := fmt.Sprintf("%02d:%02d:%02d", int(d/time.Hour), int(d%time.Hour/time.Minute), int(d%time.Minute/time.Second))
+	if frac := d % time.Second / time.Microsecond; frac != 0 {
+		s += strings.TrimRight(fmt.Sprintf(".%06d", frac), "0")
+	}
+	return s
 }
 
 // decimal writes r exactly in decimal notation (an Avro decimal's denominator is a power of 10).

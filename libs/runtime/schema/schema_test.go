@@ -50,13 +50,15 @@ func TestCompileRefusesBadSchemas(t *testing.T) {
 func TestAvro(t *testing.T) {
 	text := `{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"note","type":["null","string"]},` +
 		`{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},` +
-		`{"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":3}}]}`
+		`{"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":3}},` +
+		`{"name":"opens","type":{"type":"int","logicalType":"time-millis"}}]}`
 	v, err := (&schema.Schema{Type: schema.Avro, Text: []byte(text)}).Compile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	payload, err := avro.Marshal(v.Avro(), map[string]any{"id": int64(7), "note": nil,
-		"at": time.UnixMilli(1700000000123).UTC(), "amount": big.NewRat(-1234567, 1000)})
+		"at": time.UnixMilli(1700000000123).UTC(), "amount": big.NewRat(-1234567, 1000),
+		"opens": 8*time.Hour + 30*time.Minute + 1500*time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestAvro(t *testing.T) {
 		}
 	}
 	j, err := v.AvroToJSON(payload)
-	if want := `{"amount":-1234.567,"at":"2023-11-14T22:13:20.123Z","id":7,"note":null}`; err != nil || string(j) != want {
+	if want := `{"amount":-1234.567,"at":"2023-11-14T22:13:20.123Z","id":7,"note":null,"opens":"08:30:01.5"}`; err != nil || string(j) != want {
 		t.Fatalf("JSON %s, %v; want %s", j, err, want)
 	}
 }

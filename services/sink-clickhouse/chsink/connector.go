@@ -45,6 +45,7 @@ type Sink struct {
 	unknown    map[string]bool // message fields without a column as of schemaRead (see maxUnknown)
 	srv        server
 	lastInsert time.Time // start of the last INSERT (FLUSH_INTERVAL_MS)
+	ddl        ddlState  // CH_CREATE_TABLE, CH_ALTER_TABLE (ddl.go)
 }
 
 type metrics struct {
@@ -87,6 +88,11 @@ func (s *Sink) Initialize(ctx context.Context) error {
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
+	if s.schema == nil {
+		s.log.Info("connected to ClickHouse; the table does not exist yet: CH_CREATE_TABLE creates it from the first record's schema",
+			"addr", s.cfg.addr(), "version", s.srv.version, "table", s.table())
+		return nil
+	}
 	guarantee, why := s.srv.guarantee()
 	s.log.Info("connected to ClickHouse", "addr", s.cfg.addr(), "version", s.srv.version, "table", s.table(),
 		"engine", s.srv.engine, "columns", len(s.schema.cols), "guarantee", guarantee, "why", why)
@@ -112,7 +118,11 @@ func (s *Sink) connect(ctx context.Context) error {
 		return s.classify(fmt.Errorf("clickhouse %s: %w", s.cfg.addr(), err))
 	}
 	s.srv = srv
-	s.useSchema(sc)
+	if sc == nil { // CH_CREATE_TABLE: created from a record's schema
+		s.schema = nil
+	} else {
+		s.useSchema(sc)
+	}
 	s.mu.Lock()
 	old := s.conn
 	s.conn = conn
@@ -132,6 +142,9 @@ func (s *Sink) inspect(ctx context.Context, conn clickhouse.Conn) (server, *sche
 	}
 	srv, err := probeServer(ctx, conn, s.cfg.Database, s.cfg.Table)
 	if errors.Is(err, sql.ErrNoRows) {
+		if s.cfg.CreateTable {
+			return srv, nil, nil
+		}
 		return server{}, nil, runtime.Fatal(errors.New(s.noTable()))
 	}
 	if err != nil {

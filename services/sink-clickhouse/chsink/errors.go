@@ -72,7 +72,7 @@ func (s *Sink) remedy(code int32) string {
 
 // noTable says that CH_TABLE is missing: the sink does not create it.
 func (s *Sink) noTable() string {
-	return fmt.Sprintf("table %s.%s does not exist: create it (the sink does not create tables), or correct CH_DATABASE and CH_TABLE", s.cfg.Database, s.cfg.Table)
+	return fmt.Sprintf("table %s.%s does not exist: create it (or set CH_CREATE_TABLE=true to create it from the records' schema), or correct CH_DATABASE and CH_TABLE", s.cfg.Database, s.cfg.Table)
 }
 
 // lost reports whether err means the connection is gone or the server did not answer in time.

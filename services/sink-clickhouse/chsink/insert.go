@@ -59,6 +59,9 @@ func (s *Sink) ProcessBatch(ctx context.Context, recs []*runtime.SinkRecord) err
 	if err := s.waitGap(ctx, recs); err != nil {
 		return err
 	}
+	if err := s.applySchemas(ctx, recs); err != nil { // CH_CREATE_TABLE, CH_ALTER_TABLE (ddl.go)
+		return err
+	}
 	results := make([]error, len(recs))
 	todo := make([]int, len(recs))
 	for i := range todo {

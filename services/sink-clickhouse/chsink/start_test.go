@@ -30,7 +30,7 @@ func TestInitializeSaysWhatIsWrong(t *testing.T) {
 		{"wrong password", []string{"CH_PASSWORD=wrong-" + ep.Password}, runtime.ClassFatal, `ClickHouse refused user "` + ep.Username + `": check CH_USER and CH_PASSWORD`},
 		{"unknown user", []string{"CH_USER=nosuch"}, runtime.ClassFatal, `ClickHouse refused user "nosuch": check CH_USER and CH_PASSWORD`},
 		{"missing database", []string{"CH_DATABASE=nosuch"}, runtime.ClassFatal, `database "nosuch" does not exist: create it, or correct CH_DATABASE`},
-		{"missing table", []string{"CH_TABLE=nosuch"}, runtime.ClassFatal, "table " + ep.Database + ".nosuch does not exist: create it (the sink does not create tables), or correct CH_DATABASE and CH_TABLE"},
+		{"missing table", []string{"CH_TABLE=nosuch"}, runtime.ClassFatal, "table " + ep.Database + ".nosuch does not exist: create it (or set CH_CREATE_TABLE=true to create it from the records' schema), or correct CH_DATABASE and CH_TABLE"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSink(t, loadConfig(t, ep, "events", c.env...), nil)
