@@ -3,6 +3,7 @@ package sourcepostgres
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/danube-messaging/danube-connect-go/integration/harness"
@@ -12,10 +13,17 @@ import (
 )
 
 // TestSchemaPerTableAndVersionOnDDL is issue 25's source-postgres acceptance run: with
-// SCHEMA_TYPE=json_schema the binary registers a subject for the table's topic, every message
-// carries its schema id and version and validates against that version, and an ALTER TABLE … ADD
-// COLUMN mid-stream registers version 2, which the events after it carry.
+// SCHEMA_TYPE=json_schema (events as JSON) or avro (events encoded in Avro) the binary registers a
+// subject for the table's topic, every message carries its schema id and version and validates
+// against (decodes with) that version, and an ALTER TABLE … ADD COLUMN mid-stream registers
+// version 2, which the events after it carry.
 func TestSchemaPerTableAndVersionOnDDL(t *testing.T) {
+	for _, typ := range []schema.Type{schema.JSONSchema, schema.Avro} {
+		t.Run(typ.String(), func(t *testing.T) { schemaRun(t, typ) })
+	}
+}
+
+func schemaRun(t *testing.T, typ schema.Type) {
 	pg := harness.Postgres(t)
 	exec1(t, pg.DSN, "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, price numeric(10,2))")
 	exec1(t, pg.DSN, "INSERT INTO items VALUES (1, 'pen', 1.50)")
@@ -29,7 +37,7 @@ func TestSchemaPerTableAndVersionOnDDL(t *testing.T) {
 		"TRANSFORM_MASK_PII_HASH_KEY_FILE", "TRANSFORM_ONLY_EU_TYPE", "TRANSFORM_ONLY_EU_EXPR"} {
 		delete(env, k)
 	}
-	env["TABLE_WHITELIST"], env["CONNECTOR_NAME"], env["SCHEMA_TYPE"] = "items", "cdc-schemas", "json_schema"
+	env["TABLE_WHITELIST"], env["CONNECTOR_NAME"], env["SCHEMA_TYPE"] = "items", "cdc-schemas", typ.String()
 	c := harness.StartConnector(t, harness.ConnectorSpec{Service: "source-postgres", Env: env})
 	ctx, cancel := context.WithTimeout(context.Background(), runtimetest.Timeout)
 	defer cancel()
@@ -58,13 +66,22 @@ func TestSchemaPerTableAndVersionOnDDL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := (&schema.Schema{Type: schema.JSONSchema, Text: s.Definition}).Compile()
+		v, err := (&schema.Schema{Type: typ, Text: s.Definition}).Compile()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := v.Validate(m.Payload); err != nil {
 			t.Fatalf("message %d %s does not validate against version %d: %v", i, m.Payload, *m.SchemaVersion, err)
 		}
+	}
+	if want := map[schema.Type]string{schema.JSONSchema: "application/json", schema.Avro: "application/avro"}[typ]; got[0].Attributes["content-type"] != want {
+		t.Fatalf("content-type %q, want %q", got[0].Attributes["content-type"], want)
+	}
+	if typ == schema.Avro {
+		if !strings.Contains(string(latest.Definition), `"color"`) {
+			t.Fatalf("version 2 %s: want the color column", latest.Definition)
+		}
+		return
 	}
 	var v2 struct {
 		Defs struct {

@@ -95,6 +95,11 @@ type SourceRecord[P any] struct {
 	// new version: give the records of one table one shared value, and a new one when the table
 	// changes), and stamps the record with its id and version.
 	Schema *schema.Schema
+	// Invalid, if set, says why the connector cannot hand this record over as it should (a row with
+	// no Avro form, a payload its schema refuses): the runtime does not publish it but dead-letters
+	// it as it is with this reason (DLQ_TOPIC), or stops the source without one naming it. Either
+	// way the stream goes on past it like past a published record.
+	Invalid error
 
 	pos        P
 	hasPos     bool

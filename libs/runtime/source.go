@@ -66,8 +66,8 @@ func (c sourceConn[P]) Poll(ctx context.Context) ([]source.Record[P], error) {
 	for i := range recs {
 		r := &recs[i]
 		out[i] = source.Record[P]{Topic: r.Topic, Key: r.Key, Payload: r.Payload, Attributes: r.Attributes, OnAck: r.OnAck,
-			Origin: r.Origin, Pos: r.pos, HasPos: r.hasPos, Checkpoint: r.checkpoint, Schema: r.Schema}
-		if c.chain != nil {
+			Origin: r.Origin, Pos: r.pos, HasPos: r.hasPos, Checkpoint: r.checkpoint, Schema: r.Schema, Failed: r.Invalid}
+		if c.chain != nil && r.Invalid == nil {
 			transformSource(c.chain, c.topic, &out[i])
 		}
 	}

@@ -84,3 +84,38 @@ func TestSourceRefusedRecordNamesItsOrigin(t *testing.T) {
 		t.Fatalf("got  %v\nwant %s", err, want)
 	}
 }
+
+// A record the connector marks invalid is dead-lettered as it is with the connector's reason, and
+// the stream goes on past it.
+func TestSourceDeadLettersInvalidRecord(t *testing.T) {
+	b := runtimetest.StartBroker(t)
+	runtimetest.CreateTopic(t, b, "/default/inv")
+	runtimetest.CreateTopic(t, b, "/default/inv-dlq")
+	col := runtimetest.Collect(t, b, "/default/inv", "r")
+	dlq := runtimetest.Collect(t, b, "/default/inv-dlq", "r")
+	cfg := runtimetest.SourceConfig(b, "inv", "/default/inv")
+	cfg.DLQTopic = "/default/inv-dlq"
+	s := &streaming{in: make(chan runtime.SourceRecord[int], 3)}
+	r := runtimetest.StartSource(t, cfg, s, true)
+	bad := runtime.NewSourceRecord("", []byte("row 1"), 1)
+	bad.Invalid = errors.New("column grid: a 2-D array has no Avro form")
+	s.in <- runtime.NewSourceRecord("", []byte("row 0"), 0)
+	s.in <- bad
+	s.in <- runtime.NewSourceRecord("", []byte("row 2"), 2)
+	col.WaitFor(t, "the valid records", func(ms []*danube.Message) bool { return len(ms) >= 2 })
+	m := dlq.WaitFor(t, "the invalid record", func(ms []*danube.Message) bool { return len(ms) >= 1 })[0]
+	if string(m.Payload) != "row 1" || m.Attributes[runtime.AttrFailureReason] != "column grid: a 2-D array has no Avro form" {
+		t.Fatalf("dead letter %q %v", m.Payload, m.Attributes)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := col.Payloads(); !slices.Equal(got, []string{"row 0", "row 2"}) {
+		t.Fatalf("published %q", got)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.commits[len(s.commits)-1] != 2 {
+		t.Fatalf("commits %v", s.commits)
+	}
+}

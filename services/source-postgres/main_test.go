@@ -94,7 +94,8 @@ func TestSchemaSettings(t *testing.T) {
 		want string
 	}{
 		{[]string{"DANUBE_TOPIC=/default/all", "SCHEMA_TYPE=json_schema"}, `SCHEMA_TYPE="json_schema": needs TOPIC_TEMPLATE`},
-		{[]string{"TOPIC_TEMPLATE=/default/pg-{table}", "SCHEMA_TYPE=avro"}, `SCHEMA_TYPE="avro": source-postgres derives JSON Schemas`},
+		{[]string{"TOPIC_TEMPLATE=/default/pg-{table}", "DANUBE_TOPIC=/default/tx", "TX_MARKERS=true", "SCHEMA_TYPE=avro"}, `SCHEMA_TYPE="avro": TX_MARKERS has no Avro events yet`},
+		{[]string{"TOPIC_TEMPLATE=/default/pg-{table}", "SCHEMA_TYPE=avro"}, ""},
 		{[]string{"TOPIC_TEMPLATE=/default/pg-{table}", "SCHEMA_TYPE=json_schema"}, ""},
 	} {
 		var cfg pgcdc.Config

@@ -140,8 +140,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	switch {
-	case c.SchemaType == schema.Avro:
-		errs = append(errs, config.Invalid("SCHEMA_TYPE", c.SchemaType, "source-postgres derives JSON Schemas: use json_schema (Avro events are not built yet)"))
+	case c.SchemaType == schema.Avro && c.TxMarkers:
+		errs = append(errs, config.Invalid("SCHEMA_TYPE", c.SchemaType, "TX_MARKERS has no Avro events yet: use json_schema, or TX_MARKERS=false"))
 	case c.SchemaType != schema.None && c.TopicTemplate == "":
 		errs = append(errs, config.Invalid("SCHEMA_TYPE", c.SchemaType, "needs TOPIC_TEMPLATE: each table's events have a schema of their own, so each table needs a topic (a subject) of its own"))
 	}

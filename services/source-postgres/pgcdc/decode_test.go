@@ -32,10 +32,12 @@ func BenchmarkDecodeInsert(b *testing.B) {
 	s.info = map[Table]tableInfo{{"public", "stream_rows"}: {pk: []string{"id"}, identity: 'd'}}
 	st := &stream{src: s, relations: map[uint32]*relation{}, enc: encoder{db: cfg.Database}, inTx: true,
 		tx: source{lsn: 1, txid: 731}}
-	st.relation(&pglogrepl.RelationMessage{RelationID: 7, Namespace: "public", RelationName: "stream_rows",
+	if err := st.relation(&pglogrepl.RelationMessage{RelationID: 7, Namespace: "public", RelationName: "stream_rows",
 		Columns: []*pglogrepl.RelationMessageColumn{
 			{Flags: 1, Name: "id", DataType: 23}, {Name: "v", DataType: 25}, {Name: "amount", DataType: 1700}, {Name: "at", DataType: 1184},
-		}})
+		}}); err != nil {
+		b.Fatal(err)
+	}
 	x := pglogrepl.XLogData{WALStart: 0x16B3748, WALData: insertMessage(7)}
 	b.ReportAllocs()
 	for b.Loop() {

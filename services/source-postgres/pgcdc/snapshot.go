@@ -198,7 +198,7 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 		}
 	}
 	topic := s.cfg.topicFor(t)
-	attrs := map[string]string{"table": t.String(), "op": OpRead, "content-type": "application/json"}
+	attrs := map[string]string{"table": t.String(), "op": OpRead, "content-type": s.cfg.contentType()}
 	sc, err := s.schemaFor(ctx, t, nil)
 	if err != nil {
 		return nil, nil, err
@@ -217,9 +217,9 @@ func (sn *snapshot) next(ctx context.Context, s *Source) ([]record, *progress, e
 			return nil, nil, runtime.Fatal(err)
 		}
 		key := routingKey(pkIdx, vals)
-		recs = append(recs, record{Topic: topic, Payload: payload, Attributes: attrs, Key: key, Schema: sc, Origin: func() string {
+		recs = append(recs, sc.record(record{Topic: topic, Payload: payload, Attributes: attrs, Key: key, Origin: func() string {
 			return origin(t, cols, pkIdx, key, fmt.Sprintf("snapshot read (slot position %s)", pos))
-		}})
+		}}))
 		if len(keyCols) == 0 {
 			lastKey = string(raw[ncols])
 		} else {

@@ -28,7 +28,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 )
 
 // phases of a leader.
@@ -51,7 +50,7 @@ type Source struct {
 	admin   *pgx.Conn // setup, the leadership lock, snapshot progress, the catalog for schemas
 
 	schemasMu sync.Mutex
-	schemas   map[Table]*schema.Schema // SCHEMA_TYPE: each table's schema as last derived
+	schemas   map[Table]*derived // SCHEMA_TYPE: each table's schema as last derived
 
 	leader  atomic.Bool
 	waiting atomic.Pointer[string] // why this instance is not ready
@@ -90,7 +89,7 @@ func New(cfg *Config, res runtime.Resources) (runtime.SourceConnector[LSN], erro
 
 func newSource(cfg *Config, res runtime.Resources) *Source {
 	s := &Source{cfg: cfg, log: res.Logger, tables: cfg.TableList(), captured: map[Table]bool{}, heartbeat: cfg.Heartbeat.D(),
-		schemas: map[Table]*schema.Schema{}}
+		schemas: map[Table]*derived{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/danube-messaging/danube-connect-go/libs/runtime"
-	"github.com/danube-messaging/danube-connect-go/libs/runtime/schema"
 )
 
 // LSN is the connector's position: a PostgreSQL WAL location.
@@ -38,7 +37,7 @@ type relation struct {
 	topic    string
 	captured bool
 	attrs    map[string]map[string]string // per operation, shared read-only by its records
-	schema   *schema.Schema               // SCHEMA_TYPE: the events' schema
+	schema   *derived                     // SCHEMA_TYPE: the events' schema
 }
 
 // stream is one replication connection streaming the slot: a reader goroutine decodes pgoutput
@@ -290,9 +289,9 @@ func (st *stream) decode(x pglogrepl.XLogData) ([]record, error) {
 			if err != nil {
 				return nil, runtime.Fatal(err)
 			}
-			recs = append(recs, record{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[OpTruncate], Schema: rel.schema, Origin: func() string {
+			recs = append(recs, rel.schema.record(record{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[OpTruncate], Origin: func() string {
 				return fmt.Sprintf("table %s, TRUNCATE at LSN %s in transaction %d", rel.table, src.lsn, src.txid)
-			}})
+			}}))
 		}
 		return recs, nil
 	}
@@ -328,7 +327,7 @@ func (st *stream) relation(m *pglogrepl.RelationMessage) error {
 	}
 	rel.attrs = map[string]map[string]string{}
 	for _, op := range []string{OpInsert, OpUpdate, OpDelete, OpTruncate} {
-		rel.attrs[op] = map[string]string{"table": t.String(), "op": op, "content-type": "application/json"}
+		rel.attrs[op] = map[string]string{"table": t.String(), "op": op, "content-type": st.src.cfg.contentType()}
 	}
 	st.relations[m.RelationID] = rel
 	return nil
@@ -441,9 +440,9 @@ func (st *stream) change(op string, rel *relation, lsn LSN, before, after []valu
 		keyVals = before
 	}
 	key := routingKey(rel.pk, keyVals)
-	return []record{{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[op], Key: key, Schema: rel.schema, Origin: func() string {
+	return []record{rel.schema.record(record{Topic: rel.topic, Payload: payload, Attributes: rel.attrs[op], Key: key, Origin: func() string {
 		return origin(rel.table, rel.cols, rel.pk, key, fmt.Sprintf("%s at LSN %s in transaction %d", op, src.lsn, src.txid))
-	}}}, nil
+	}})}, nil
 }
 
 // atomicMax raises v to x.
