@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hamba/avro/v2"
+
 	"github.com/danube-messaging/danube-connect-go/libs/danube"
 )
 
@@ -86,7 +88,48 @@ func (v *Validator) AvroToJSON(payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(jsonable(out))
+	return json.Marshal(jsonable(unwrapUnions(out, v.avro)))
+}
+
+// unwrapUnions replaces, in v decoded with s, each union value hamba leaves wrapped (a record,
+// array or map branch decodes as {"<type name>": value}; a primitive branch as the value) by the
+// value, so that JSON readers see the row, not the union.
+func unwrapUnions(v any, s avro.Schema) any {
+	switch s := s.(type) {
+	case *avro.RecordSchema:
+		if m, ok := v.(map[string]any); ok {
+			for _, f := range s.Fields() {
+				if e, ok := m[f.Name()]; ok {
+					m[f.Name()] = unwrapUnions(e, f.Type())
+				}
+			}
+		}
+	case *avro.UnionSchema:
+		if m, ok := v.(map[string]any); ok && len(m) == 1 {
+			for _, t := range s.Types() {
+				name := string(t.Type())
+				if n, ok := t.(avro.NamedSchema); ok {
+					name = n.FullName()
+				}
+				if e, ok := m[name]; ok {
+					return unwrapUnions(e, t)
+				}
+			}
+		}
+	case *avro.ArraySchema:
+		if a, ok := v.([]any); ok {
+			for i, e := range a {
+				a[i] = unwrapUnions(e, s.Items())
+			}
+		}
+	case *avro.MapSchema:
+		if m, ok := v.(map[string]any); ok {
+			for k, e := range m {
+				m[k] = unwrapUnions(e, s.Values())
+			}
+		}
+	}
+	return v
 }
 
 // jsonable replaces what encoding/json would write wrongly: a decimal (*big.Rat) as a fraction.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hamba/avro/v2"
@@ -163,6 +164,8 @@ func describe(ve *jsonschema.ValidationError) string {
 	if len(msgs) == 0 {
 		return ve.Error()
 	}
+	slices.Sort(msgs) // the validator's order varies from run to run: a reason must not
+	msgs = slices.Compact(msgs)
 	if len(msgs) > 5 {
 		msgs = append(msgs[:5], fmt.Sprintf("and %d more", len(msgs)-5))
 	}

@@ -51,14 +51,17 @@ func TestAvro(t *testing.T) {
 	text := `{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"note","type":["null","string"]},` +
 		`{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},` +
 		`{"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":3}},` +
-		`{"name":"opens","type":{"type":"int","logicalType":"time-millis"}}]}`
+		`{"name":"opens","type":{"type":"int","logicalType":"time-millis"}},` +
+		`{"name":"item","type":["null",{"type":"record","name":"Item","fields":[{"name":"sku","type":["null","string"]},` +
+		`{"name":"tags","type":["null",{"type":"array","items":["null","string"]}]}]}]}]}`
 	v, err := (&schema.Schema{Type: schema.Avro, Text: []byte(text)}).Compile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	payload, err := avro.Marshal(v.Avro(), map[string]any{"id": int64(7), "note": nil,
 		"at": time.UnixMilli(1700000000123).UTC(), "amount": big.NewRat(-1234567, 1000),
-		"opens": 8*time.Hour + 30*time.Minute + 1500*time.Millisecond})
+		"opens": 8*time.Hour + 30*time.Minute + 1500*time.Millisecond,
+		"item":  map[string]any{"Item": map[string]any{"sku": map[string]any{"string": "A-1"}, "tags": map[string]any{"array": []any{"x", nil}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func TestAvro(t *testing.T) {
 		}
 	}
 	j, err := v.AvroToJSON(payload)
-	if want := `{"amount":-1234.567,"at":"2023-11-14T22:13:20.123Z","id":7,"note":null,"opens":"08:30:01.5"}`; err != nil || string(j) != want {
+	if want := `{"amount":-1234.567,"at":"2023-11-14T22:13:20.123Z","id":7,"item":{"sku":"A-1","tags":["x",null]},"note":null,"opens":"08:30:01.5"}`; err != nil || string(j) != want {
 		t.Fatalf("JSON %s, %v; want %s", j, err, want)
 	}
 }

@@ -336,6 +336,13 @@ func tableAvroSchema(t Table, cols []catalogColumn) *schema.Schema {
 			field("source", src),
 		},
 	}
+	if key := primaryKey(cols); len(key) > 0 { // a sink creating a table orders it by the key
+		names := make([]string, len(key))
+		for i, c := range key {
+			names[i] = c.name
+		}
+		doc["x-primary-key"] = names
+	}
 	text, err := json.Marshal(doc)
 	if err != nil {
 		panic(err) // maps of strings: cannot fail
