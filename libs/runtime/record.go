@@ -23,6 +23,7 @@ type SinkRecord struct {
 	pstate prepState          // where it is on its way to the connector
 	perr   error              // why it cannot be written, with pstate prepFailed
 	schema *schema.Registered // the schema the message carries, once read
+	copy   danube.Message     // the message as the connector gets it, when prepare changed it
 }
 
 // Schema returns the registered schema the message was published with (its id and version,

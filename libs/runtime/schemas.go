@@ -147,7 +147,7 @@ func (s *sinkSchemas) read(ctx context.Context, rec *SinkRecord) (m *danube.Mess
 		if err != nil {
 			return nil, false, fmt.Errorf("message %s: schema subject %q version %d: %w", m.ID(), reg.Subject, reg.Version, err)
 		}
-		return changed(m, j, m.Attributes, m.Key), false, nil
+		return rec.changed(m, j, m.Attributes, m.Key), false, nil
 	case s.validate:
 		if err := reg.Validator().Validate(m.Payload); err != nil {
 			return nil, false, fmt.Errorf("message %s: schema subject %q version %d: %w", m.ID(), reg.Subject, reg.Version, err)

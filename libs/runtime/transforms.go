@@ -77,17 +77,18 @@ func (s sinkRecords) prepare(ctx context.Context, rec *SinkRecord) (keep bool, e
 			rec.pstate = prepDropped
 			return false, nil
 		}
-		m = changed(m, r.Payload, r.Attributes, r.Key)
+		m = rec.changed(m, r.Payload, r.Attributes, r.Key)
 	}
 	rec.pstate, rec.Message = prepared, m
 	return true, nil
 }
 
-// changed returns m with payload, attributes and key, as a copy when any differs.
-func changed(m *danube.Message, payload []byte, attrs map[string]string, key string) *danube.Message {
-	c := *m
-	c.Payload, c.Attributes, c.Key = payload, attrs, key
-	return &c
+// changed returns a copy of m with payload, attributes and key, kept in rec (which lives in its
+// batch's memory: no allocation per record).
+func (rec *SinkRecord) changed(m *danube.Message, payload []byte, attrs map[string]string, key string) *danube.Message {
+	rec.copy = *m
+	rec.copy.Payload, rec.copy.Attributes, rec.copy.Key = payload, attrs, key
+	return &rec.copy
 }
 
 // prepareRecords prepares recs: dropped and failed records get their outcome in errs, and the

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fastjson"
@@ -80,14 +81,15 @@ func (c *Chain) Apply(r *Record) (keep bool, err error) {
 	if len(c.steps) == 0 {
 		return true, nil
 	}
-	s := state{rec: *r}
+	s := states.Get().(*state) // an expression's activation holds it: it would escape per record
+	*s = state{rec: *r}
 	defer s.release()
 	start := time.Now() // each step's end is the next one's start: one clock read per step
 	for _, st := range c.steps {
 		if st.fields && len(s.rec.Payload) == 0 && !s.parsed {
 			continue
 		}
-		keep, err := st.apply(&s)
+		keep, err := st.apply(s)
 		start = st.stats.record(start, keep, err)
 		if err != nil {
 			s.flush(r)
@@ -131,9 +133,10 @@ type state struct {
 var (
 	parsers fastjson.ParserPool
 	arenas  fastjson.ArenaPool
+	states  = sync.Pool{New: func() any { return new(state) }}
 )
 
-// release returns the parser and the arena: nothing they hold may be used after.
+// release returns the parser, the arena and s itself: nothing they hold may be used after.
 func (s *state) release() {
 	if s.parser != nil {
 		parsers.Put(s.parser)
@@ -141,6 +144,8 @@ func (s *state) release() {
 	if s.arena != nil {
 		arenas.Put(s.arena)
 	}
+	*s = state{}
+	states.Put(s)
 }
 
 // new returns the arena new values are made in.
