@@ -112,9 +112,9 @@ func (s sinkRecords) prepareRecords(ctx context.Context, recs []*SinkRecord, err
 	return left, at
 }
 
-// transformSource runs the chain on a source's records: a dropped record becomes a checkpoint
-// (its position is committed in order, its OnAck called), a failed one carries the failure to the
-// engine, which dead-letters the original record.
+// transformSource runs the chain on a source's record: a dropped record becomes a checkpoint (its
+// position is committed in order, its OnAck called), a failed one carries the failure to the
+// engine, which dead-letters it as the steps before the failing one left it.
 func transformSource[P any](chain *transform.Chain, defaultTopic string, r *source.Record[P]) {
 	if r.Checkpoint {
 		return
