@@ -260,6 +260,14 @@ func TestExclusiveConflict(t *testing.T) {
 	}
 }
 
+// consumerID returns the broker's id of c's consumer on topic.
+func consumerID(c *Consumer, topic string) uint64 {
+	pc := c.parts[topic]
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.id
+}
+
 func TestSameNameTakeover(t *testing.T) {
 	b := fastBroker(t, devbroker.Config{})
 	c := newTestClient(t, b.URL())
@@ -271,8 +279,10 @@ func TestSameNameTakeover(t *testing.T) {
 	}
 	// The same name takes the subscription over (a restarted process).
 	taker := mustConsumer(t, c, ConsumerOptions{Topic: topic, Name: "worker", Subscription: "s", Type: Exclusive})
-	if old.parts[topic].id != taker.parts[topic].id {
-		t.Errorf("takeover consumer id %d, want the existing id %d", taker.parts[topic].id, old.parts[topic].id)
+	// The old consumer's stream ends with the takeover and it resubscribes meanwhile: read its id
+	// as the resubscribe writes it, under the lock.
+	if oldID, takerID := consumerID(old, topic), consumerID(taker, topic); oldID != takerID {
+		t.Errorf("takeover consumer id %d, want the existing id %d", takerID, oldID)
 	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
@@ -326,7 +336,7 @@ func TestConsumerResubscribesOnForceCloseAndDrop(t *testing.T) {
 	const topic = "/default/fc-cons"
 	p := mustProducer(t, c, ProducerOptions{Topic: topic, Name: "prod", Dispatch: Reliable})
 	cons := mustConsumer(t, c, ConsumerOptions{Topic: topic, Name: "c", Subscription: "s", Type: Exclusive})
-	id := cons.parts[topic].id
+	id := consumerID(cons, topic)
 
 	// A first message proves the stream is attached.
 	mustSend(t, p, ProducerMessage{Payload: []byte("zero")})

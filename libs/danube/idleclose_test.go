@@ -100,7 +100,7 @@ func TestConsumerReactsToCloseOnIdleStream(t *testing.T) {
 		t.Errorf("reconnect = %+v, want reason health check CLOSE", r)
 	}
 	ev.mu.Unlock()
-	if got := cons.parts["/default/idle"].id; got != 2 {
+	if got := consumerID(cons, "/default/idle"); got != 2 {
 		t.Errorf("consumer id after resubscribe = %d, want 2", got)
 	}
 	eventually(t, "one health loop (for the new id only)", func() bool { return c.healthLoops.Load() == 1 })
