@@ -130,6 +130,7 @@ type Broker struct {
 	srv       *grpc.Server
 	adminSrv  *grpc.Server
 	wg        sync.WaitGroup
+	held      []net.Listener // the ports kept while stopped (hold)
 }
 
 // Start listens on the configured addresses and serves until Close; it
@@ -293,6 +294,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	b.stopLocked()
+	b.release()
 	return nil
 }
 
@@ -307,7 +309,9 @@ func (b *Broker) Restart() error {
 }
 
 // Stop emulates a broker that is down, as the first half of Restart: it
-// stops serving (a dial is refused) until Start.
+// stops serving until Start. Its ports stay taken — a connection is accepted
+// and closed at once, which a client sees as the broker away — so that no
+// other server of a busy test run takes them while it is down.
 func (b *Broker) Stop() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -315,7 +319,38 @@ func (b *Broker) Stop() error {
 		return errors.New("devbroker: stop of a closed broker")
 	}
 	b.stopLocked()
+	b.hold(b.addr)
+	if b.adminAddr != "-" {
+		b.hold(b.adminAddr)
+	}
 	return nil
+}
+
+// hold keeps addr taken while the broker is stopped; a port another process
+// took in the moment between is simply not held.
+func (b *Broker) hold(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return
+	}
+	b.held = append(b.held, ln)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.Close()
+		}
+	}()
+}
+
+// release frees the ports hold kept.
+func (b *Broker) release() {
+	for _, ln := range b.held {
+		_ = ln.Close()
+	}
+	b.held = nil
 }
 
 // Start serves again on the same ports after Stop.
@@ -328,6 +363,7 @@ func (b *Broker) Start() error {
 	if b.srv != nil {
 		return errors.New("devbroker: start of a broker that is serving")
 	}
+	b.release()
 	var err error
 	for i := 0; i < 50; i++ { // the old sockets may take a moment to release the ports
 		if err = b.startLocked(b.addr, b.adminAddr); err == nil {
