@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -328,14 +330,21 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
-// freeLoopbackAddr returns 127.0.0.1:port of a port free right now.
+// freeLoopbackAddr returns 127.0.0.1:port of a port free right now, from 30000–32767: below
+// Linux's ephemeral range (32768 up), so that no server a test starts on port 0, nor an outgoing
+// connection, takes it while the server it was chosen for is down (a restart test), and above the
+// fixed ports of tools/itservers.
 func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	const lo, n = 30000, 2768
+	var err error
+	for range 100 {
+		var l net.Listener
+		if l, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(n)))); err == nil {
+			defer l.Close()
+			return l.Addr().String(), nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", fmt.Errorf("no free port in %d-%d: %w", lo, lo+n-1, err)
 }
 
 // metricsHostPort is where the host reaches a server listening on addr, or
