@@ -28,22 +28,16 @@ type SourceSchemas struct {
 	file *schema.Schema // SCHEMA_FILE's, read by Validate
 }
 
-// Compatibility is SCHEMA_COMPATIBILITY.
+// Compatibility is SCHEMA_COMPATIBILITY: the registry's name of a mode, or "keep".
 type Compatibility string
 
-var compatibilities = []Compatibility{"keep", "none", "backward", "forward", "full"}
+var compatibilities = config.Enum[Compatibility]{
+	{Value: "keep", Name: "keep"}, {Value: "none", Name: "none"}, {Value: "backward", Name: "backward"},
+	{Value: "forward", Name: "forward"}, {Value: "full", Name: "full"},
+}
 
 // UnmarshalText parses keep, none, backward, forward or full.
-func (c *Compatibility) UnmarshalText(b []byte) error {
-	v := Compatibility(strings.ToLower(strings.TrimSpace(string(b))))
-	for _, ok := range compatibilities {
-		if v == ok {
-			*c = v
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown compatibility mode %q: want keep, none, backward, forward or full", b)
-}
+func (c *Compatibility) UnmarshalText(b []byte) error { return compatibilities.Parse(c, b) }
 
 // Validate implements config.Validator: SCHEMA_FILE is read and compiled at start.
 func (c *SourceSchemas) Validate() error {
